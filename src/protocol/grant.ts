@@ -1,0 +1,161 @@
+import { z } from 'zod';
+import type { Event } from 'nostr-tools/pure';
+import { hex32, compressedPubkeyHex } from './hex.ts';
+import { msatString, msatToString, DEFAULT_FEE_LIMIT, feeLimitFor, type FeeLimit, type Msat } from './amounts.ts';
+import { budgetRenewalSchema, budgetWindow, type BudgetRenewal } from './budget.ts';
+import { KIND } from './kinds.ts';
+import { hasValidSignature, signEvent, tagValue } from './nostr-event.ts';
+import { fail, ok, type Result } from './result.ts';
+
+/** What a user allows one connection key to do. Signed by the user as a kind 31347 event. */
+export interface Grant {
+  /** The user key that signed the grant and owns the deposits. */
+  userPubkey: string;
+  /** The connection (app) key the grant is for. */
+  connectionPubkey: string;
+  name: string;
+  methods: string[];
+  budget: { amountMsat: Msat; renewal: BudgetRenewal } | null;
+  /** Largest single payment (amount, fees excluded), or null for no limit beyond the budget. */
+  maxAmountMsat: Msat | null;
+  feeLimit: FeeLimit;
+  /** Unix seconds after which the grant no longer authorizes anything, or null. */
+  expiresAt: number | null;
+  /** Operator node keys this connection may spend at, or null for every operator. */
+  vaultOperators: string[] | null;
+  revoked: boolean;
+  /** The grant's version: a newer grant for the same connection replaces an older one. */
+  createdAt: number;
+}
+
+const grantContentSchema = z.strictObject({
+  v: z.literal(1),
+  connection: hex32,
+  name: z.string().max(200),
+  methods: z.array(z.string().regex(/^[a-z_]{1,64}$/)).max(64),
+  budget: z.strictObject({ amount_msat: msatString, renewal: budgetRenewalSchema }).nullable(),
+  max_amount_msat: msatString.nullable(),
+  fee_limit: z.strictObject({ base_msat: msatString, ppm: z.number().int().min(0).max(1_000_000) }),
+  expires_at: z.number().int().positive().nullable(),
+  vault_operators: z.array(compressedPubkeyHex).max(100).nullable(),
+  revoked: z.boolean(),
+});
+
+export type GrantTerms = Omit<Grant, 'userPubkey' | 'createdAt'>;
+
+/** Default terms: every listed method, no budget, the default fee limit, no expiry. */
+export function grantTerms(connectionPubkey: string, methods: string[], overrides: Partial<GrantTerms> = {}): GrantTerms {
+  return {
+    connectionPubkey,
+    name: '',
+    methods,
+    budget: null,
+    maxAmountMsat: null,
+    feeLimit: DEFAULT_FEE_LIMIT,
+    expiresAt: null,
+    vaultOperators: null,
+    revoked: false,
+    ...overrides,
+  };
+}
+
+/** Signs a grant with the user's secret key. `createdAt` defaults to now. */
+export function signGrant(terms: GrantTerms, userSecretKey: Uint8Array, createdAt = Math.floor(Date.now() / 1000)): Event {
+  const content = {
+    v: 1,
+    connection: terms.connectionPubkey,
+    name: terms.name,
+    methods: terms.methods,
+    budget: terms.budget ? { amount_msat: msatToString(terms.budget.amountMsat), renewal: terms.budget.renewal } : null,
+    max_amount_msat: terms.maxAmountMsat === null ? null : msatToString(terms.maxAmountMsat),
+    fee_limit: { base_msat: msatToString(terms.feeLimit.baseMsat), ppm: terms.feeLimit.ppm },
+    expires_at: terms.expiresAt,
+    vault_operators: terms.vaultOperators,
+    revoked: terms.revoked,
+  };
+  return signEvent(
+    {
+      kind: KIND.grant,
+      created_at: createdAt,
+      tags: [
+        ['d', terms.connectionPubkey],
+        ['p', terms.connectionPubkey],
+      ],
+      content: JSON.stringify(content),
+    },
+    userSecretKey,
+  );
+}
+
+/**
+ * Checks a grant event's kind, signature and content. Does not judge expiry or revocation
+ * (see `grantInForce`), because a revoked grant is still a valid statement to store.
+ */
+export function parseGrant(event: Event): Result<Grant> {
+  if (event.kind !== KIND.grant) return fail('UNAUTHORIZED', `grant must be kind ${KIND.grant}`);
+  if (!hasValidSignature(event)) return fail('UNAUTHORIZED', 'grant signature is invalid');
+  let json: unknown;
+  try {
+    json = JSON.parse(event.content);
+  } catch {
+    return fail('BAD_REQUEST', 'grant content is not JSON');
+  }
+  const parsed = grantContentSchema.safeParse(json);
+  if (!parsed.success) return fail('BAD_REQUEST', `grant content is invalid: ${parsed.error.issues[0]?.message ?? 'unknown'}`);
+  const c = parsed.data;
+  if (tagValue(event, 'd') !== c.connection) return fail('BAD_REQUEST', 'grant d tag must be the connection pubkey');
+  return ok({
+    userPubkey: event.pubkey,
+    connectionPubkey: c.connection,
+    name: c.name,
+    methods: c.methods,
+    budget: c.budget ? { amountMsat: c.budget.amount_msat, renewal: c.budget.renewal } : null,
+    maxAmountMsat: c.max_amount_msat,
+    feeLimit: { baseMsat: c.fee_limit.base_msat, ppm: c.fee_limit.ppm },
+    expiresAt: c.expires_at,
+    vaultOperators: c.vault_operators,
+    revoked: c.revoked,
+    createdAt: event.created_at,
+  });
+}
+
+/** Whether the grant authorizes anything at `nowSec`: not revoked and not expired. */
+export function grantInForce(grant: Grant, nowSec: number): Result<Grant> {
+  if (grant.revoked) return fail('UNAUTHORIZED', 'the connection was revoked by its owner');
+  if (grant.expiresAt !== null && grant.expiresAt <= nowSec) return fail('EXPIRED', 'the connection grant has expired');
+  return ok(grant);
+}
+
+/** What a connection has already committed in the current budget window. */
+export interface SpendUsage {
+  /** Sum over settled payments of amount + fee, and over pending ones of amount + fee limit. */
+  usedMsat: Msat;
+}
+
+/**
+ * The spending limits of a grant, applied identically by the bridge (first) and by the vault
+ * (again, on its own records): per-payment maximum, fee limit, budget for the window.
+ * `maxFeeMsat` is the fee limit the payment will carry; it counts against the budget.
+ */
+export function checkSpendLimits(grant: Grant, amountMsat: Msat, maxFeeMsat: Msat, usage: SpendUsage): Result<void> {
+  if (amountMsat <= 0n) return fail('BAD_REQUEST', 'payment amount must be positive');
+  if (grant.maxAmountMsat !== null && amountMsat > grant.maxAmountMsat) {
+    return fail('QUOTA_EXCEEDED', `payment of ${amountMsat} msat is above this connection's maximum of ${grant.maxAmountMsat} msat`);
+  }
+  const allowedFee = feeLimitFor(amountMsat, grant.feeLimit);
+  if (maxFeeMsat > allowedFee) {
+    return fail('FEE_LIMIT', `fee limit ${maxFeeMsat} msat is above the grant's ${allowedFee} msat for this amount`);
+  }
+  if (grant.budget !== null && usage.usedMsat + amountMsat + maxFeeMsat > grant.budget.amountMsat) {
+    return fail(
+      'QUOTA_EXCEEDED',
+      `budget exceeded: ${usage.usedMsat} msat used of ${grant.budget.amountMsat} msat this ${grant.budget.renewal} period`,
+    );
+  }
+  return ok(undefined);
+}
+
+/** The start of the grant's current budget window (0 when it has no budget or never renews). */
+export function budgetWindowStart(grant: Grant, nowSec: number): number {
+  return grant.budget ? budgetWindow(grant.budget.renewal, nowSec).start : 0;
+}

@@ -1,0 +1,189 @@
+/**
+ * The Vault API v0 wire shapes (docs/vault-api.md), shared by the bridge's client and the
+ * reference operator. Amounts are decimal strings of msats on the wire and bigint once parsed.
+ */
+import { z } from 'zod';
+import { msatString } from './amounts.ts';
+import { authorizationSchema } from './authorization.ts';
+import { compressedPubkeyHex, hex32 } from './hex.ts';
+import { nostrEventSchema } from './nostr-event.ts';
+import { VAULT_ERROR_CODES, type VaultErrorCode } from './result.ts';
+import { balanceUpdateSchema, vaultProofSchema } from './vault-proof.ts';
+
+export const VAULT_API_VERSION = '0';
+const unixSeconds = z.number().int().nonnegative();
+const ppm = z.number().int().min(0).max(1_000_000);
+
+export const networkSchema = z.enum(['mainnet', 'testnet', 'signet', 'regtest']);
+
+export const vaultInfoSchema = z.object({
+  version: z.literal(VAULT_API_VERSION),
+  operator: z.object({ node_pubkey: compressedPubkeyHex, alias: z.string().max(64) }),
+  peer: z.object({ node_pubkey: compressedPubkeyHex }),
+  network: networkSchema,
+  block_height: z.number().int().nonnegative(),
+  vaults: z.array(z.object({ vault_id: hex32, channel_id: hex32, multisig_pubkey: hex32 })).min(1),
+  fees: z.object({
+    routing_base_msat: msatString,
+    routing_ppm: ppm,
+    maintenance: z.object({ unit_fee_msat: msatString, rate_fee_ppm: ppm, period_blocks: z.number().int().positive() }),
+  }),
+  limits: z.object({ min_invoice_msat: msatString, max_invoice_msat: msatString, max_deposit_msat: msatString }),
+  auditors: z.array(hex32),
+  request_max_age_seconds: z.number().int().positive(),
+});
+export type VaultInfo = z.output<typeof vaultInfoSchema>;
+
+export const openDepositRequestSchema = z.object({ open: nostrEventSchema });
+
+export const depositSchema = z.object({
+  deposit_id: z.string().min(1).max(128),
+  owner: hex32,
+  vault_id: hex32,
+  channel_id: hex32,
+  multisig_pubkey: hex32,
+  /** `vault_id@multisig_pubkey` */
+  address: z.string(),
+  created_at: unixSeconds,
+});
+export type VaultDeposit = z.output<typeof depositSchema>;
+
+export const depositStatusSchema = z.object({
+  deposit_id: z.string(),
+  owner: hex32,
+  balance_msat: msatString,
+  /** Held for payments in flight (amount + fee limit). */
+  reserved_msat: msatString,
+  locked: z.boolean(),
+  /** The newest balance both peers signed; null before the first change. */
+  balance_update: balanceUpdateSchema.nullable(),
+});
+export type VaultDepositStatus = z.output<typeof depositStatusSchema>;
+
+export const createInvoiceRequestSchema = z.object({
+  amount_msat: msatString,
+  description: z.string().max(639).optional(),
+  description_hash: hex32.optional(),
+  expiry_seconds: z.number().int().positive().max(31_536_000).optional(),
+});
+
+export const vaultInvoiceSchema = z.object({
+  invoice: z.string(),
+  payment_hash: hex32,
+  amount_msat: msatString,
+  description: z.string().nullable(),
+  description_hash: hex32.nullable(),
+  created_at: unixSeconds,
+  expires_at: unixSeconds,
+  state: z.enum(['pending', 'settled', 'expired']),
+  settled_at: unixSeconds.nullable(),
+  preimage: hex32.nullable(),
+  proof: vaultProofSchema,
+  /** Present once settled: the deposit's balance after the credit, signed by both peers. */
+  balance_update: balanceUpdateSchema.nullable(),
+});
+export type VaultInvoice = z.output<typeof vaultInvoiceSchema>;
+
+export const payRequestSchema = z.object({
+  invoice: z.string().min(1).max(8192),
+  amount_msat: msatString,
+  max_fee_msat: msatString,
+  idempotency_key: z.string().min(1).max(128),
+  authorization: authorizationSchema,
+});
+export type PayRequest = z.input<typeof payRequestSchema>;
+
+export const paymentStateSchema = z.enum(['pending', 'settled', 'failed']);
+
+export const vaultPaymentSchema = z.object({
+  idempotency_key: z.string(),
+  payment_hash: hex32,
+  state: paymentStateSchema,
+  amount_msat: msatString,
+  max_fee_msat: msatString,
+  /** The routing fee charged; 0 unless settled. */
+  fee_msat: msatString,
+  preimage: hex32.nullable(),
+  failure_reason: z.string().nullable(),
+  created_at: unixSeconds,
+  settled_at: unixSeconds.nullable(),
+  /** Present once final: the balance after the debit (or after the release), signed by both peers. */
+  balance_update: balanceUpdateSchema.nullable(),
+});
+export type VaultPayment = z.output<typeof vaultPaymentSchema>;
+
+export const grantRequestSchema = z.object({ grant: nostrEventSchema });
+export const grantResponseSchema = z.object({ connection: hex32, created_at: unixSeconds });
+
+export const lockRequestSchema = z.object({ lock: nostrEventSchema });
+export const lockResponseSchema = z.object({ locked: z.boolean(), created_at: unixSeconds });
+
+export const vaultEventSchema = z.discriminatedUnion('type', [
+  z.object({
+    seq: z.number().int().positive(),
+    type: z.literal('invoice_settled'),
+    deposit_id: z.string(),
+    payment_hash: hex32,
+    amount_msat: msatString,
+    settled_at: unixSeconds,
+    balance_update: balanceUpdateSchema,
+  }),
+  z.object({
+    seq: z.number().int().positive(),
+    type: z.literal('payment_settled'),
+    deposit_id: z.string(),
+    idempotency_key: z.string(),
+    payment_hash: hex32,
+    amount_msat: msatString,
+    fee_msat: msatString,
+    preimage: hex32,
+    balance_update: balanceUpdateSchema,
+  }),
+  z.object({
+    seq: z.number().int().positive(),
+    type: z.literal('payment_failed'),
+    deposit_id: z.string(),
+    idempotency_key: z.string(),
+    payment_hash: hex32,
+    failure_reason: z.string(),
+    balance_update: balanceUpdateSchema.nullable(),
+  }),
+  z.object({ seq: z.number().int().positive(), type: z.literal('lock_changed'), deposit_id: z.string(), locked: z.boolean() }),
+]);
+export type VaultEvent = z.output<typeof vaultEventSchema>;
+
+export const vaultMetricsSchema = z.object({
+  started_at: unixSeconds,
+  deposits: z.number().int().nonnegative(),
+  total_balance_msat: msatString,
+  reserve_msat: msatString,
+  invoices_settled: z.number().int().nonnegative(),
+  payments_settled: z.number().int().nonnegative(),
+  payments_failed: z.number().int().nonnegative(),
+  authorizations_refused: z.number().int().nonnegative(),
+});
+export type VaultMetrics = z.output<typeof vaultMetricsSchema>;
+
+export const errorBodySchema = z.object({
+  error: z.object({ code: z.enum(VAULT_ERROR_CODES), message: z.string() }),
+});
+
+/** The HTTP status each Vault API error code is sent with. */
+export const VAULT_ERROR_STATUS: Record<VaultErrorCode, number> = {
+  BAD_REQUEST: 400,
+  WRONG_NETWORK: 400,
+  INVOICE_EXPIRED: 400,
+  UNAUTHORIZED: 401,
+  INSUFFICIENT_BALANCE: 402,
+  RESTRICTED: 403,
+  EXPIRED: 403,
+  QUOTA_EXCEEDED: 403,
+  FEE_LIMIT: 403,
+  NOT_FOUND: 404,
+  REPLAYED: 409,
+  STALE_GRANT: 409,
+  CONFLICT: 409,
+  LOCKED: 423,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+};
