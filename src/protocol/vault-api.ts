@@ -125,6 +125,7 @@ export const vaultEventSchema = z.discriminatedUnion('type', [
     deposit_id: z.string(),
     payment_hash: hex32,
     amount_msat: msatString,
+    preimage: hex32,
     settled_at: unixSeconds,
     balance_update: balanceUpdateSchema,
   }),
