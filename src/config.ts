@@ -1,0 +1,77 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const wsUrl = z.string().regex(/^wss?:\/\/[^\s,]+$/, 'expected a ws:// or wss:// URL');
+
+const envSchema = z.object({
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL').optional(),
+  DATA_DIR: z.string().min(1).default('./data'),
+  NWC_RELAYS: z
+    .string()
+    .optional()
+    .transform((s) => (s === undefined || s.trim() === '' ? undefined : s.split(',').map((r) => r.trim())))
+    .pipe(z.array(wsUrl).min(1).optional()),
+  HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  HTTP_PORT: port.default(8080),
+  /** The bridge's base URL as clients see it (NIP-98 `u` tags are checked against it). */
+  PUBLIC_URL: z.url().optional(),
+  VAULTS_FILE: z.string().min(1).optional(),
+  RELAY_PORT: port.default(7447),
+  /** Hex 32-byte master key; else MASTER_KEY_FILE; else generated into DATA_DIR. */
+  MASTER_KEY: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'expected 64 hex characters')
+    .optional(),
+  MASTER_KEY_FILE: z.string().min(1).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  BRIDGE_NAME: z.string().max(64).default('deposit-bridge'),
+});
+
+export interface Config {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /** Relays to answer NIP-47 on; undefined means: run a local devnet relay. */
+  nwcRelays: string[] | undefined;
+  httpHost: string;
+  httpPort: number;
+  publicUrl: string | undefined;
+  /** Vault operators file; undefined means: run the devnet's operators. */
+  vaultsFile: string | undefined;
+  relayPort: number;
+  masterKey: string | undefined;
+  masterKeyFile: string | undefined;
+  logLevel: string;
+  bridgeName: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Reads the configuration once from an environment. Fails naming the bad variable; nothing
+ * else in the project reads process.env.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(`invalid configuration: ${issue?.path.join('.') ?? '?'}: ${issue?.message ?? 'invalid'}`);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    databaseUrl: e.DATABASE_URL,
+    dataDir: path.resolve(e.DATA_DIR),
+    nwcRelays: e.NWC_RELAYS,
+    httpHost: e.HTTP_HOST,
+    httpPort: e.HTTP_PORT,
+    publicUrl: e.PUBLIC_URL?.replace(/\/$/, ''),
+    vaultsFile: e.VAULTS_FILE === undefined ? undefined : path.resolve(e.VAULTS_FILE),
+    relayPort: e.RELAY_PORT,
+    masterKey: e.MASTER_KEY,
+    masterKeyFile: e.MASTER_KEY_FILE,
+    logLevel: e.LOG_LEVEL,
+    bridgeName: e.BRIDGE_NAME,
+  });
+}

@@ -1,0 +1,147 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { NostrEvent } from '../protocol/nostr-event.ts';
+
+/** A timestamptz column: written as a Date or left to its default, read as a Date. */
+type CreatedAt = ColumnType<Date, Date | undefined, never>;
+type UpdatedAt = ColumnType<Date, Date | undefined, Date>;
+type Json<T> = ColumnType<T, string, string>;
+/** Unix seconds in a BIGINT column (no 2038 limit): read as bigint, written as number or bigint. */
+type UnixTime = ColumnType<bigint, number | bigint, number | bigint>;
+
+export interface UsersTable {
+  pubkey: string;
+  /** The user's signed deposit-open statement, kept to open deposits at operators added later. */
+  deposit_open_event: Json<NostrEvent>;
+  created_at: CreatedAt;
+}
+
+export interface VaultOperatorsTable {
+  node_pubkey: string;
+  name: string;
+  url: string;
+  peer_node_pubkey: string;
+  network: string;
+  /** The operator's last /v0/info, as received. */
+  info: Json<unknown>;
+  score: number;
+  score_reasons: Json<string[]>;
+  /** Seq of the last vault event applied. */
+  events_cursor: bigint;
+  available: boolean;
+  last_seen_at: Date | null;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface DepositsTable {
+  id: Generated<bigint>;
+  user_pubkey: string;
+  operator_pubkey: string;
+  remote_deposit_id: string;
+  vault_id: string;
+  channel_id: string;
+  multisig_pubkey: string;
+  /** Settled balance as the bridge's journal has it. */
+  confirmed_msat: bigint;
+  /** Held for outgoing payments in flight: amount + fee limit. */
+  reserved_msat: bigint;
+  /** The newest balance both channel peers signed, and its sequence number. */
+  vault_balance_msat: bigint | null;
+  vault_balance_seq: number | null;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface ConnectionsTable {
+  pubkey: string;
+  user_pubkey: string;
+  name: string;
+  grant_event: Json<NostrEvent>;
+  grant_created_at: UnixTime;
+  methods: Json<string[]>;
+  budget_msat: bigint | null;
+  budget_renewal: string | null;
+  max_amount_msat: bigint | null;
+  fee_base_msat: bigint;
+  fee_ppm: number;
+  expires_at: UnixTime | null;
+  vault_operators: Json<string[] | null>;
+  revoked: boolean;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface NwcRequestsTable {
+  event_id: string;
+  connection_pubkey: string;
+  event: Json<NostrEvent>;
+  method: string | null;
+  state: 'processing' | 'done';
+  response_event: Json<NostrEvent> | null;
+  received_at: CreatedAt;
+  finished_at: Date | null;
+}
+
+export type TransactionType = 'incoming' | 'outgoing';
+export type TransactionState = 'pending' | 'settled' | 'failed' | 'expired';
+/** Where an outgoing payment is: reserved (vault not yet called), sent (vault may have it), final. */
+export type PaymentStep = 'reserved' | 'sent' | 'final';
+
+export interface TransactionsTable {
+  id: Generated<bigint>;
+  user_pubkey: string;
+  deposit_id: bigint;
+  connection_pubkey: string | null;
+  type: TransactionType;
+  state: TransactionState;
+  step: PaymentStep;
+  payment_hash: string;
+  invoice: string;
+  description: string | null;
+  description_hash: string | null;
+  preimage: string | null;
+  amount_msat: bigint;
+  /** Routing fee charged (settled payments). */
+  fee_msat: bigint;
+  /** Fee limit reserved while the payment is in flight. */
+  fee_reserve_msat: bigint;
+  request_event_id: string | null;
+  idempotency_key: string | null;
+  failure_reason: string | null;
+  metadata: Json<Record<string, unknown> | null>;
+  created_at: UnixTime;
+  expires_at: UnixTime | null;
+  settled_at: UnixTime | null;
+  updated_at: UpdatedAt;
+}
+
+export type JournalKind = 'reserve' | 'release' | 'debit' | 'credit';
+
+/** Every change of a deposit's money columns, in the same database transaction as the change. */
+export interface JournalEntriesTable {
+  id: Generated<bigint>;
+  deposit_id: bigint;
+  transaction_id: bigint | null;
+  kind: JournalKind;
+  confirmed_delta_msat: bigint;
+  reserved_delta_msat: bigint;
+  created_at: CreatedAt;
+}
+
+export interface Database {
+  users: UsersTable;
+  vault_operators: VaultOperatorsTable;
+  deposits: DepositsTable;
+  connections: ConnectionsTable;
+  nwc_requests: NwcRequestsTable;
+  transactions: TransactionsTable;
+  journal_entries: JournalEntriesTable;
+}
+
+export type DepositRow = Selectable<DepositsTable>;
+export type ConnectionRow = Selectable<ConnectionsTable>;
+export type TransactionRow = Selectable<TransactionsTable>;
+export type NewTransaction = Insertable<TransactionsTable>;
+export type TransactionUpdate = Updateable<TransactionsTable>;
+export type VaultOperatorRow = Selectable<VaultOperatorsTable>;
+export type NwcRequestRow = Selectable<NwcRequestsTable>;

@@ -1,0 +1,51 @@
+import type { VaultErrorCode } from './result.ts';
+
+/**
+ * NIP-47 error codes: the spec's, plus BAD_REQUEST and EXPIRED as Alby Hub sends them, and the
+ * per-method PAYMENT_FAILED and NOT_FOUND.
+ */
+export type Nip47ErrorCode =
+  | 'RATE_LIMITED'
+  | 'NOT_IMPLEMENTED'
+  | 'INSUFFICIENT_BALANCE'
+  | 'QUOTA_EXCEEDED'
+  | 'RESTRICTED'
+  | 'UNAUTHORIZED'
+  | 'INTERNAL'
+  | 'UNSUPPORTED_ENCRYPTION'
+  | 'OTHER'
+  | 'PAYMENT_FAILED'
+  | 'NOT_FOUND'
+  | 'BAD_REQUEST'
+  | 'EXPIRED';
+
+/** A failure to report to a NIP-47 client, with a message safe to show it. */
+export class Nip47Error extends Error {
+  readonly code: Nip47ErrorCode;
+
+  constructor(code: Nip47ErrorCode, message: string) {
+    super(message);
+    this.name = 'Nip47Error';
+    this.code = code;
+  }
+}
+
+/** The NIP-47 code a vault refusal is reported with (docs/vault-api.md, "Errors"). */
+export const NIP47_CODE_FOR_VAULT_ERROR: Record<VaultErrorCode, Nip47ErrorCode> = {
+  BAD_REQUEST: 'BAD_REQUEST',
+  WRONG_NETWORK: 'BAD_REQUEST',
+  INVOICE_EXPIRED: 'BAD_REQUEST',
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  INSUFFICIENT_BALANCE: 'INSUFFICIENT_BALANCE',
+  RESTRICTED: 'RESTRICTED',
+  EXPIRED: 'EXPIRED',
+  QUOTA_EXCEEDED: 'QUOTA_EXCEEDED',
+  FEE_LIMIT: 'RESTRICTED',
+  NOT_FOUND: 'NOT_FOUND',
+  REPLAYED: 'RESTRICTED',
+  STALE_GRANT: 'UNAUTHORIZED',
+  CONFLICT: 'INTERNAL',
+  LOCKED: 'RESTRICTED',
+  INTERNAL: 'INTERNAL',
+  UNAVAILABLE: 'INTERNAL',
+};

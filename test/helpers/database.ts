@@ -1,0 +1,56 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { openDatabase, type Db } from '../../src/db/database.ts';
+import { migrateToLatest } from '../../src/db/migrate.ts';
+
+/** The PostgreSQL server tests use: TEST_DATABASE_URL, or this machine's local server. */
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export type Backend = 'pglite' | 'postgres';
+export const BACKENDS: Backend[] = ['pglite', 'postgres'];
+
+/** A new, empty PostgreSQL database on the test server, dropped by `drop()`. */
+export async function createPostgresDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `bridge_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await c.connect();
+      try {
+        await c.query(`drop database if exists ${name} with (force)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+/** A migrated database of either backend; `close()` destroys it. */
+export async function openTestDatabase(backend: Backend): Promise<{ db: Db; databaseUrl: string | undefined; close: () => Promise<void> }> {
+  if (backend === 'pglite') {
+    const { db } = await openDatabase({});
+    await migrateToLatest(db);
+    return { db, databaseUrl: undefined, close: () => db.destroy() };
+  }
+  const created = await createPostgresDatabase();
+  const { db } = await openDatabase({ databaseUrl: created.url });
+  await migrateToLatest(db);
+  return {
+    db,
+    databaseUrl: created.url,
+    close: async () => {
+      await db.destroy();
+      await created.drop();
+    },
+  };
+}
