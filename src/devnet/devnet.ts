@@ -1,0 +1,293 @@
+/**
+ * A local world to run the bridge against: a Nostr relay, reference vault operators on a
+ * simulated Lightning network, an auditor, an external payer and payee, and a control server.
+ * With a data dir, everything lives under `<dataDir>/devnet/` and survives a restart.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { msatString, nip47Msat, type Msat } from '../protocol/amounts.ts';
+import { hex32 } from '../protocol/hex.ts';
+import type { VaultsFile } from '../vault-client/vaults-file.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { DevnetAuditor, startAuditorServer } from './auditor.ts';
+import { ExternalNodes, type PayeeInvoiceStatus } from './external-nodes.ts';
+import { createApp, listen, parseJsonBody, parseWith, sendError, sendJson } from './http.ts';
+import { LightningNetwork, type PaymentOutcome, type RoutingPolicy } from './lightning-network.ts';
+import { startRelay } from './relay.ts';
+import { VaultOperator, type VaultFaults } from './vault-operator.ts';
+import { startVaultServer } from './vault-server.ts';
+
+export interface DevnetOptions {
+  /** Where state is kept (`<dataDir>/devnet/`); null keeps everything in memory. */
+  dataDir: string | null;
+  /** Run the relay (default true). */
+  relay?: boolean;
+  /** Run the Lightning network, vault operators, auditor and control server (default true). */
+  vaults?: boolean;
+  host?: string;
+  /** Ports; 0 picks a free one. Defaults 7447 (relay), 7450 (control), 7451–7453, 7454 (auditor). */
+  relayPort?: number;
+  controlPort?: number;
+  operatorPorts?: number[];
+  auditorPort?: number;
+  /** Number of vault operators, named vault-a, vault-b, … (default 3, at most 26). */
+  operators?: number;
+  /** Auditor probe interval (default 10 s) and report window (default 10 min). */
+  auditIntervalMs?: number;
+  auditWindowMs?: number;
+  /** How long a payment call waits for the network before answering `pending` (default 2 s). */
+  paymentWaitMs?: number;
+  logger?: Logger;
+}
+
+export interface DevnetOperator {
+  name: string;
+  url: string;
+  nodePubkey: string;
+  peerNodePubkey: string;
+  vaultId: string;
+  channelId: string;
+  multisigPubkey: string;
+  routingPolicy: RoutingPolicy;
+  /** Live fault switches: `op.faults.down = true` takes effect at once. */
+  faults: VaultFaults;
+  /** Sends the payments held by the `holdPayments` fault. */
+  releasePayments(): void;
+}
+
+/** What GET /api/devnet on the control server answers. */
+export interface DevnetDescription {
+  relay_url: string | null;
+  /** The control server, which serves /network/pay, /network/invoice and /network/invoices/:hash. */
+  network_url: string | null;
+  operators: { name: string; url: string; node_pubkey: string }[];
+  auditors: { url: string; pubkey: string }[];
+}
+
+export interface Devnet {
+  /** The relay's ws:// URL; reading it throws when the devnet was started with `relay: false`. */
+  readonly relayUrl: string;
+  /** The control server's URL; reading it throws when the devnet was started with `vaults: false`. */
+  readonly controlUrl: string;
+  operators: DevnetOperator[];
+  auditors: { url: string; pubkey: string }[];
+  /** What `<dataDir>/devnet/vaults.json` holds (written only with a data dir and vaults). */
+  vaultsFile: VaultsFile;
+  vaultsFilePath: string | null;
+  describe(): DevnetDescription;
+  /** Pays an invoice from the external payer (unlimited funds); `amountMsat` for amountless invoices. */
+  payInvoice(invoice: string, amountMsat?: Msat): Promise<PaymentOutcome>;
+  /** An invoice of the external payee; null amount for an amountless one. */
+  createPayeeInvoice(amountMsat: Msat | null, description?: string): { invoice: string; paymentHash: string };
+  payeeInvoiceStatus(paymentHash: string): PayeeInvoiceStatus | null;
+  /** Stops everything in order; payments in flight are resent after the next start. */
+  stop(): Promise<void>;
+}
+
+/** Routing fee policies of vault-a, vault-b, vault-c (then repeating). */
+const POLICIES: RoutingPolicy[] = [
+  { baseMsat: 1000n, ppm: 1000 },
+  { baseMsat: 500n, ppm: 2000 },
+  { baseMsat: 0n, ppm: 5000 },
+];
+
+export async function startDevnet(options: DevnetOptions): Promise<Devnet> {
+  const host = options.host ?? '127.0.0.1';
+  const log = options.logger ?? silentLogger;
+  const dir = options.dataDir === null ? null : join(options.dataDir, 'devnet');
+  if (dir !== null) mkdirSync(dir, { recursive: true });
+  const dbPath = (name: string) => (dir === null ? null : join(dir, `${name}.sqlite`));
+
+  // Undone in reverse order by stop() or by a failed start.
+  const undo: (() => void | Promise<void>)[] = [];
+  const stop = async () => {
+    while (undo.length > 0) {
+      const step = undo.pop();
+      try {
+        await step?.();
+      } catch (error) {
+        log.error({ err: error instanceof Error ? error.message : String(error) }, 'devnet stop step failed');
+      }
+    }
+  };
+
+  try {
+    const relay = options.relay === false ? null : await startRelay({ host, port: options.relayPort ?? 7447, logger: log });
+    if (relay) undo.push(() => relay.stop());
+    const world = options.vaults === false ? null : await startVaults(options, host, dbPath, log, undo);
+    const describe = (): DevnetDescription => ({
+      relay_url: relay?.url ?? null,
+      network_url: world?.controlUrl ?? null,
+      operators: world?.operators.map((h) => ({ name: h.name, url: h.url, node_pubkey: h.nodePubkey })) ?? [],
+      auditors: world?.auditors ?? [],
+    });
+    const vaultsFile: VaultsFile = {
+      operators: world?.operators.map((h) => ({ name: h.name, url: h.url, node_pubkey: h.nodePubkey })) ?? [],
+      auditors: world?.auditors ?? [],
+    };
+    const vaultsFilePath = dir === null || world === null ? null : join(dir, 'vaults.json');
+    if (vaultsFilePath !== null) writeFileSync(vaultsFilePath, JSON.stringify(vaultsFile, null, 2) + '\n');
+    if (world) world.setDescription(describe);
+    log.info({ relay: relay?.url, control: world?.controlUrl, operators: vaultsFile.operators.map((o) => o.url) }, 'devnet started');
+
+    const external = () => {
+      if (world === null) throw new Error('this devnet runs no Lightning network (started with vaults: false)');
+      return world.external;
+    };
+    return {
+      get relayUrl() {
+        if (relay === null) throw new Error('this devnet runs no relay (started with relay: false)');
+        return relay.url;
+      },
+      get controlUrl() {
+        if (world === null) throw new Error('this devnet runs no control server (started with vaults: false)');
+        return world.controlUrl;
+      },
+      operators: world?.operators ?? [],
+      auditors: world?.auditors ?? [],
+      vaultsFile,
+      vaultsFilePath,
+      describe,
+      payInvoice: (invoice, amountMsat) => external().pay(invoice, amountMsat ?? null),
+      createPayeeInvoice: (amountMsat, description) => external().createInvoice(amountMsat, description),
+      payeeInvoiceStatus: (paymentHash) => external().invoiceStatus(paymentHash),
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+interface VaultsWorld {
+  external: ExternalNodes;
+  operators: DevnetOperator[];
+  auditors: { url: string; pubkey: string }[];
+  controlUrl: string;
+  setDescription(describe: () => DevnetDescription): void;
+}
+
+/** The Lightning side: network, external nodes, operators and their servers, auditor, control server. */
+async function startVaults(
+  options: DevnetOptions,
+  host: string,
+  dbPath: (name: string) => string | null,
+  log: Logger,
+  undo: (() => void | Promise<void>)[],
+): Promise<VaultsWorld> {
+  const count = options.operators ?? 3;
+  if (!Number.isInteger(count) || count < 1 || count > 26) throw new RangeError('operators must be between 1 and 26');
+  const network = new LightningNetwork({ dbPath: dbPath('network') });
+  undo.push(() => network.close());
+  const external = new ExternalNodes(network, dbPath('external'));
+  undo.push(() => external.close());
+  const auditor = new DevnetAuditor({ dbPath: dbPath('auditor'), intervalMs: options.auditIntervalMs, windowMs: options.auditWindowMs, logger: log });
+  undo.push(() => auditor.close());
+
+  // Operators close one after another without awaiting, after their servers and before the
+  // network: no payment can land between a payee's close and its payer's.
+  const operators: VaultOperator[] = [];
+  for (let i = 0; i < count; i += 1) {
+    const name = `vault-${String.fromCharCode(97 + i)}`;
+    const operator = new VaultOperator({
+      name,
+      dbPath: dbPath(name),
+      nodeSecret: network.secretKey(name),
+      peerSecret: network.secretKey(`${name}-peer`),
+      network,
+      routingPolicy: policyOf(i),
+      auditors: [auditor.pubkey],
+      paymentWaitMs: options.paymentWaitMs,
+      logger: log,
+    });
+    operators.push(operator);
+    undo.push(() => operator.close());
+  }
+  const defaultPorts = [7451, 7452, 7453];
+  const handles: DevnetOperator[] = [];
+  for (const [i, operator] of operators.entries()) {
+    const server = await startVaultServer({ operator, host, port: options.operatorPorts?.[i] ?? defaultPorts[i] ?? 0, logger: log });
+    undo.push(() => server.close());
+    handles.push({
+      name: operator.name,
+      url: server.url,
+      nodePubkey: operator.nodePubkey,
+      peerNodePubkey: operator.peerNodePubkey,
+      vaultId: operator.vaultId,
+      channelId: operator.channelId,
+      multisigPubkey: operator.multisigPubkey,
+      routingPolicy: policyOf(i),
+      faults: operator.faults,
+      releasePayments: () => operator.releasePayments(),
+    });
+  }
+
+  const auditorServer = await startAuditorServer(auditor, host, options.auditorPort ?? 7454, log);
+  undo.push(() => auditorServer.close());
+  auditor.start(handles.map((h) => ({ url: h.url, nodePubkey: h.nodePubkey })));
+  undo.push(() => auditor.stop());
+
+  let description: () => DevnetDescription = () => ({ relay_url: null, network_url: null, operators: [], auditors: [] });
+  const control = await startControlServer(external, host, options.controlPort ?? 7450, log, () => description());
+  undo.push(() => control.close());
+  return {
+    external,
+    operators: handles,
+    auditors: [{ url: auditorServer.url, pubkey: auditor.pubkey }],
+    controlUrl: control.url,
+    setDescription: (describe) => {
+      description = describe;
+    },
+  };
+}
+
+function policyOf(index: number): RoutingPolicy {
+  return POLICIES[index % POLICIES.length] ?? { baseMsat: 1000n, ppm: 1000 };
+}
+
+const amountField = z.union([msatString, nip47Msat]).refine((amount) => amount > 0n, 'amount must be positive');
+const payBody = z.object({ invoice: z.string().min(1).max(8192), amount_msat: amountField.optional() });
+const invoiceBody = z.object({ amount_msat: amountField.optional(), description: z.string().max(639).optional() });
+const invoiceParams = z.object({ payment_hash: hex32 });
+
+/**
+ * The control server: the devnet's description (GET /api/devnet) and the external nodes
+ * (POST /network/pay, POST /network/invoice, GET /network/invoices/:payment_hash).
+ */
+async function startControlServer(
+  external: ExternalNodes,
+  host: string,
+  port: number,
+  log: Logger,
+  describe: () => DevnetDescription,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const app = createApp(log);
+  app.get('/api/devnet', async (_request, reply) => sendJson(reply, 200, describe()));
+  app.post('/network/pay', async (request, reply) => {
+    const body = parseJsonBody(request.body, payBody);
+    if (!body.ok) return sendError(reply, 400, 'BAD_REQUEST', body.error.message);
+    const outcome = await external.pay(body.value.invoice, body.value.amount_msat ?? null);
+    if (outcome.state === 'failed') return sendError(reply, 402, 'PAYMENT_FAILED', outcome.reason);
+    return sendJson(reply, 200, { payment_hash: outcome.paymentHash, preimage: outcome.preimage, fee_msat: outcome.feeMsat });
+  });
+  app.post('/network/invoice', async (request, reply) => {
+    const body = parseJsonBody(typeof request.body === 'string' && request.body.length > 0 ? request.body : '{}', invoiceBody);
+    if (!body.ok) return sendError(reply, 400, 'BAD_REQUEST', body.error.message);
+    const created = external.createInvoice(body.value.amount_msat ?? null, body.value.description);
+    return sendJson(reply, 201, { invoice: created.invoice, payment_hash: created.paymentHash });
+  });
+  app.get('/network/invoices/:payment_hash', async (request, reply) => {
+    const params = parseWith(request.params, invoiceParams, 'path');
+    if (!params.ok) return sendError(reply, 400, 'BAD_REQUEST', params.error.message);
+    const status = external.invoiceStatus(params.value.payment_hash);
+    if (status === null) return sendError(reply, 404, 'NOT_FOUND', 'no such invoice');
+    return sendJson(reply, 200, {
+      state: status.state,
+      amount_msat: status.amountMsat,
+      ...(status.preimage === null ? {} : { preimage: status.preimage }),
+    });
+  });
+  const url = await listen(app, host, port);
+  return { url, close: () => app.close() };
+}

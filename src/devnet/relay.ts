@@ -1,0 +1,223 @@
+/**
+ * The devnet's Nostr relay: @nostr-relay/core on a `ws` server with an in-memory event store.
+ * Regular and replaceable events are kept (ephemeral kinds 20000–29999, such as NWC requests
+ * and responses, are only forwarded); incoming messages are checked by @nostr-relay/validator.
+ */
+import { createServer } from 'node:http';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { z } from 'zod';
+import { NostrRelay } from '@nostr-relay/core';
+import {
+  EventRepository,
+  EventType,
+  EventUtils,
+  LogLevel,
+  createOutgoingNoticeMessage,
+  type Client,
+  type Event as RelayEvent,
+  type EventRepositoryUpsertResult,
+  type Filter,
+  type Logger as RelayLogger,
+} from '@nostr-relay/common';
+import { Validator } from '@nostr-relay/validator';
+import { nostrEventSchema } from '../protocol/nostr-event.ts';
+import { silentLogger, type Logger } from '../log.ts';
+
+/** True when the event matches every condition of the filter (NIP-01), tag filters included. */
+export function matchesFilter(event: RelayEvent, filter: Filter): boolean {
+  if (filter.ids && !filter.ids.includes(event.id)) return false;
+  if (filter.authors && !filter.authors.includes(event.pubkey)) return false;
+  if (filter.kinds && !filter.kinds.includes(event.kind)) return false;
+  if (filter.since !== undefined && event.created_at < filter.since) return false;
+  if (filter.until !== undefined && event.created_at > filter.until) return false;
+  for (const [key, values] of Object.entries(filter)) {
+    if (key.length !== 2 || !Array.isArray(values)) continue;
+    const tagName = key[1];
+    const tagValues = event.tags.filter((t) => t[0] === tagName).map((t) => t[1]);
+    // `#x`: any of the values; `&x` (NIP-91): all of them.
+    if (key[0] === '#' && !values.some((v) => tagValues.includes(String(v)))) return false;
+    if (key[0] === '&' && !values.every((v) => tagValues.includes(String(v)))) return false;
+  }
+  return true;
+}
+
+function isExpired(event: RelayEvent, nowSec: number): boolean {
+  const expiration = EventUtils.extractExpirationTimestamp(event);
+  return expiration !== null && expiration <= nowSec;
+}
+
+/** Newest first; on a tie, the lowest id first (NIP-01's rule for replaceable events). */
+function newestFirst(a: RelayEvent, b: RelayEvent): number {
+  return b.created_at - a.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** An in-memory EventRepository: regular, replaceable and addressable events; never ephemeral ones. */
+export class MemoryEventRepository extends EventRepository {
+  readonly #events = new Map<string, RelayEvent>();
+  /** Replaceable address (`kind:pubkey[:d]`) → id of the event that holds it. */
+  readonly #addresses = new Map<string, string>();
+
+  isSearchSupported(): boolean {
+    return false;
+  }
+
+  upsert(event: RelayEvent): EventRepositoryUpsertResult {
+    const type = EventUtils.getType(event.kind);
+    if (type === EventType.EPHEMERAL || this.#events.has(event.id)) return { isDuplicate: type !== EventType.EPHEMERAL };
+    const address =
+      type === EventType.REPLACEABLE
+        ? `${event.kind}:${event.pubkey}`
+        : type === EventType.PARAMETERIZED_REPLACEABLE
+          ? `${event.kind}:${event.pubkey}:${EventUtils.extractDTagValue(event) ?? ''}`
+          : null;
+    if (address !== null) {
+      const currentId = this.#addresses.get(address);
+      const current = currentId === undefined ? undefined : this.#events.get(currentId);
+      if (current && newestFirst(current, event) < 0) return { isDuplicate: true };
+      if (current) this.#events.delete(current.id);
+      this.#addresses.set(address, event.id);
+    }
+    this.#events.set(event.id, event);
+    return { isDuplicate: false };
+  }
+
+  find(filter: Filter): RelayEvent[] {
+    if (filter.search !== undefined) return [];
+    const now = Math.floor(Date.now() / 1000);
+    const matches = [...this.#events.values()].filter((e) => matchesFilter(e, filter) && !isExpired(e, now)).sort(newestFirst);
+    return filter.limit === undefined ? matches : matches.slice(0, filter.limit);
+  }
+
+  async destroy(): Promise<void> {
+    this.#events.clear();
+    this.#addresses.clear();
+  }
+}
+
+const outgoingEventSchema = z.tuple([z.literal('EVENT'), z.string(), nostrEventSchema]);
+
+/**
+ * One socket as the relay library sees it. The library matches live events against ids,
+ * authors, kinds and times only, so a `#p` subscription would get every event of its kinds;
+ * this wrapper applies the subscription's full filters before sending.
+ */
+class RelayClient implements Client {
+  readonly #socket: WebSocket;
+  readonly subscriptions = new Map<string, Filter[]>();
+
+  constructor(socket: WebSocket) {
+    this.#socket = socket;
+  }
+
+  get readyState(): 0 | 1 | 2 | 3 {
+    return this.#socket.readyState;
+  }
+
+  send(data: string): void {
+    if (data.startsWith('["EVENT"')) {
+      const message = outgoingEventSchema.safeParse(JSON.parse(data));
+      const filters = message.success ? this.subscriptions.get(message.data[1]) : undefined;
+      if (message.success && filters && !filters.some((f) => matchesFilter(message.data[2], f))) return;
+    }
+    this.#socket.send(data);
+  }
+}
+
+export interface RelayOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** Keeps stored events across a stop and start in the same process; a fresh store by default. */
+  repository?: MemoryEventRepository;
+  logger?: Logger;
+}
+
+export interface DevnetRelay {
+  /** `ws://host:port` */
+  readonly url: string;
+  readonly port: number;
+  readonly repository: MemoryEventRepository;
+  /** Closes every socket and the listener; the port is free again when this resolves. */
+  stop(): Promise<void>;
+}
+
+function relayLogger(log: Logger): RelayLogger {
+  return {
+    setLogLevel: () => undefined,
+    debug: (message) => log.debug(message),
+    info: (message) => log.info(message),
+    warn: (message) => log.warn(message),
+    error: (message) => log.error(message),
+  };
+}
+
+export async function startRelay(options: RelayOptions = {}): Promise<DevnetRelay> {
+  const host = options.host ?? '127.0.0.1';
+  const log = (options.logger ?? silentLogger).child({ component: 'relay' });
+  const repository = options.repository ?? new MemoryEventRepository();
+  const relay = new NostrRelay(repository, {
+    logger: relayLogger(log),
+    logLevel: LogLevel.WARN,
+    // The defaults (20 per socket, evicting the oldest silently; 1 s result cache) break a bridge with many users.
+    maxSubscriptionsPerClient: 1000,
+    filterResultCacheTtl: 0,
+  });
+  const validator = new Validator();
+
+  const server = createServer((request, response) => {
+    if (request.headers.accept?.includes('application/nostr+json')) {
+      response.writeHead(200, { 'content-type': 'application/nostr+json', 'access-control-allow-origin': '*' });
+      response.end(JSON.stringify({ name: 'deposit-bridge devnet relay', supported_nips: [1, 11, 40], software: '@nostr-relay/core' }));
+      return;
+    }
+    response.writeHead(426, { 'content-type': 'text/plain' });
+    response.end('use a Nostr client (WebSocket)');
+  });
+  const wss = new WebSocketServer({ server, maxPayload: 512 * 1024 });
+
+  wss.on('connection', (socket, request) => {
+    const client = new RelayClient(socket);
+    relay.handleConnection(client, request.socket.remoteAddress);
+    socket.on('message', async (data) => {
+      try {
+        const raw = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+        const message = await validator.validateIncomingMessage(raw);
+        if (message[0] === 'REQ') client.subscriptions.set(message[1], message.slice(2).filter((m): m is Filter => typeof m === 'object'));
+        if (message[0] === 'CLOSE') client.subscriptions.delete(message[1]);
+        await relay.handleMessage(client, message);
+      } catch (error) {
+        const reason = error instanceof SyntaxError ? 'invalid: message is not JSON' : error instanceof Error ? error.message : 'invalid message';
+        client.send(JSON.stringify(createOutgoingNoticeMessage(reason)));
+      }
+    });
+    socket.on('close', () => relay.handleDisconnect(client));
+    socket.on('error', (error) => log.debug({ err: error.message }, 'relay socket error'));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 7447, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('relay has no TCP address');
+  const { port } = address;
+  const url = `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info({ url }, 'relay listening');
+
+  return {
+    url,
+    port,
+    repository,
+    stop: async () => {
+      for (const socket of wss.clients) socket.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      server.closeAllConnections();
+      await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+      // Clears the library's per-socket state and caches; the repository is left to its owner.
+      await relay.destroy();
+    },
+  };
+}

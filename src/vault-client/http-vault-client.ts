@@ -1,0 +1,358 @@
+/**
+ * The Vault API v0 over HTTP (docs/vault-api.md): every call signed with NIP-98 by the caller's
+ * key, bounded by a timeout, and every response checked against the shared schemas.
+ */
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { z } from 'zod';
+import type { Event } from 'nostr-tools/pure';
+import { msatToString } from '../protocol/amounts.ts';
+import { httpAuthHeader } from '../protocol/nip98.ts';
+import {
+  depositSchema,
+  depositStatusSchema,
+  errorBodySchema,
+  grantResponseSchema,
+  lockResponseSchema,
+  vaultEventSchema,
+  vaultInfoSchema,
+  vaultInvoiceSchema,
+  vaultMetricsSchema,
+  vaultPaymentSchema,
+  type VaultEvent,
+  type VaultPayment,
+} from '../protocol/vault-api.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import {
+  VaultError,
+  type CreateInvoiceParams,
+  type EventSubscription,
+  type PayParams,
+  type VaultClient,
+} from './vault-client.ts';
+
+export interface HttpVaultClientOptions {
+  /** The operator's base URL exactly as it publishes it (NIP-98 `u` tags are this plus the path). */
+  url: string;
+  /** The caller's key (the bridge service key) that signs NIP-98 headers. */
+  secretKey: Uint8Array;
+  /** Per-call timeout in milliseconds (default 10 000). Also bounds connecting an event stream. */
+  timeoutMs?: number;
+  /** Event stream reconnect backoff: first delay and cap in milliseconds (default 250 and 5 000). */
+  reconnectDelayMs?: { initial: number; max: number };
+  /** An event stream silent for this long is reconnected (default 45 000: three missed pings). */
+  streamIdleTimeoutMs?: number;
+  logger?: Logger;
+}
+
+/** Error codes of causes that mean the request never left this machine. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_INVALID_URL']);
+
+type Method = 'GET' | 'POST';
+
+export class HttpVaultClient implements VaultClient {
+  readonly url: string;
+  readonly #secretKey: Uint8Array;
+  readonly #timeoutMs: number;
+  readonly #reconnect: { initial: number; max: number };
+  readonly #idleMs: number;
+  readonly #log: Logger;
+
+  constructor(options: HttpVaultClientOptions) {
+    this.url = options.url.replace(/\/+$/, '');
+    this.#secretKey = options.secretKey;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#reconnect = options.reconnectDelayMs ?? { initial: 250, max: 5_000 };
+    this.#idleMs = options.streamIdleTimeoutMs ?? 45_000;
+    this.#log = (options.logger ?? silentLogger).child({ vault: this.url });
+  }
+
+  info() {
+    return this.#call('GET', '/v0/info', undefined, vaultInfoSchema, 'vault info');
+  }
+
+  async openDeposit(open: Event) {
+    const deposit = await this.#call('POST', '/v0/deposits', { open }, depositSchema, 'a deposit');
+    this.#expect(deposit.owner === open.pubkey, 'POST /v0/deposits', 'a deposit owned by the signer of the open statement');
+    return deposit;
+  }
+
+  async depositStatus(depositId: string) {
+    const path = `/v0/deposits/${encodeURIComponent(depositId)}`;
+    const status = await this.#call('GET', path, undefined, depositStatusSchema, 'a deposit status');
+    this.#expect(status.deposit_id === depositId, `GET ${path}`, `the status of deposit ${depositId}`);
+    return status;
+  }
+
+  async createInvoice(depositId: string, params: CreateInvoiceParams) {
+    const path = `/v0/deposits/${encodeURIComponent(depositId)}/invoices`;
+    const body = {
+      amount_msat: msatToString(params.amountMsat),
+      ...(params.description === undefined ? {} : { description: params.description }),
+      ...(params.descriptionHash === undefined ? {} : { description_hash: params.descriptionHash }),
+      ...(params.expirySeconds === undefined ? {} : { expiry_seconds: params.expirySeconds }),
+    };
+    const invoice = await this.#call('POST', path, body, vaultInvoiceSchema, 'a vault invoice');
+    this.#expect(
+      invoice.amount_msat === params.amountMsat && invoice.proof.deposit_id === depositId && invoice.proof.payment_hash === invoice.payment_hash,
+      `POST ${path}`,
+      'an invoice for the amount and deposit asked for',
+    );
+    return invoice;
+  }
+
+  async invoiceStatus(depositId: string, paymentHash: string) {
+    const path = `/v0/deposits/${encodeURIComponent(depositId)}/invoices/${encodeURIComponent(paymentHash)}`;
+    const invoice = await this.#call('GET', path, undefined, vaultInvoiceSchema, 'a vault invoice');
+    this.#expect(invoice.payment_hash === paymentHash, `GET ${path}`, `the invoice with payment hash ${paymentHash}`);
+    return invoice;
+  }
+
+  async pay(depositId: string, params: PayParams) {
+    const path = `/v0/deposits/${encodeURIComponent(depositId)}/payments`;
+    const body = {
+      invoice: params.invoice,
+      amount_msat: msatToString(params.amountMsat),
+      max_fee_msat: msatToString(params.maxFeeMsat),
+      idempotency_key: params.idempotencyKey,
+      authorization: params.authorization,
+    };
+    const payment = await this.#call('POST', path, body, vaultPaymentSchema, 'a payment');
+    this.#expect(
+      payment.idempotency_key === params.idempotencyKey && payment.amount_msat === params.amountMsat && payment.fee_msat <= payment.max_fee_msat,
+      `POST ${path}`,
+      'the payment asked for, with a fee within its limit',
+    );
+    return payment;
+  }
+
+  async paymentStatus(depositId: string, idempotencyKey: string): Promise<VaultPayment | null> {
+    const path = `/v0/deposits/${encodeURIComponent(depositId)}/payments/${encodeURIComponent(idempotencyKey)}`;
+    try {
+      const payment = await this.#call('GET', path, undefined, vaultPaymentSchema, 'a payment');
+      this.#expect(payment.idempotency_key === idempotencyKey, `GET ${path}`, `the payment under key ${idempotencyKey}`);
+      return payment;
+    } catch (error) {
+      if (error instanceof VaultError && error.code === 'NOT_FOUND') return null;
+      throw error;
+    }
+  }
+
+  async pushGrant(depositId: string, grant: Event) {
+    const path = `/v0/deposits/${encodeURIComponent(depositId)}/grants`;
+    const stored = await this.#call('POST', path, { grant }, grantResponseSchema, 'the stored grant');
+    return { connection: stored.connection, createdAt: stored.created_at };
+  }
+
+  async lock(depositId: string, lock: Event) {
+    const path = `/v0/deposits/${encodeURIComponent(depositId)}/lock`;
+    const state = await this.#call('POST', path, { lock }, lockResponseSchema, 'the lock state');
+    return { locked: state.locked, createdAt: state.created_at };
+  }
+
+  metrics() {
+    return this.#call('GET', '/v0/metrics', undefined, vaultMetricsSchema, 'vault metrics');
+  }
+
+  #expect(condition: boolean, call: string, expected: string): void {
+    if (!condition) throw new VaultError('INTERNAL', `${this.url} ${call}: expected ${expected}`);
+  }
+
+  async #call<S extends z.ZodType>(method: Method, path: string, body: object | undefined, schema: S, expected: string): Promise<z.output<S>> {
+    const url = this.url + path;
+    const call = `${method} ${path}`;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string> = { authorization: httpAuthHeader(this.#secretKey, url, method, payload), accept: 'application/json' };
+    if (payload !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(url, { method, headers, body: payload, signal: AbortSignal.timeout(this.#timeoutMs) });
+    } catch (error) {
+      // A pooled connection the operator closed (it restarted) fails at once; a GET is safe to send again.
+      const stale = method === 'GET' && !(error instanceof Error && error.name === 'TimeoutError') && causeCode(error) === 'UND_ERR_SOCKET';
+      if (!stale) throw this.#transportError(method, call, error, false);
+      try {
+        response = await fetch(url, { method, headers, signal: AbortSignal.timeout(this.#timeoutMs) });
+      } catch (retryError) {
+        throw this.#transportError(method, call, retryError, false);
+      }
+    }
+    try {
+      text = await response.text();
+    } catch (error) {
+      throw this.#transportError(method, call, error, true);
+    }
+    if (!response.ok) throw this.#httpError(method, call, response.status, text);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new VaultError('INTERNAL', `${this.url} ${call}: expected ${expected} as JSON, got something else`, { status: response.status });
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+      throw new VaultError('INTERNAL', `${this.url} ${call}: expected ${expected}; invalid${where}: ${issue?.message ?? 'unknown'}`, {
+        status: response.status,
+      });
+    }
+    return parsed.data;
+  }
+
+  /**
+   * A call that got no answer. For a POST the outcome is unknown unless the request certainly
+   * never left (connection refused, no such host): a timeout or a reset may come after the
+   * operator acted.
+   */
+  #transportError(method: Method, call: string, error: unknown, afterHeaders: boolean): VaultError {
+    const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+    const code = causeCode(error);
+    const notSent = !afterHeaders && !timedOut && code !== undefined && NOT_SENT_CODES.has(code);
+    const reason = timedOut ? `timed out after ${this.#timeoutMs} ms` : `unreachable (${code ?? (error instanceof Error ? error.message : 'network error')})`;
+    return new VaultError('UNAVAILABLE', `${this.url} ${call}: ${reason}`, { outcomeUnknown: method !== 'GET' && !notSent, cause: error });
+  }
+
+  /**
+   * An error status. Only the documented error body is trusted for its code; anything else
+   * (a proxy's page) is INTERNAL or UNAVAILABLE, never NOT_FOUND, which would claim nothing was paid.
+   */
+  #httpError(method: Method, call: string, status: number, text: string): VaultError {
+    let json: unknown = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // not the documented body; handled below
+    }
+    const parsed = errorBodySchema.safeParse(json);
+    if (parsed.success) {
+      const { code, message } = parsed.data.error;
+      // INTERNAL means the operator failed part way: a POST may have taken effect.
+      return new VaultError(code, `${this.url} ${call}: ${message}`, { status, outcomeUnknown: method !== 'GET' && code === 'INTERNAL' });
+    }
+    const code = status === 502 || status === 503 || status === 504 ? 'UNAVAILABLE' : 'INTERNAL';
+    return new VaultError(code, `${this.url} ${call}: HTTP ${status} without the Vault API error body`, {
+      status,
+      outcomeUnknown: method !== 'GET' && status >= 500,
+    });
+  }
+
+  subscribeEvents(after: number, onEvent: (event: VaultEvent) => Promise<void>, onStatus?: (connected: boolean) => void): EventSubscription {
+    const closer = new AbortController();
+    let cursor = after;
+    const run = async () => {
+      let failures = 0;
+      while (!closer.signal.aborted) {
+        let connected = false;
+        try {
+          await this.#stream(
+            cursor,
+            closer.signal,
+            () => {
+              connected = true;
+              failures = 0;
+              onStatus?.(true);
+            },
+            async (event) => {
+              await onEvent(event);
+              cursor = event.seq;
+            },
+            () => cursor,
+          );
+        } catch (error) {
+          if (!closer.signal.aborted) this.#log.warn({ err: error instanceof Error ? error.message : String(error) }, 'vault event stream failed');
+        }
+        if (connected) onStatus?.(false);
+        if (closer.signal.aborted) return;
+        const cap = Math.min(this.#reconnect.max, this.#reconnect.initial * 2 ** failures);
+        failures += 1;
+        // Full jitter on the upper half, so many bridges do not reconnect in step.
+        await sleep(cap / 2 + Math.random() * (cap / 2), undefined, { signal: closer.signal }).catch(() => undefined);
+      }
+    };
+    void run();
+    return { close: () => closer.abort() };
+  }
+
+  /** One connection of the event stream; returns when it ends, throws when it fails. */
+  async #stream(
+    after: number,
+    closed: AbortSignal,
+    onConnected: () => void,
+    deliver: (event: VaultEvent) => Promise<void>,
+    cursor: () => number,
+  ): Promise<void> {
+    const connection = new AbortController();
+    const signal = AbortSignal.any([closed, connection.signal]);
+    let timer = setTimeout(() => connection.abort(new Error(`no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    const idle = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => connection.abort(new Error(`stream silent for ${this.#idleMs} ms`)), this.#idleMs);
+    };
+    try {
+      const path = `/v0/events?after=${after}`;
+      const url = this.url + path;
+      const response = await fetch(url, {
+        headers: { authorization: httpAuthHeader(this.#secretKey, url, 'GET'), accept: 'text/event-stream' },
+        signal,
+      });
+      if (!response.ok || response.body === null) {
+        throw this.#httpError('GET', `GET ${path}`, response.status, await response.text().catch(() => ''));
+      }
+      onConnected();
+      idle();
+      const queue: EventSourceMessage[] = [];
+      const parser = createParser({ onEvent: (message) => queue.push(message) });
+      const decoder = new TextDecoder();
+      const reader = response.body.getReader();
+      for (;;) {
+        const chunk = await reader.read();
+        if (chunk.done) return;
+        idle();
+        parser.feed(decoder.decode(chunk.value, { stream: true }));
+        while (queue.length > 0) {
+          const message = queue.shift();
+          if (message === undefined) break;
+          const event = this.#parseEvent(message);
+          if (event.seq <= cursor()) continue;
+          // The handler may be slow; silence while it runs is ours, not the operator's.
+          clearTimeout(timer);
+          await deliver(event);
+          idle();
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+      connection.abort();
+    }
+  }
+
+  /**
+   * An event the operator sent. An invalid one ends the connection rather than being skipped:
+   * skipping could lose a payment's outcome, and the cursor stays before it for the retry.
+   */
+  #parseEvent(message: EventSourceMessage): VaultEvent {
+    let json: unknown;
+    try {
+      json = JSON.parse(message.data);
+    } catch {
+      throw new VaultError('INTERNAL', `${this.url} GET /v0/events: expected JSON event data`);
+    }
+    const parsed = vaultEventSchema.safeParse(json);
+    if (!parsed.success) {
+      throw new VaultError('INTERNAL', `${this.url} GET /v0/events: expected a vault event; ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    }
+    return parsed.data;
+  }
+}
+
+/** The `code` of an error or of the first cause that has one (undici wraps socket errors). */
+function causeCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth += 1) {
+    if ('code' in current && typeof current.code === 'string') return current.code;
+    current = 'cause' in current ? current.cause : undefined;
+  }
+  return undefined;
+}
