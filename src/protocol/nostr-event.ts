@@ -22,8 +22,11 @@ export function signEvent(template: EventTemplate, secretKey: Uint8Array): Event
 
 /** True when the event's id and BIP-340 signature are valid. Never trusts a cached result. */
 export function hasValidSignature(event: Event): boolean {
-  // verifyEvent caches its answer on the object; copy so that a caller's object cannot carry a stale mark.
-  return verifyEvent({ ...event });
+  // verifyEvent caches its answer on the object under a symbol, and a spread copies symbol keys
+  // too: rebuild the event from its fields so that no cached mark (e.g. set by finalizeEvent
+  // before the content was changed) can stand in for checking the id and signature.
+  const { id, pubkey, created_at, kind, tags, content, sig } = event;
+  return verifyEvent({ id, pubkey, created_at, kind, tags, content, sig });
 }
 
 export function publicKeyOf(secretKey: Uint8Array): string {
