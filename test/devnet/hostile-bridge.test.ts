@@ -38,10 +38,11 @@ describe('a hostile bridge cannot spend beyond what the user signed', () => {
       authorization,
     });
 
-  /** The vault refuses with `code`, records the refusal, pays nothing and keeps the balance. */
-  const expectRefused = async (attempt: Promise<unknown>, code: VaultErrorCode) => {
+  /** The vault refuses with `code`, records the refusal, records no payment and keeps the balance. */
+  const expectRefused = async (attempt: () => Promise<unknown>, code: VaultErrorCode) => {
     const before = await vault.depositStatus(depositId);
-    const error = await attempt.then(
+    const metricsBefore = await vault.metrics();
+    const error = await attempt().then(
       () => null,
       (e: unknown) => e,
     );
@@ -50,7 +51,10 @@ describe('a hostile bridge cannot spend beyond what the user signed', () => {
     expect(after.balance_msat).toBe(before.balance_msat);
     expect(after.reserved_msat).toBe(before.reserved_msat);
     expect(after.balance_update).toEqual(before.balance_update);
-    expect((await vault.metrics()).authorizations_refused).toBe(refusedBefore + 1);
+    const metrics = await vault.metrics();
+    expect(metrics.authorizations_refused).toBe(refusedBefore + 1);
+    // No payment was recorded: none settled or failed, and nothing is reserved for a pending one.
+    expect([metrics.payments_settled, metrics.payments_failed]).toEqual([metricsBefore.payments_settled, metricsBefore.payments_failed]);
   };
 
   beforeAll(async () => {
@@ -77,12 +81,12 @@ describe('a hostile bridge cannot spend beyond what the user signed', () => {
 
   it('refuses a grant signed by another key than the deposit owner', async () => {
     const grant = signTestGrant(party, {}, undefined, newKeypair());
-    await expectRefused(tryPay(payAuthorization(party, grant, invoice)), 'UNAUTHORIZED');
+    await expectRefused(() => tryPay(payAuthorization(party, grant, invoice)), 'UNAUTHORIZED');
   });
 
   it('refuses a request signed by a key other than the granted connection', async () => {
     const auth = payAuthorization(party, signTestGrant(party), invoice, { signer: newKeypair() });
-    await expectRefused(tryPay(auth), 'UNAUTHORIZED');
+    await expectRefused(() => tryPay(auth), 'UNAUTHORIZED');
   });
 
   it.each([
@@ -92,62 +96,62 @@ describe('a hostile bridge cannot spend beyond what the user signed', () => {
     ['created_at', (e: Event): Event => ({ ...e, created_at: e.created_at - 1 })],
   ])('refuses a request whose %s was tampered with', async (_field, tamper) => {
     const auth = payAuthorization(party, signTestGrant(party), invoice);
-    await expectRefused(tryPay({ ...auth, request: tamper(auth.request) }), 'UNAUTHORIZED');
+    await expectRefused(() => tryPay({ ...auth, request: tamper(auth.request) }), 'UNAUTHORIZED');
   });
 
   it('refuses a conversation key that does not decrypt the signed request', async () => {
     const { request } = signPayRequest(party, invoice);
     const wrongKey = sharedKey('nip44_v2', party.connection.secretKey, newKeypair().pubkey);
-    await expectRefused(tryPay(buildAuthorization(signTestGrant(party), request, 'nip44_v2', wrongKey)), 'UNAUTHORIZED');
+    await expectRefused(() => tryPay(buildAuthorization(signTestGrant(party), request, 'nip44_v2', wrongKey)), 'UNAUTHORIZED');
   });
 
   it('refuses paying an invoice other than the one in the signed plaintext', async () => {
     const auth = payAuthorization(party, signTestGrant(party), invoice);
     const other = devnet.createPayeeInvoice(AMOUNT).invoice;
-    await expectRefused(tryPay(auth, { invoice: other }), 'UNAUTHORIZED');
+    await expectRefused(() => tryPay(auth, { invoice: other }), 'UNAUTHORIZED');
   });
 
   it('refuses an amount other than the signed amount of an amountless invoice', async () => {
     const amountless = devnet.createPayeeInvoice(null).invoice;
     const auth = payAuthorization(party, signTestGrant(party), amountless, { amountMsat: 1000n * SAT });
-    await expectRefused(tryPay(auth, { invoice: amountless, amountMsat: 50_000n * SAT, maxFeeMsat: 500_000n }), 'UNAUTHORIZED');
+    await expectRefused(() => tryPay(auth, { invoice: amountless, amountMsat: 50_000n * SAT, maxFeeMsat: 500_000n }), 'UNAUTHORIZED');
   });
 
   it('refuses a method the grant does not include', async () => {
     const grant = signTestGrant(party, { methods: ['get_balance', 'make_invoice'] });
-    await expectRefused(tryPay(payAuthorization(party, grant, invoice)), 'RESTRICTED');
+    await expectRefused(() => tryPay(payAuthorization(party, grant, invoice)), 'RESTRICTED');
   });
 
   it('refuses a signed request for a method that does not pay', async () => {
     const auth = payAuthorization(party, signTestGrant(party, { methods: ['pay_invoice', 'make_invoice'] }), invoice, { method: 'make_invoice' });
-    await expectRefused(tryPay(auth), 'RESTRICTED');
+    await expectRefused(() => tryPay(auth), 'RESTRICTED');
   });
 
   it('refuses a revoked grant', async () => {
     const revoked = signTestGrant(party, { revoked: true });
-    await expectRefused(tryPay(payAuthorization(party, revoked, invoice)), 'UNAUTHORIZED');
+    await expectRefused(() => tryPay(payAuthorization(party, revoked, invoice)), 'UNAUTHORIZED');
   });
 
   it('refuses an older grant once the user pushed a revocation', async () => {
     const t = now();
     const grant = signTestGrant(party, {}, t - 60);
     await vault.pushGrant(depositId, signTestGrant(party, { revoked: true }, t - 5));
-    await expectRefused(tryPay(payAuthorization(party, grant, invoice)), 'STALE_GRANT');
+    await expectRefused(() => tryPay(payAuthorization(party, grant, invoice)), 'STALE_GRANT');
   });
 
   it('refuses an expired grant', async () => {
     const grant = signTestGrant(party, { expiresAt: now() - 1 });
-    await expectRefused(tryPay(payAuthorization(party, grant, invoice)), 'EXPIRED');
+    await expectRefused(() => tryPay(payAuthorization(party, grant, invoice)), 'EXPIRED');
   });
 
   it('refuses a request older than 300 s', async () => {
     const auth = payAuthorization(party, signTestGrant(party), invoice, { createdAt: now() - 301 });
-    await expectRefused(tryPay(auth), 'EXPIRED');
+    await expectRefused(() => tryPay(auth), 'EXPIRED');
   });
 
   it('refuses a request past its expiration tag', async () => {
     const auth = payAuthorization(party, signTestGrant(party), invoice, { expiration: now() - 1 });
-    await expectRefused(tryPay(auth), 'EXPIRED');
+    await expectRefused(() => tryPay(auth), 'EXPIRED');
   });
 
   it('refuses a spent request id under a new idempotency key, and pays once', async () => {
@@ -155,14 +159,14 @@ describe('a hostile bridge cannot spend beyond what the user signed', () => {
     const first = await tryPay(auth, { key: 'first' });
     expect(first.state).toBe('settled');
     refusedBefore = (await vault.metrics()).authorizations_refused;
-    await expectRefused(tryPay(auth, { key: 'second' }), 'REPLAYED');
+    await expectRefused(() => tryPay(auth, { key: 'second' }), 'REPLAYED');
     expect(await vault.paymentStatus(depositId, 'second')).toBeNull();
     expect((await vault.depositStatus(depositId)).balance_msat).toBe(FUNDS - AMOUNT - first.fee_msat);
   });
 
   it('refuses a payment above the per-payment maximum', async () => {
     const grant = signTestGrant(party, { maxAmountMsat: AMOUNT - 1n });
-    await expectRefused(tryPay(payAuthorization(party, grant, invoice)), 'QUOTA_EXCEEDED');
+    await expectRefused(() => tryPay(payAuthorization(party, grant, invoice)), 'QUOTA_EXCEEDED');
   });
 
   it('refuses a payment above the budget, counting pending payments with their fee limit', async () => {
@@ -177,7 +181,7 @@ describe('a hostile bridge cannot spend beyond what the user signed', () => {
       refusedBefore = (await vault.metrics()).authorizations_refused;
       // Amount alone fits the budget next to the pending amount; with both fee limits it does not.
       const second = devnet.createPayeeInvoice(AMOUNT).invoice;
-      await expectRefused(tryPay(payAuthorization(party, grant, second), { invoice: second }), 'QUOTA_EXCEEDED');
+      await expectRefused(() => tryPay(payAuthorization(party, grant, second), { invoice: second }), 'QUOTA_EXCEEDED');
     } finally {
       op.faults.holdPayments = false;
     }
@@ -185,32 +189,32 @@ describe('a hostile bridge cannot spend beyond what the user signed', () => {
   });
 
   it('refuses a fee limit above the grant fee limit for the amount', async () => {
-    await expectRefused(tryPay(payAuthorization(party, signTestGrant(party), invoice), { maxFeeMsat: MAX_FEE + 1n }), 'FEE_LIMIT');
+    await expectRefused(() => tryPay(payAuthorization(party, signTestGrant(party), invoice), { maxFeeMsat: MAX_FEE + 1n }), 'FEE_LIMIT');
   });
 
   it('refuses an operator the grant does not allow', async () => {
     const other = devnet.operators[1]?.nodePubkey ?? '';
     const grant = signTestGrant(party, { vaultOperators: [other] });
-    await expectRefused(tryPay(payAuthorization(party, grant, invoice)), 'RESTRICTED');
+    await expectRefused(() => tryPay(payAuthorization(party, grant, invoice)), 'RESTRICTED');
   });
 
   it('refuses a payment larger than the available balance', async () => {
     const big = 99_950n * SAT;
     const bigInvoice = devnet.createPayeeInvoice(big).invoice;
-    await expectRefused(tryPay(payAuthorization(party, signTestGrant(party), bigInvoice), { invoice: bigInvoice, amountMsat: big, maxFeeMsat: 999_500n }), 'INSUFFICIENT_BALANCE');
+    await expectRefused(() => tryPay(payAuthorization(party, signTestGrant(party), bigInvoice), { invoice: bigInvoice, amountMsat: big, maxFeeMsat: 999_500n }), 'INSUFFICIENT_BALANCE');
   });
 
   it('accepts a NIP-04 authorization with the right shared secret and refuses a wrong one', async () => {
     const grant = signTestGrant(party);
     const { request } = signPayRequest(party, invoice, { encryption: 'nip04' });
     const wrong = sharedKey('nip04', party.connection.secretKey, newKeypair().pubkey);
-    await expectRefused(tryPay(buildAuthorization(grant, request, 'nip04', wrong)), 'UNAUTHORIZED');
+    await expectRefused(() => tryPay(buildAuthorization(grant, request, 'nip04', wrong)), 'UNAUTHORIZED');
     const right = sharedKey('nip04', party.connection.secretKey, party.service.pubkey);
     expect((await tryPay(buildAuthorization(grant, request, 'nip04', right))).state).toBe('settled');
   });
 
   it('refuses an authorization claiming another encryption than the request carries', async () => {
     const { request, key } = signPayRequest(party, invoice);
-    await expectRefused(tryPay(buildAuthorization(signTestGrant(party), request, 'nip04', key)), 'UNAUTHORIZED');
+    await expectRefused(() => tryPay(buildAuthorization(signTestGrant(party), request, 'nip04', key)), 'UNAUTHORIZED');
   });
 });

@@ -1,0 +1,244 @@
+/** The simulated Lightning network's rules, the control server, and the operators' fault switches. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { generateSecretKey } from 'nostr-tools/pure';
+import type { Devnet, DevnetOperator } from '../../src/devnet/devnet.ts';
+import { EXTERNAL_PAYER_POLICY } from '../../src/devnet/external-nodes.ts';
+import { buildInvoice, newPaymentSecrets, routingFee } from '../../src/devnet/lightning-network.ts';
+import { DEFAULT_FEE_LIMIT, feeLimitFor } from '../../src/protocol/amounts.ts';
+import { signDepositOpen } from '../../src/protocol/user-statements.ts';
+import type { VaultEvent } from '../../src/protocol/vault-api.ts';
+import { HttpVaultClient } from '../../src/vault-client/http-vault-client.ts';
+import type { EventSubscription } from '../../src/vault-client/vault-client.ts';
+import { newParty, payAuthorization, signTestGrant, type NwcParty } from '../helpers/authorization.ts';
+import { eventually, fundedDeposit, startTestDevnet } from '../helpers/devnet.ts';
+
+const SAT = 1000n;
+
+describe('simulated Lightning network and control server', () => {
+  let devnet: Devnet;
+  let vault: HttpVaultClient;
+
+  beforeAll(async () => {
+    devnet = await startTestDevnet({ operators: 1, operatorPorts: [0] });
+    vault = new HttpVaultClient({ url: devnet.operators[0]?.url ?? '', secretKey: generateSecretKey() });
+  });
+  afterAll(async () => {
+    await devnet.stop();
+  });
+
+  const control = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> => {
+    const response = await fetch(devnet.controlUrl + path, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: response.status, body: await response.json() };
+  };
+  const made = z.object({ invoice: z.string(), payment_hash: z.string() });
+  const paid = z.object({ payment_hash: z.string(), preimage: z.string(), fee_msat: z.string() });
+  const invoiceState = z.object({ state: z.string(), amount_msat: z.string().nullable(), preimage: z.string().optional() });
+
+  it('describes itself on GET /api/devnet', async () => {
+    const { status, body } = await control('GET', '/api/devnet');
+    expect(status).toBe(200);
+    expect(body).toEqual({
+      relay_url: devnet.relayUrl,
+      network_url: devnet.controlUrl,
+      operators: devnet.operators.map((o) => ({ name: o.name, url: o.url, node_pubkey: o.nodePubkey })),
+      auditors: devnet.auditors,
+    });
+    expect(body).toEqual(JSON.parse(JSON.stringify(devnet.describe())));
+  });
+
+  it('makes payee invoices and pays vault invoices over HTTP, charging the payer its routing fee', async () => {
+    const created = await control('POST', '/network/invoice', { amount_msat: '5000', description: 'tea' });
+    expect(created.status).toBe(201);
+    const hash = made.parse(created.body).payment_hash;
+    expect(await control('GET', `/network/invoices/${hash}`)).toEqual({ status: 200, body: { state: 'pending', amount_msat: '5000' } });
+
+    const party = newParty();
+    const deposit = await vault.openDeposit(signDepositOpen(party.user.secretKey));
+    const amount = 21_000n * SAT;
+    const invoice = await vault.createInvoice(deposit.deposit_id, { amountMsat: amount });
+    const response = await control('POST', '/network/pay', { invoice: invoice.invoice });
+    expect(response.status).toBe(200);
+    const result = paid.parse(response.body);
+    expect(result).toMatchObject({ payment_hash: invoice.payment_hash, fee_msat: routingFee(EXTERNAL_PAYER_POLICY, amount).toString() });
+    expect(result.fee_msat).toBe('2200');
+    expect((await vault.invoiceStatus(deposit.deposit_id, invoice.payment_hash)).preimage).toBe(result.preimage);
+
+    const again = await control('POST', '/network/pay', { invoice: invoice.invoice });
+    expect(again).toEqual({ status: 402, body: { error: { code: 'PAYMENT_FAILED', message: 'invoice already paid' } } });
+  });
+
+  it('pays an amountless payee invoice with the amount given, and reports what arrived', async () => {
+    const created = made.parse((await control('POST', '/network/invoice', {})).body);
+    expect((await control('POST', '/network/pay', { invoice: created.invoice })).status).toBe(402);
+    expect((await control('POST', '/network/pay', { invoice: created.invoice, amount_msat: '7777' })).status).toBe(200);
+    const status = invoiceState.parse((await control('GET', `/network/invoices/${created.payment_hash}`)).body);
+    expect(status).toMatchObject({ state: 'settled', amount_msat: '7777' });
+    expect(status.preimage).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('answers bad control requests with the error body', async () => {
+    expect(await control('POST', '/network/pay', { invoice: 'lnbcrt1garbage' })).toMatchObject({ status: 402, body: { error: { code: 'PAYMENT_FAILED' } } });
+    expect(await control('POST', '/network/pay', { amount_msat: '1' })).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST' } } });
+    expect(await control('POST', '/network/invoice', { amount_msat: '0' })).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST' } } });
+    expect(await control('GET', `/network/invoices/${'00'.repeat(32)}`)).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+    expect(await control('GET', '/network/nothing')).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+  });
+
+  it('accepts exactly the invoice amount, and fails unknown nodes, expired invoices', async () => {
+    const payee = devnet.createPayeeInvoice(5_000n);
+    expect(await devnet.payInvoice(payee.invoice, 5_001n)).toMatchObject({ state: 'failed', reason: 'amount does not match the invoice' });
+    expect(devnet.payeeInvoiceStatus(payee.paymentHash)?.state).toBe('pending');
+
+    const secrets = newPaymentSecrets();
+    const stranger = buildInvoice({
+      nodeSecret: generateSecretKey(),
+      amountMsat: 1_000n,
+      paymentHash: secrets.paymentHash,
+      paymentSecret: secrets.paymentSecret,
+      description: '',
+      descriptionHash: null,
+      timestamp: Math.floor(Date.now() / 1000),
+      expirySeconds: 600,
+    });
+    expect(await devnet.payInvoice(stranger)).toMatchObject({ state: 'failed', reason: expect.stringMatching(/^no route/) });
+
+    const party = newParty();
+    const deposit = await vault.openDeposit(signDepositOpen(party.user.secretKey));
+    const shortLived = await vault.createInvoice(deposit.deposit_id, { amountMsat: 1_000n * SAT, expirySeconds: 1 });
+    await eventually(() => Date.now() / 1000 >= shortLived.expires_at, 'expiry', 3_000);
+    expect(await devnet.payInvoice(shortLived.invoice)).toMatchObject({ state: 'failed', reason: 'invoice expired' });
+    expect((await vault.depositStatus(deposit.deposit_id)).balance_msat).toBe(0n);
+  });
+});
+
+describe('operator fault switches', () => {
+  let devnet: Devnet;
+  let op: DevnetOperator;
+  let vault: HttpVaultClient;
+  let party: NwcParty;
+  let depositId: string;
+  const events: VaultEvent[] = [];
+  let subscription: EventSubscription;
+
+  const pay = (invoice: string, amount: bigint, key: string, maxFeeMsat = feeLimitFor(amount, DEFAULT_FEE_LIMIT)) =>
+    vault.pay(depositId, { invoice, amountMsat: amount, maxFeeMsat, idempotencyKey: key, authorization: payAuthorization(party, signTestGrant(party), invoice) });
+
+  beforeAll(async () => {
+    devnet = await startTestDevnet({ operators: 3, paymentWaitMs: 200 });
+    const c = devnet.operators[2];
+    if (!c) throw new Error('no operator');
+    op = c;
+    vault = new HttpVaultClient({ url: op.url, secretKey: generateSecretKey(), timeoutMs: 2_000 });
+    party = newParty();
+    depositId = await fundedDeposit(devnet, vault, party.user, 100_000n * SAT);
+    subscription = vault.subscribeEvents(0, async (e) => {
+      events.push(e);
+    });
+  });
+  afterAll(async () => {
+    subscription.close();
+    await devnet.stop();
+  });
+
+  it('fails a payment whose route fee is above its fee limit, charging nothing', async () => {
+    const amount = 10_000n * SAT;
+    const payee = devnet.createPayeeInvoice(amount);
+    // vault-c charges 5000 ppm = 50 000 msat here; the payment allows 20 000.
+    const payment = await pay(payee.invoice, amount, 'fee-too-low', 20_000n);
+    expect(payment).toMatchObject({ state: 'failed', fee_msat: 0n, preimage: null });
+    expect(payment.failure_reason).toMatch(/route fee 50000 msat exceeds the fee limit of 20000 msat/);
+    expect(await vault.depositStatus(depositId)).toMatchObject({ balance_msat: 100_000n * SAT, reserved_msat: 0n });
+    expect(devnet.payeeInvoiceStatus(payee.paymentHash)?.state).toBe('pending');
+  });
+
+  it('holds payments pending while holdPayments is on, then releases them', async () => {
+    const amount = 1_000n * SAT;
+    const payee = devnet.createPayeeInvoice(amount);
+    op.faults.holdPayments = true;
+    const held = await pay(payee.invoice, amount, 'held');
+    expect(held).toMatchObject({ state: 'pending', balance_update: null, preimage: null });
+    expect((await vault.depositStatus(depositId)).reserved_msat).toBe(amount + 10_000n);
+    op.releasePayments();
+    await eventually(() => events.some((e) => e.type === 'payment_settled' && e.idempotency_key === 'held'), 'payment_settled event');
+    expect(await vault.paymentStatus(depositId, 'held')).toMatchObject({ state: 'settled', fee_msat: 5_000n });
+    // Still on: the next payment is held too, until the switch goes off.
+    const second = devnet.createPayeeInvoice(amount);
+    expect((await pay(second.invoice, amount, 'held-2')).state).toBe('pending');
+    op.faults.holdPayments = false;
+    await eventually(async () => (await vault.paymentStatus(depositId, 'held-2'))?.state === 'settled', 'release when switched off');
+    expect((await vault.depositStatus(depositId)).reserved_msat).toBe(0n);
+  });
+
+  it('fails payments with the given reason under failPayments, releasing the reservation', async () => {
+    const before = await vault.depositStatus(depositId);
+    const payee = devnet.createPayeeInvoice(1_000n * SAT);
+    op.faults.failPayments = 'temporary channel failure';
+    try {
+      const failed = await pay(payee.invoice, 1_000n * SAT, 'failing');
+      expect(failed).toMatchObject({ state: 'failed', failure_reason: 'temporary channel failure', fee_msat: 0n });
+      expect(failed.balance_update).toEqual(before.balance_update);
+    } finally {
+      op.faults.failPayments = null;
+    }
+    expect(await vault.depositStatus(depositId)).toEqual(before);
+    await eventually(() => events.some((e) => e.type === 'payment_failed' && e.idempotency_key === 'failing'), 'payment_failed event');
+  });
+
+  it('takes a payment without crediting it under skipCredit (the selective-payment attack)', async () => {
+    const before = await vault.depositStatus(depositId);
+    const invoice = await vault.createInvoice(depositId, { amountMsat: 5_000n * SAT });
+    op.faults.skipCredit = true;
+    try {
+      const paid = await devnet.payInvoice(invoice.invoice);
+      expect(paid.state).toBe('settled');
+    } finally {
+      op.faults.skipCredit = false;
+    }
+    const status = await vault.invoiceStatus(depositId, invoice.payment_hash);
+    expect(status).toMatchObject({ state: 'settled', balance_update: null });
+    expect((await vault.depositStatus(depositId)).balance_msat).toBe(before.balance_msat);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(events.some((e) => e.type === 'invoice_settled' && e.payment_hash === invoice.payment_hash)).toBe(false);
+  });
+
+  it('reports a reserve below the deposits under reservePpm', async () => {
+    op.faults.reservePpm = 250_000;
+    try {
+      const metrics = await vault.metrics();
+      expect(metrics.reserve_msat).toBe(metrics.total_balance_msat / 4n);
+    } finally {
+      op.faults.reservePpm = 1_000_000;
+    }
+  });
+
+  it('delays every response by delayMs: past the client timeout a GET is UNAVAILABLE, a POST also outcome-unknown', async () => {
+    const impatient = new HttpVaultClient({ url: op.url, secretKey: generateSecretKey(), timeoutMs: 100 });
+    op.faults.delayMs = 300;
+    try {
+      await expect(impatient.info()).rejects.toMatchObject({ code: 'UNAVAILABLE', outcomeUnknown: false });
+      await expect(impatient.openDeposit(signDepositOpen(newParty().user.secretKey))).rejects.toMatchObject({ code: 'UNAVAILABLE', outcomeUnknown: true });
+      const started = Date.now();
+      await vault.info();
+      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    } finally {
+      op.faults.delayMs = 0;
+    }
+  });
+
+  it('goes offline under down: the API answers 503 and its invoices find no route', async () => {
+    const invoice = await vault.createInvoice(depositId, { amountMsat: 1_000n * SAT });
+    op.faults.down = true;
+    try {
+      await expect(vault.info()).rejects.toMatchObject({ code: 'UNAVAILABLE', status: 503, outcomeUnknown: false });
+      expect(await devnet.payInvoice(invoice.invoice)).toMatchObject({ state: 'failed', reason: expect.stringMatching(/^no route/) });
+    } finally {
+      op.faults.down = false;
+    }
+    expect((await devnet.payInvoice(invoice.invoice)).state).toBe('settled');
+  });
+});

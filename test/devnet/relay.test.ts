@@ -1,0 +1,130 @@
+/** The devnet relay, driven by nostr-tools' own Relay client. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { finalizeEvent, type Event } from 'nostr-tools/pure';
+import type { Filter } from 'nostr-tools/filter';
+import { Relay } from 'nostr-tools/relay';
+import { startRelay, type DevnetRelay } from '../../src/devnet/relay.ts';
+import { newKeypair, type Keypair } from '../helpers/authorization.ts';
+import { eventually } from '../helpers/devnet.ts';
+
+function sign(author: Keypair, kind: number, tags: string[][] = [], content = '', createdAt = Math.floor(Date.now() / 1000)): Event {
+  return finalizeEvent({ kind, created_at: createdAt, tags, content }, author.secretKey);
+}
+
+/** The ids of the events a one-shot REQ returns (up to EOSE), in the relay's order. */
+async function query(relay: Relay, filter: Filter): Promise<string[]> {
+  const found: string[] = [];
+  await new Promise<void>((resolve) => {
+    const sub = relay.subscribe([filter], {
+      onevent: (e) => found.push(e.id),
+      oneose: () => {
+        sub.close();
+        resolve();
+      },
+    });
+  });
+  return found;
+}
+
+describe('devnet relay', () => {
+  const running: DevnetRelay[] = [];
+  const clients: Relay[] = [];
+  const start = async (options: Parameters<typeof startRelay>[0] = {}) => {
+    const relay = await startRelay({ port: 0, ...options });
+    running.push(relay);
+    return relay;
+  };
+  const connect = async (url: string) => {
+    const client = await Relay.connect(url);
+    clients.push(client);
+    return client;
+  };
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    for (const r of running.splice(0)) await r.stop();
+  });
+
+  it('delivers a published event to a #p subscriber, and not to a subscriber of another #p', async () => {
+    const relay = await start();
+    const [alice, bob, sender] = [newKeypair(), newKeypair(), newKeypair()];
+    const forAlice: Event[] = [];
+    const sub = await connect(relay.url);
+    sub.subscribe([{ kinds: [23194], '#p': [alice.pubkey] }], { onevent: (e) => forAlice.push(e) });
+    // A raw socket shows what the relay itself sends (nostr-tools would drop non-matching events).
+    const raw = new WebSocket(relay.url);
+    const rawMessages: unknown[] = [];
+    raw.onmessage = (m) => rawMessages.push(JSON.parse(String(m.data)));
+    await new Promise((resolve) => (raw.onopen = resolve));
+    raw.send(JSON.stringify(['REQ', 'bob', { kinds: [23194], '#p': [bob.pubkey] }]));
+    await eventually(() => rawMessages.length === 1, 'EOSE for bob');
+    expect(rawMessages).toEqual([['EOSE', 'bob']]);
+
+    const pub = await connect(relay.url);
+    const event = sign(sender, 23194, [['p', alice.pubkey]], 'ciphertext');
+    await pub.publish(event);
+    await eventually(() => forAlice.length === 1, 'delivery to the #p subscriber');
+    expect(forAlice.map((e) => e.id)).toEqual([event.id]);
+    const toBob = sign(sender, 23194, [['p', bob.pubkey]], 'for bob');
+    await pub.publish(toBob);
+    await eventually(() => rawMessages.length === 2, 'delivery to bob');
+    expect(rawMessages[1]).toEqual(['EVENT', 'bob', JSON.parse(JSON.stringify(toBob))]);
+    raw.close();
+    // Ephemeral kinds are forwarded, never stored.
+    expect(await query(pub, { ids: [event.id] })).toEqual([]);
+  });
+
+  it('keeps only the newest kind 13194 replaceable event and returns it to a later REQ', async () => {
+    const relay = await start();
+    const wallet = newKeypair();
+    const client = await connect(relay.url);
+    const now = Math.floor(Date.now() / 1000);
+    const older = sign(wallet, 13194, [['encryption', 'nip44_v2']], 'pay_invoice', now - 10);
+    const newer = sign(wallet, 13194, [['encryption', 'nip44_v2 nip04']], 'pay_invoice get_balance', now);
+    await client.publish(older);
+    await client.publish(newer);
+    // An older version arriving late does not replace the newer one.
+    await client.publish(sign(wallet, 13194, [], 'stale', now - 20));
+    expect(await query(client, { kinds: [13194], authors: [wallet.pubkey] })).toEqual([newer.id]);
+  });
+
+  it('answers a REQ with since, until, limit and tag filters', async () => {
+    const relay = await start();
+    const author = newKeypair();
+    const target = newKeypair();
+    const client = await connect(relay.url);
+    const now = Math.floor(Date.now() / 1000);
+    const notes = [0, 1, 2, 3].map((i) => sign(author, 1, i % 2 === 0 ? [['p', target.pubkey]] : [], `note ${i}`, now - 100 + i));
+    for (const note of notes) await client.publish(note);
+    expect(await query(client, { kinds: [1], authors: [author.pubkey], '#p': [target.pubkey] })).toEqual([notes[2]?.id, notes[0]?.id]);
+    expect(await query(client, { kinds: [1], authors: [author.pubkey], since: now - 99, until: now - 98 })).toEqual([notes[2]?.id, notes[1]?.id]);
+    expect(await query(client, { kinds: [1], authors: [author.pubkey], limit: 1 })).toEqual([notes[3]?.id]);
+  });
+
+  it('refuses an event with a bad signature', async () => {
+    const relay = await start();
+    const client = await connect(relay.url);
+    const event = sign(newKeypair(), 1, [], 'hello');
+    await expect(client.publish({ ...event, content: 'tampered' })).rejects.toThrow(/invalid/);
+  });
+
+  it('stops cleanly and restarts on the same port, keeping events when given the same store', async () => {
+    const first = await start();
+    const author = newKeypair();
+    const client = await connect(first.url);
+    const note = sign(author, 1, [], 'survives');
+    await client.publish(note);
+    let closed = false;
+    client.onclose = () => {
+      closed = true;
+    };
+    await first.stop();
+    running.splice(running.indexOf(first), 1);
+    await eventually(() => closed, 'client sees the relay close');
+
+    const second = await start({ port: first.port, repository: first.repository });
+    expect(second.url).toBe(first.url);
+    const again = await connect(second.url);
+    expect(await query(again, { authors: [author.pubkey] })).toEqual([note.id]);
+  });
+});

@@ -1,0 +1,234 @@
+/**
+ * HttpVaultClient's own duties: the event stream (resume, reconnect, status, close), error
+ * mapping, and refusing answers that do not match the Vault API schemas.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateSecretKey } from 'nostr-tools/pure';
+import type { Devnet } from '../../src/devnet/devnet.ts';
+import { signDepositOpen } from '../../src/protocol/user-statements.ts';
+import type { VaultEvent } from '../../src/protocol/vault-api.ts';
+import { HttpVaultClient } from '../../src/vault-client/http-vault-client.ts';
+import { newParty } from '../helpers/authorization.ts';
+import { eventually, fundedDeposit, startTestDevnet } from '../helpers/devnet.ts';
+
+/** A port nothing listens on: bound, then released. */
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const address = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error('no address');
+  return address.port;
+}
+
+describe('HttpVaultClient event stream against the reference operator', () => {
+  let devnet: Devnet;
+  const bridgeKey = generateSecretKey();
+  let vault: HttpVaultClient;
+
+  beforeAll(async () => {
+    devnet = await startTestDevnet({ operators: 1, operatorPorts: [0] });
+    vault = new HttpVaultClient({ url: devnet.operators[0]?.url ?? '', secretKey: bridgeKey, reconnectDelayMs: { initial: 20, max: 100 } });
+  });
+  afterAll(async () => {
+    await devnet.stop();
+  });
+
+  const topUp = async (depositId: string, amount: bigint) => {
+    const invoice = await vault.createInvoice(depositId, { amountMsat: amount });
+    expect((await devnet.payInvoice(invoice.invoice)).state).toBe('settled');
+    return invoice.payment_hash;
+  };
+
+  it('delivers events in order, resumes after an outage without loss or repeat, and reports its status', async () => {
+    const party = newParty();
+    const depositId = await fundedDeposit(devnet, vault, party.user, 1_000_000n);
+    const events: VaultEvent[] = [];
+    const status: boolean[] = [];
+    const subscription = vault.subscribeEvents(
+      0,
+      async (event) => {
+        events.push(event);
+      },
+      (connected) => status.push(connected),
+    );
+    try {
+      await eventually(() => events.length === 1, 'the funding event');
+      expect(status).toEqual([true]);
+      const op = devnet.operators[0];
+      if (!op) throw new Error('no operator');
+      op.faults.down = true;
+      await eventually(() => status.length === 2, 'disconnect seen');
+      expect(status).toEqual([true, false]);
+      // Two payments arrive while the stream is still reconnecting (every response held 400 ms);
+      // they must come through once each, in order.
+      const missed: string[] = [];
+      op.faults.down = false;
+      op.faults.delayMs = 400;
+      missed.push(await topUp(depositId, 2_000_000n));
+      missed.push(await topUp(depositId, 3_000_000n));
+      op.faults.delayMs = 0;
+      await eventually(() => events.length === 3, 'missed events after reconnect');
+      expect(status.at(-1)).toBe(true);
+      expect(events.slice(1).map((e) => (e.type === 'invoice_settled' ? e.payment_hash : e.type))).toEqual(missed);
+      expect(events.map((e) => e.seq)).toEqual([...new Set(events.map((e) => e.seq))].sort((a, b) => a - b));
+    } finally {
+      subscription.close();
+    }
+  });
+
+  it('starts after the given seq and redelivers an event whose handler failed', async () => {
+    const party = newParty();
+    const depositId = await fundedDeposit(devnet, vault, party.user, 1_000_000n);
+    const seen: VaultEvent[] = [];
+    const collector = vault.subscribeEvents(0, async (e) => {
+      seen.push(e);
+    });
+    await eventually(() => seen.some((e) => e.type === 'invoice_settled' && e.deposit_id === depositId), 'funding event');
+    collector.close();
+    const last = seen.at(-1)?.seq ?? 0;
+
+    const delivered: number[] = [];
+    let failOnce = true;
+    const subscription = vault.subscribeEvents(last, async (e) => {
+      if (failOnce) {
+        failOnce = false;
+        throw new Error('handler failed');
+      }
+      delivered.push(e.seq);
+    });
+    try {
+      const hash = await topUp(depositId, 4_000_000n);
+      await eventually(() => delivered.length === 1, 'redelivery after the handler failed');
+      const status = await vault.invoiceStatus(depositId, hash);
+      expect(status.state).toBe('settled');
+      expect(delivered[0]).toBeGreaterThan(last);
+    } finally {
+      subscription.close();
+    }
+  });
+
+  it('stops delivering once closed', async () => {
+    const party = newParty();
+    const depositId = await fundedDeposit(devnet, vault, party.user, 1_000_000n);
+    const received: VaultEvent[] = [];
+    const subscription = vault.subscribeEvents(1_000_000, async (e) => {
+      received.push(e);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    subscription.close();
+    await topUp(depositId, 1_000_000n);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(received).toEqual([]);
+  });
+
+  it('sees only the deposits its key watches', async () => {
+    const other = new HttpVaultClient({ url: vault.url, secretKey: generateSecretKey() });
+    const seen: VaultEvent[] = [];
+    const subscription = other.subscribeEvents(0, async (e) => {
+      seen.push(e);
+    });
+    try {
+      const party = newParty();
+      const depositId = await fundedDeposit(devnet, vault, party.user, 1_000_000n);
+      const mine = await fundedDeposit(devnet, other, newParty().user, 1_000_000n);
+      await eventually(() => seen.length === 1, 'own event');
+      expect(seen.map((e) => e.deposit_id)).toEqual([mine]);
+      expect(depositId).not.toBe(mine);
+    } finally {
+      subscription.close();
+    }
+  });
+
+  it('raises UNAVAILABLE when the operator cannot be reached; a refused connection is not outcome-unknown', async () => {
+    const nowhere = new HttpVaultClient({ url: `http://127.0.0.1:${await closedPort()}`, secretKey: bridgeKey });
+    await expect(nowhere.info()).rejects.toMatchObject({ code: 'UNAVAILABLE', outcomeUnknown: false });
+    await expect(nowhere.openDeposit(signDepositOpen(generateSecretKey()))).rejects.toMatchObject({ code: 'UNAVAILABLE', outcomeUnknown: false });
+  });
+});
+
+describe('HttpVaultClient against a misbehaving server', () => {
+  let server: Server;
+  let url = '';
+  let handler: (request: IncomingMessage, response: ServerResponse) => void = (_req, res) => res.end();
+
+  beforeAll(async () => {
+    server = createServer((request, response) => handler(request, response));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no address');
+    url = `http://127.0.0.1:${address.port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  const respond = (status: number, body: string) => {
+    handler = (_request, response) => {
+      response.writeHead(status, { 'content-type': 'application/json' });
+      response.end(body);
+    };
+  };
+  const client = () => new HttpVaultClient({ url, secretKey: generateSecretKey(), timeoutMs: 500 });
+
+  it('refuses a response that does not match the schema, naming what it expected', async () => {
+    respond(200, JSON.stringify({ version: '1' }));
+    await expect(client().info()).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/expected vault info/) });
+    respond(200, 'not json');
+    await expect(client().metrics()).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/expected vault metrics as JSON/) });
+  });
+
+  it('refuses a deposit owned by someone else than the signer of the open statement', async () => {
+    const key = generateSecretKey();
+    respond(
+      200,
+      JSON.stringify({
+        deposit_id: 'd1',
+        owner: 'ab'.repeat(32),
+        vault_id: 'cd'.repeat(32),
+        channel_id: 'ef'.repeat(32),
+        multisig_pubkey: '12'.repeat(32),
+        address: 'x',
+        created_at: 1,
+      }),
+    );
+    await expect(client().openDeposit(signDepositOpen(key))).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/owned by the signer/) });
+  });
+
+  it('maps the documented error body to its code, and trusts nothing else', async () => {
+    respond(402, JSON.stringify({ error: { code: 'INSUFFICIENT_BALANCE', message: 'too poor' } }));
+    await expect(client().depositStatus('d')).rejects.toMatchObject({ code: 'INSUFFICIENT_BALANCE', status: 402, message: expect.stringMatching(/too poor/) });
+    // A bare 404 (a proxy, a wrong path) must not read as "this payment never happened".
+    respond(404, '<html>not found</html>');
+    await expect(client().paymentStatus('d', 'k')).rejects.toMatchObject({ code: 'INTERNAL', status: 404 });
+    respond(404, JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no payment' } }));
+    expect(await client().paymentStatus('d', 'k')).toBeNull();
+    respond(502, 'bad gateway');
+    await expect(client().metrics()).rejects.toMatchObject({ code: 'UNAVAILABLE', outcomeUnknown: false });
+    await expect(client().pushGrant('d', signDepositOpen(generateSecretKey()))).rejects.toMatchObject({ code: 'UNAVAILABLE', outcomeUnknown: true });
+    respond(500, JSON.stringify({ error: { code: 'INTERNAL', message: 'boom' } }));
+    await expect(client().lock('d', signDepositOpen(generateSecretKey()))).rejects.toMatchObject({ code: 'INTERNAL', outcomeUnknown: true });
+  });
+
+  it('marks a POST whose connection dropped after sending as outcome-unknown', async () => {
+    handler = (request) => request.socket.destroy();
+    await expect(client().pushGrant('d', signDepositOpen(generateSecretKey()))).rejects.toMatchObject({ code: 'UNAVAILABLE', outcomeUnknown: true });
+  });
+
+  it('signs every call with NIP-98 for the exact URL requested', async () => {
+    let seen: { url: string | undefined; auth: string | undefined } = { url: undefined, auth: undefined };
+    handler = (request, response) => {
+      seen = { url: request.url, auth: request.headers.authorization };
+      response.writeHead(404, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'none' } }));
+    };
+    await client().paymentStatus('dep/1', 'key?x');
+    expect(seen.url).toBe('/v0/deposits/dep%2F1/payments/key%3Fx');
+    const token = JSON.parse(Buffer.from((seen.auth ?? '').replace(/^Nostr /, ''), 'base64').toString('utf8'));
+    expect(token.kind).toBe(27235);
+    expect(token.tags).toContainEqual(['u', `${url}/v0/deposits/dep%2F1/payments/key%3Fx`]);
+    expect(token.tags).toContainEqual(['method', 'GET']);
+  });
+});
