@@ -1,1 +1,168 @@
-console.log("cli", process.version, process.argv.slice(2))
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
+import { nip19 } from 'nostr-tools';
+import { z } from 'zod';
+import { budgetRenewalSchema } from './protocol/budget.ts';
+import { grantTerms, signGrant } from './protocol/grant.ts';
+import { bytesToHex, hexToBytes } from './protocol/hex.ts';
+import { httpAuthHeader } from './protocol/nip98.ts';
+import { signDepositOpen } from './protocol/user-statements.ts';
+import { loadConfig } from './config.ts';
+import { runDevnet, runMigrations, runService } from './main.ts';
+
+const program = new Command()
+  .name('deposit-bridge')
+  .description('A Nostr Wallet Connect service whose money lives in vaults at independent operators.')
+  .showHelpAfterError();
+
+function positiveInteger(value: string): bigint {
+  if (!/^[1-9][0-9]{0,15}$/.test(value)) throw new InvalidArgumentError('expected a positive whole number');
+  return BigInt(value);
+}
+
+/** A user key given as 64 hex characters or an nsec. */
+function secretKeyArg(value: string): Uint8Array {
+  if (/^[0-9a-f]{64}$/i.test(value)) return hexToBytes(value.toLowerCase());
+  try {
+    const decoded = nip19.decode(value);
+    if (decoded.type === 'nsec') return decoded.data;
+  } catch {
+    // reported below
+  }
+  throw new InvalidArgumentError('expected a secret key: 64 hex characters or nsec1…');
+}
+
+function baseUrl(value: string): string {
+  if (!/^https?:\/\/[^\s]+$/.test(value)) throw new InvalidArgumentError('expected an http(s):// URL');
+  return value.replace(/\/+$/, '');
+}
+
+async function fetchJson<S extends z.ZodType>(url: string, schema: S, init?: RequestInit): Promise<z.output<S>> {
+  let response: Response;
+  try {
+    response = await fetch(url, init);
+  } catch (error) {
+    throw new Error(`cannot reach ${url}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const text = await response.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new Error(`${url} answered ${response.status} with a body that is not JSON`);
+  }
+  if (!response.ok) {
+    const error = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).safeParse(json);
+    throw new Error(`${url} answered ${response.status}: ${error.success ? `${error.data.error.code}: ${error.data.error.message}` : text.slice(0, 200)}`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new Error(`${url} answered with an unexpected body: ${parsed.error.issues[0]?.message ?? ''}`);
+  return parsed.data;
+}
+
+const bridgeInfoSchema = z.object({ wallet_service_pubkey: z.string(), relays: z.array(z.string()).min(1), methods: z.array(z.string()) });
+const registeredSchema = z.object({ wallet_service_pubkey: z.string(), relays: z.array(z.string()).min(1) });
+const devnetInfoSchema = z.object({ network_url: z.string() });
+
+program
+  .command('start', { isDefault: true })
+  .description('run the bridge (with an embedded database and a local devnet unless configured otherwise)')
+  .action(async () => {
+    await runService(loadConfig());
+  });
+
+program
+  .command('migrate')
+  .description('run pending database migrations and exit')
+  .action(async () => {
+    await runMigrations(loadConfig());
+  });
+
+program
+  .command('connect')
+  .description('create an NWC connection: the secret is made here, the bridge only learns its public key')
+  .requiredOption('--url <url>', 'the bridge HTTP URL', baseUrl)
+  .option('--user-key <hex|nsec>', 'your user key (a new one is generated and printed to stderr if omitted)', secretKeyArg)
+  .option('--name <name>', 'a name for the connection', '')
+  .option('--methods <list>', 'comma-separated NIP-47 methods to allow (default: all the bridge serves)')
+  .option('--budget-sat <sat>', 'spending budget per renewal period, in sats', positiveInteger)
+  .addOption(new Option('--renewal <period>', 'budget renewal period').choices(budgetRenewalSchema.options))
+  .option('--max-amount-sat <sat>', 'largest single payment, in sats', positiveInteger)
+  .action(async (opts: { url: string; userKey?: Uint8Array; name: string; methods?: string; budgetSat?: bigint; renewal?: z.infer<typeof budgetRenewalSchema>; maxAmountSat?: bigint }) => {
+    if (opts.renewal && opts.budgetSat === undefined) throw new InvalidArgumentError('--renewal needs --budget-sat');
+    const info = await fetchJson(`${opts.url}/api/info`, bridgeInfoSchema);
+    let userKey = opts.userKey;
+    if (!userKey) {
+      userKey = generateSecretKey();
+      process.stderr.write(`New user key (keep it secret; it owns your deposits): ${nip19.nsecEncode(userKey)}\n`);
+      process.stderr.write(`User public key: ${nip19.npubEncode(getPublicKey(userKey))}\n`);
+    }
+    const methods = opts.methods ? opts.methods.split(',').map((m) => m.trim()).filter(Boolean) : info.methods;
+    const connectionSecret = generateSecretKey();
+    const grant = signGrant(
+      grantTerms(getPublicKey(connectionSecret), methods, {
+        name: opts.name,
+        budget: opts.budgetSat === undefined ? null : { amountMsat: opts.budgetSat * 1000n, renewal: opts.renewal ?? 'monthly' },
+        maxAmountMsat: opts.maxAmountSat === undefined ? null : opts.maxAmountSat * 1000n,
+      }),
+      userKey,
+    );
+    const body = JSON.stringify({ grant, deposit_open: signDepositOpen(userKey) });
+    const url = `${opts.url}/api/connections`;
+    const registered = await fetchJson(url, registeredSchema, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: httpAuthHeader(userKey, url, 'POST', body) },
+      body,
+    });
+    const uri = new URL(`nostr+walletconnect://${registered.wallet_service_pubkey}`);
+    for (const relay of registered.relays) uri.searchParams.append('relay', relay);
+    uri.searchParams.set('secret', bytesToHex(connectionSecret));
+    process.stdout.write(`Connection registered (${methods.join(', ')}). Paste this into your NWC wallet:\n${uri.toString()}\n`);
+  });
+
+const devnet = program.command('devnet').description('the local devnet: relay, vault operators, auditor, payer and payee');
+
+devnet
+  .command('run', { isDefault: true })
+  .description('run the devnet alone and print the settings for a bridge started separately')
+  .action(async () => {
+    await runDevnet(loadConfig());
+  });
+
+async function networkUrl(url: string): Promise<string> {
+  return (await fetchJson(`${url}/api/devnet`, devnetInfoSchema)).network_url.replace(/\/+$/, '');
+}
+
+devnet
+  .command('pay <bolt11>')
+  .description('pay an invoice from the devnet payer (a node outside your vaults); prints the preimage last')
+  .requiredOption('--url <url>', 'the bridge (local mode) or devnet URL', baseUrl)
+  .option('--amount-msat <msat>', 'amount for an amountless invoice', positiveInteger)
+  .action(async (bolt11: string, opts: { url: string; amountMsat?: bigint }) => {
+    const paid = await fetchJson(`${await networkUrl(opts.url)}/network/pay`, z.object({ preimage: z.string(), fee_msat: z.string() }), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ invoice: bolt11, ...(opts.amountMsat !== undefined ? { amount_msat: opts.amountMsat.toString() } : {}) }),
+    });
+    process.stdout.write(`Paid (routing fee ${paid.fee_msat} msat). Preimage:\n${paid.preimage}\n`);
+  });
+
+devnet
+  .command('invoice <amount_sat>')
+  .description('make an invoice at the devnet payee (a node outside your vaults); prints the invoice last')
+  .requiredOption('--url <url>', 'the bridge (local mode) or devnet URL', baseUrl)
+  .option('--description <text>', 'invoice description', '')
+  .action(async (amountSat: string, opts: { url: string; description: string }) => {
+    const amount = positiveInteger(amountSat);
+    const made = await fetchJson(`${await networkUrl(opts.url)}/network/invoice`, z.object({ invoice: z.string(), payment_hash: z.string() }), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ amount_msat: (amount * 1000n).toString(), description: opts.description }),
+    });
+    process.stdout.write(`Invoice for ${amount} sat (payment hash ${made.payment_hash}):\n${made.invoice}\n`);
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.stderr.write(`deposit-bridge: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});

@@ -24,7 +24,7 @@ import { nostrEventSchema } from '../protocol/nostr-event.ts';
 import { silentLogger, type Logger } from '../log.ts';
 
 /** True when the event matches every condition of the filter (NIP-01), tag filters included. */
-export function matchesFilter(event: RelayEvent, filter: Filter): boolean {
+function matchesFilter(event: RelayEvent, filter: Filter): boolean {
   if (filter.ids && !filter.ids.includes(event.id)) return false;
   if (filter.authors && !filter.authors.includes(event.pubkey)) return false;
   if (filter.kinds && !filter.kinds.includes(event.kind)) return false;
@@ -63,7 +63,9 @@ export class MemoryEventRepository extends EventRepository {
 
   upsert(event: RelayEvent): EventRepositoryUpsertResult {
     const type = EventUtils.getType(event.kind);
-    if (type === EventType.EPHEMERAL || this.#events.has(event.id)) return { isDuplicate: type !== EventType.EPHEMERAL };
+    // The relay forwards ephemeral events without storing them; never keep one that reaches here.
+    if (type === EventType.EPHEMERAL) return { isDuplicate: false };
+    if (this.#events.has(event.id)) return { isDuplicate: true };
     const address =
       type === EventType.REPLACEABLE
         ? `${event.kind}:${event.pubkey}`
@@ -161,6 +163,9 @@ export async function startRelay(options: RelayOptions = {}): Promise<DevnetRela
     // The defaults (20 per socket, evicting the oldest silently; 1 s result cache) break a bridge with many users.
     maxSubscriptionsPerClient: 1000,
     filterResultCacheTtl: 0,
+    // Without this it drops an event id seen in the last 10 minutes: a client resending a
+    // request (or tests of the bridge's own deduplication) would go unheard.
+    eventHandlingResultCacheTtl: 0,
   });
   const validator = new Validator();
 

@@ -1,0 +1,118 @@
+import type { Logger } from 'pino';
+import type { Db } from './db/database.ts';
+import { FinalityNotifier, type WalletContext } from './deposits/context.ts';
+import { OperatorDirectory, type AuditorSource, type OperatorEntry } from './deposits/operators.ts';
+import { refreshPendingOutgoing } from './deposits/payments.ts';
+import { VaultEventFollower } from './deposits/vault-events.ts';
+import { createHttpServer } from './http/server.ts';
+import { nowSeconds } from './protocol/nostr-event.ts';
+import { publishInfoEvent } from './nwc/info-event.ts';
+import { deriveBridgeKeys, type BridgeKeys } from './nwc/keys.ts';
+import { SERVED_METHODS } from './nwc/methods/registry.ts';
+import { RelayPool } from './nwc/relay-pool.ts';
+import { NwcResponder } from './nwc/responder.ts';
+import { AuditorClient } from './vault-client/auditor-client.ts';
+import { HttpVaultClient } from './vault-client/http-vault-client.ts';
+
+export interface BridgeOptions {
+  /** An open, migrated database; the bridge closes it on stop. */
+  db: Db;
+  masterKey: Uint8Array;
+  relays: readonly string[];
+  operators: readonly OperatorEntry[];
+  auditors: readonly { url: string; pubkey: string }[];
+  httpHost: string;
+  httpPort: number;
+  /** The base URL clients reach the HTTP API at; defaults to the listening address. */
+  publicUrl?: string | undefined;
+  alias: string;
+  logger: Logger;
+  /** In local mode: what GET /api/devnet answers. */
+  devnet?: (() => unknown) | undefined;
+  /** Timeout of each Vault API call (default 10 s). */
+  vaultTimeoutMs?: number;
+  /** How long stop() waits for requests in flight to be answered (default 10 s). */
+  drainTimeoutMs?: number;
+}
+
+export interface RunningBridge {
+  url: string;
+  keys: BridgeKeys;
+  wallet: WalletContext;
+  stop(): Promise<void>;
+}
+
+const SCORE_REFRESH_MS = 60_000;
+const PENDING_REFRESH_MS = 30_000;
+
+/**
+ * Starts the bridge in order: operators, their event streams, payments a previous run left in
+ * flight, the HTTP API, the NIP-47 responder and its info event. `stop()` undoes it in reverse:
+ * stop intake, drain requests in flight, close subscriptions, close the database.
+ */
+export async function startBridge(options: BridgeOptions): Promise<RunningBridge> {
+  const { db, logger } = options;
+  const keys = deriveBridgeKeys(options.masterKey);
+  const operators = new OperatorDirectory(
+    db,
+    (url) => new HttpVaultClient({ url, secretKey: keys.vaultAuthSecret, logger, ...(options.vaultTimeoutMs ? { timeoutMs: options.vaultTimeoutMs } : {}) }),
+    logger.child({ component: 'operators' }),
+  );
+  const wallet: WalletContext = { db, operators, logger: logger.child({ component: 'deposits' }), finality: new FinalityNotifier(), now: nowSeconds };
+  const followers = new VaultEventFollower(wallet);
+  operators.onConnect((nodePubkey) => {
+    void followers.follow(nodePubkey).catch((err: unknown) => logger.error({ err }, 'could not follow a vault event stream'));
+  });
+  await operators.connect(options.operators);
+
+  const auditors: AuditorSource[] = options.auditors.map((a) => {
+    const client = new AuditorClient({ url: a.url, pubkey: a.pubkey });
+    return { pubkey: a.pubkey, reports: async (operator, since) => (await client.reports(operator, since)).reports };
+  });
+  const refreshScores = () => operators.refreshScores(auditors, nowSeconds()).catch((err: unknown) => logger.warn({ err }, 'score refresh failed'));
+  await refreshScores();
+  const refreshPending = () => refreshPendingOutgoing(wallet).catch((err: unknown) => logger.warn({ err }, 'pending payment refresh failed'));
+  await refreshPending();
+  const timers = [setInterval(refreshScores, SCORE_REFRESH_MS), setInterval(refreshPending, PENDING_REFRESH_MS)];
+  for (const t of timers) t.unref();
+
+  const pool = new RelayPool(options.relays, logger.child({ component: 'relays' }));
+  const identity = { alias: options.alias, servicePubkey: keys.servicePubkey, servedMethods: SERVED_METHODS };
+  const responder = new NwcResponder(db, pool, keys, wallet, identity, logger.child({ component: 'nwc' }));
+
+  let publicUrl = options.publicUrl;
+  const http = createHttpServer({
+    db,
+    wallet,
+    logger,
+    servicePubkey: keys.servicePubkey,
+    relays: options.relays,
+    servedMethods: SERVED_METHODS,
+    publicUrl: () => publicUrl ?? '',
+    ready: () => ({ ready: pool.isLive(), database: true, relay: pool.isLive() }),
+    devnet: options.devnet,
+  });
+  const address = await http.listen({ host: options.httpHost, port: options.httpPort });
+  publicUrl ??= address;
+
+  await responder.start();
+  const stopInfo = publishInfoEvent(pool, keys, SERVED_METHODS, logger.child({ component: 'nwc' }));
+
+  let stopped: Promise<void> | undefined;
+  return {
+    url: publicUrl,
+    keys,
+    wallet,
+    stop: () =>
+      (stopped ??= (async () => {
+        await http.close();
+        await responder.drain(options.drainTimeoutMs ?? 10_000);
+        stopInfo();
+        for (const t of timers) clearInterval(t);
+        followers.stop();
+        pool.close();
+        operators.stop();
+        await db.destroy();
+      })()),
+  };
+}

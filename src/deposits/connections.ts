@@ -1,0 +1,194 @@
+import type { Logger } from 'pino';
+import type { Event } from 'nostr-tools/pure';
+import type { Db } from '../db/database.ts';
+import type { ConnectionRow } from '../db/schema.ts';
+import { budgetRenewalSchema } from '../protocol/budget.ts';
+import { grantInForce, parseGrant, type Grant } from '../protocol/grant.ts';
+import { Nip47Error } from '../protocol/nip47-error.ts';
+import { verifyDepositOpen } from '../protocol/user-statements.ts';
+import type { KnownOperator, OperatorDirectory } from './operators.ts';
+
+/** A registered connection: the app key and the grant its user signed for it. */
+export interface Connection {
+  pubkey: string;
+  userPubkey: string;
+  name: string;
+  grant: Grant;
+  grantEvent: Event;
+}
+
+/** A refusal of a registration, with the HTTP status it deserves. */
+export class RegistrationError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = 'RegistrationError';
+    this.status = status;
+  }
+}
+
+export function connectionFromRow(row: ConnectionRow): Connection {
+  return {
+    pubkey: row.pubkey,
+    userPubkey: row.user_pubkey,
+    name: row.name,
+    grantEvent: row.grant_event,
+    grant: {
+      userPubkey: row.user_pubkey,
+      connectionPubkey: row.pubkey,
+      name: row.name,
+      methods: row.methods,
+      budget: row.budget_msat === null || row.budget_renewal === null ? null : { amountMsat: row.budget_msat, renewal: budgetRenewalSchema.parse(row.budget_renewal) },
+      maxAmountMsat: row.max_amount_msat,
+      feeLimit: { baseMsat: row.fee_base_msat, ppm: row.fee_ppm },
+      expiresAt: row.expires_at === null ? null : Number(row.expires_at),
+      vaultOperators: row.vault_operators,
+      revoked: row.revoked,
+      createdAt: Number(row.grant_created_at),
+    },
+  };
+}
+
+export async function findConnection(db: Db, pubkey: string): Promise<Connection | undefined> {
+  const row = await db.selectFrom('connections').selectAll().where('pubkey', '=', pubkey).executeTakeFirst();
+  return row ? connectionFromRow(row) : undefined;
+}
+
+export interface Registration {
+  /** The NIP-98 signer of the registration: must be the user who signed the grant. */
+  authPubkey: string;
+  grantEvent: Event;
+  depositOpenEvent: Event;
+}
+
+/**
+ * Registers (or updates) a connection: checks the user's signatures, records the user, opens
+ * the user's deposits at every operator that has none yet, pushes the grant to each deposit,
+ * and stores the grant. The bridge never sees the connection's secret.
+ */
+export async function registerConnection(
+  db: Db,
+  operators: OperatorDirectory,
+  servedMethods: readonly string[],
+  registration: Registration,
+  logger: Logger,
+): Promise<{ connection: Connection; depositCount: number }> {
+  const parsed = parseGrant(registration.grantEvent);
+  if (!parsed.ok) throw new RegistrationError(400, parsed.error.message);
+  const grant = parsed.value;
+  if (grant.userPubkey !== registration.authPubkey) throw new RegistrationError(403, 'the grant must be signed by the key that signs the request');
+  const inForce = grantInForce(grant, Math.floor(Date.now() / 1000));
+  if (!inForce.ok) throw new RegistrationError(400, inForce.error.message);
+  const unknown = grant.methods.filter((m) => !servedMethods.includes(m));
+  if (unknown.length > 0) throw new RegistrationError(400, `methods not served by this bridge: ${unknown.join(', ')}`);
+  const owner = verifyDepositOpen(registration.depositOpenEvent);
+  if (!owner.ok) throw new RegistrationError(400, owner.error.message);
+  if (owner.value !== grant.userPubkey) throw new RegistrationError(403, 'the deposit-open statement must be signed by the user');
+
+  const existing = await db.selectFrom('connections').select(['user_pubkey', 'grant_created_at']).where('pubkey', '=', grant.connectionPubkey).executeTakeFirst();
+  if (existing && existing.user_pubkey !== grant.userPubkey) throw new RegistrationError(409, 'this connection key belongs to another user');
+  if (existing && existing.grant_created_at >= BigInt(grant.createdAt)) {
+    throw new RegistrationError(409, 'a newer or equal grant for this connection is already registered');
+  }
+
+  await db
+    .insertInto('users')
+    .values({ pubkey: grant.userPubkey, deposit_open_event: JSON.stringify(registration.depositOpenEvent) })
+    .onConflict((oc) => oc.column('pubkey').doNothing())
+    .execute();
+  const depositCount = await ensureDeposits(db, operators.all(), grant.userPubkey, registration.depositOpenEvent, logger);
+  if (depositCount === 0) throw new RegistrationError(503, 'no vault operator could open a deposit; try again later');
+
+  const columns = {
+    user_pubkey: grant.userPubkey,
+    name: grant.name,
+    grant_event: JSON.stringify(registration.grantEvent),
+    grant_created_at: grant.createdAt,
+    methods: JSON.stringify(grant.methods),
+    budget_msat: grant.budget?.amountMsat ?? null,
+    budget_renewal: grant.budget?.renewal ?? null,
+    max_amount_msat: grant.maxAmountMsat,
+    fee_base_msat: grant.feeLimit.baseMsat,
+    fee_ppm: grant.feeLimit.ppm,
+    expires_at: grant.expiresAt,
+    vault_operators: JSON.stringify(grant.vaultOperators),
+    revoked: grant.revoked,
+  };
+  // The conditional upsert keeps the newest grant even if two registrations race.
+  const stored = await db
+    .insertInto('connections')
+    .values({ pubkey: grant.connectionPubkey, ...columns })
+    .onConflict((oc) =>
+      oc
+        .column('pubkey')
+        .doUpdateSet({ ...columns, updated_at: new Date() })
+        .where('connections.grant_created_at', '<', BigInt(grant.createdAt))
+        .where('connections.user_pubkey', '=', grant.userPubkey),
+    )
+    .returningAll()
+    .executeTakeFirst();
+  if (!stored) throw new RegistrationError(409, 'a newer grant for this connection is already registered');
+
+  await pushGrant(db, operators, grant.userPubkey, registration.grantEvent, logger);
+  return { connection: connectionFromRow(stored), depositCount };
+}
+
+/** Opens the user's deposit at each operator where there is none yet; returns how many the user has. */
+export async function ensureDeposits(db: Db, operators: readonly KnownOperator[], userPubkey: string, openEvent: Event, logger: Logger): Promise<number> {
+  const have = new Set(
+    (await db.selectFrom('deposits').select('operator_pubkey').where('user_pubkey', '=', userPubkey).execute()).map((r) => r.operator_pubkey),
+  );
+  await Promise.all(
+    operators
+      .filter((op) => !have.has(op.nodePubkey))
+      .map(async (op) => {
+        try {
+          const deposit = await op.client.openDeposit(openEvent);
+          if (deposit.owner !== userPubkey) throw new Error('operator opened a deposit for another owner');
+          await db
+            .insertInto('deposits')
+            .values({
+              user_pubkey: userPubkey,
+              operator_pubkey: op.nodePubkey,
+              remote_deposit_id: deposit.deposit_id,
+              vault_id: deposit.vault_id,
+              channel_id: deposit.channel_id,
+              multisig_pubkey: deposit.multisig_pubkey,
+              confirmed_msat: 0n,
+              reserved_msat: 0n,
+              vault_balance_msat: null,
+              vault_balance_seq: null,
+            })
+            .onConflict((oc) => oc.columns(['user_pubkey', 'operator_pubkey']).doNothing())
+            .execute();
+          have.add(op.nodePubkey);
+        } catch (error) {
+          logger.warn({ operator: op.name, err: error }, 'could not open a deposit');
+        }
+      }),
+  );
+  return have.size;
+}
+
+async function pushGrant(db: Db, operators: OperatorDirectory, userPubkey: string, grantEvent: Event, logger: Logger): Promise<void> {
+  const deposits = await db.selectFrom('deposits').select(['operator_pubkey', 'remote_deposit_id']).where('user_pubkey', '=', userPubkey).execute();
+  await Promise.all(
+    deposits.map(async (d) => {
+      const op = operators.get(d.operator_pubkey);
+      if (!op) return;
+      try {
+        await op.client.pushGrant(d.remote_deposit_id, grantEvent);
+      } catch (error) {
+        // Payments carry the grant anyway; the push only lets the operator refuse older ones early.
+        logger.warn({ operator: op.name, err: error }, 'could not push the grant to a vault');
+      }
+    }),
+  );
+}
+
+/** Refuses a method the connection's grant does not allow, or a grant no longer in force. */
+export function requireGrantedMethod(connection: Connection, method: string, nowSec: number): void {
+  const inForce = grantInForce(connection.grant, nowSec);
+  if (!inForce.ok) throw new Nip47Error(inForce.error.code === 'EXPIRED' ? 'EXPIRED' : 'UNAUTHORIZED', inForce.error.message);
+  if (!connection.grant.methods.includes(method)) throw new Nip47Error('RESTRICTED', `this connection is not allowed to call ${method}`);
+}

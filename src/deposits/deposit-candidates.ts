@@ -1,0 +1,26 @@
+import type { DepositCandidate } from './allocation.ts';
+import type { WalletContext } from './context.ts';
+import type { Trx } from './journal.ts';
+
+/** The user's deposits with what allocation needs: score, health, balances, room. */
+export async function depositCandidates(ctx: WalletContext, trx: Trx, userPubkey: string): Promise<DepositCandidate[]> {
+  const rows = await trx
+    .selectFrom('deposits')
+    .select(['id', 'operator_pubkey', 'confirmed_msat', 'reserved_msat'])
+    .where('user_pubkey', '=', userPubkey)
+    .orderBy('id')
+    .execute();
+  return rows.map((row) => {
+    const op = ctx.operators.get(row.operator_pubkey);
+    const maxDeposit = op?.info.limits.max_deposit_msat;
+    return {
+      depositId: row.id,
+      operatorPubkey: row.operator_pubkey,
+      score: op?.score ?? 0,
+      healthy: op?.available ?? false,
+      confirmedMsat: row.confirmed_msat,
+      availableMsat: row.confirmed_msat - row.reserved_msat,
+      roomMsat: maxDeposit === undefined ? null : maxDeposit > row.confirmed_msat ? maxDeposit - row.confirmed_msat : 0n,
+    };
+  });
+}

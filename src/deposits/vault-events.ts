@@ -1,0 +1,84 @@
+import type { VaultEvent } from '../protocol/vault-api.ts';
+import type { EventSubscription } from '../vault-client/vault-client.ts';
+import type { WalletContext } from './context.ts';
+import { applyInvoiceSettled } from './invoices.ts';
+import { applyPaymentEvent } from './payments.ts';
+
+/**
+ * Follows each operator's event stream from the last applied seq and applies what it says:
+ * settled invoices credit deposits, payment outcomes finalize payments. Every apply is
+ * idempotent, and the cursor moves only after it, so a crash replays rather than skips.
+ */
+export class VaultEventFollower {
+  readonly #ctx: WalletContext;
+  readonly #subscriptions = new Map<string, EventSubscription>();
+  readonly #connected = new Map<string, boolean>();
+
+  constructor(ctx: WalletContext) {
+    this.#ctx = ctx;
+  }
+
+  async follow(operatorPubkey: string): Promise<void> {
+    const op = this.#ctx.operators.get(operatorPubkey);
+    if (!op || this.#subscriptions.has(operatorPubkey)) return;
+    const row = await this.#ctx.db.selectFrom('vault_operators').select('events_cursor').where('node_pubkey', '=', operatorPubkey).executeTakeFirstOrThrow();
+    const subscription = op.client.subscribeEvents(
+      Number(row.events_cursor),
+      async (event) => {
+        try {
+          await this.#apply(operatorPubkey, event);
+        } catch (error) {
+          // Not fatal to the stream: the state is also pulled when a client looks it up.
+          this.#ctx.logger.error({ operator: op.name, seq: event.seq, err: error }, 'could not apply a vault event');
+        }
+        await this.#ctx.db
+          .updateTable('vault_operators')
+          .set({ events_cursor: BigInt(event.seq) })
+          .where('node_pubkey', '=', operatorPubkey)
+          .where('events_cursor', '<', BigInt(event.seq))
+          .execute();
+      },
+      (connected) => {
+        this.#connected.set(operatorPubkey, connected);
+        this.#ctx.operators.observe(operatorPubkey, connected);
+      },
+    );
+    this.#subscriptions.set(operatorPubkey, subscription);
+  }
+
+  async #apply(operatorPubkey: string, event: VaultEvent): Promise<void> {
+    switch (event.type) {
+      case 'invoice_settled':
+        await applyInvoiceSettled(this.#ctx, operatorPubkey, {
+          remoteDepositId: event.deposit_id,
+          paymentHash: event.payment_hash,
+          amountMsat: event.amount_msat,
+          preimage: event.preimage,
+          settledAt: event.settled_at,
+          balanceUpdate: event.balance_update,
+        });
+        return;
+      case 'payment_settled':
+      case 'payment_failed': {
+        const op = this.#ctx.operators.get(operatorPubkey);
+        // The event is a hint; the payment's own record at the vault is what gets applied.
+        const payment = await op?.client.paymentStatus(event.deposit_id, event.idempotency_key);
+        if (payment) await applyPaymentEvent(this.#ctx, operatorPubkey, event.deposit_id, event.idempotency_key, payment);
+        return;
+      }
+      case 'lock_changed':
+        this.#ctx.logger.info({ operatorPubkey, deposit: event.deposit_id, locked: event.locked }, 'deposit lock changed');
+        return;
+    }
+  }
+
+  /** True when every followed operator's stream is connected. */
+  allConnected(): boolean {
+    return [...this.#subscriptions.keys()].every((k) => this.#connected.get(k) === true);
+  }
+
+  stop(): void {
+    for (const s of this.#subscriptions.values()) s.close();
+    this.#subscriptions.clear();
+  }
+}

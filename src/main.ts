@@ -1,0 +1,141 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { startBridge } from './app.ts';
+import type { Config } from './config.ts';
+import { openDatabase } from './db/database.ts';
+import { migrateToLatest } from './db/migrate.ts';
+import { startDevnet, type Devnet } from './devnet/devnet.ts';
+import { createLogger } from './log.ts';
+import { hexToBytes } from './protocol/hex.ts';
+import { readVaultsFile } from './vault-client/vaults-file.ts';
+
+/**
+ * The master key all bridge keys derive from: MASTER_KEY, else MASTER_KEY_FILE, else a key
+ * generated once into DATA_DIR (local use). Never logged.
+ */
+function loadMasterKey(config: Config, logger: Logger): Uint8Array {
+  if (config.masterKey) return hexToBytes(config.masterKey);
+  const file = config.masterKeyFile ?? path.join(config.dataDir, 'master.key');
+  if (existsSync(file)) {
+    const hex = readFileSync(file, 'utf8').trim();
+    if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${file} must hold 64 hex characters`);
+    return hexToBytes(hex);
+  }
+  if (config.masterKeyFile) throw new Error(`MASTER_KEY_FILE ${file} does not exist`);
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  chmodSync(file, 0o600);
+  logger.warn({ file }, 'generated a new master key; back it up: it derives the wallet service key');
+  return hexToBytes(readFileSync(file, 'utf8').trim());
+}
+
+async function openMigrated(config: Config) {
+  const { db, backend } = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
+  await migrateToLatest(db);
+  return { db, backend };
+}
+
+export async function runMigrations(config: Config): Promise<void> {
+  const logger = createLogger(config.logLevel);
+  const { db, backend } = await openMigrated(config);
+  await db.destroy();
+  logger.info({ backend }, 'database migrated');
+}
+
+function onSignals(stop: () => Promise<void>, logger: Logger): void {
+  let stopping = false;
+  const handler = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => handler('SIGINT'));
+  process.once('SIGTERM', () => handler('SIGTERM'));
+}
+
+/**
+ * `npm start`: the bridge, plus whatever devnet part is not configured (a relay unless
+ * NWC_RELAYS is set, vault operators and an auditor unless VAULTS_FILE is set).
+ */
+export async function runService(config: Config): Promise<void> {
+  const logger = createLogger(config.logLevel);
+  const needRelay = config.nwcRelays === undefined;
+  const needVaults = config.vaultsFile === undefined;
+  let devnet: Devnet | undefined;
+  if (needRelay || needVaults) {
+    devnet = await startDevnet({ dataDir: config.dataDir, relayPort: config.relayPort, relay: needRelay, vaults: needVaults, logger: logger.child({ component: 'devnet' }) });
+  }
+  const relays = config.nwcRelays ?? [devnet!.relayUrl];
+  const vaults = config.vaultsFile ? readVaultsFile(config.vaultsFile) : devnet!.vaultsFile;
+  const masterKey = loadMasterKey(config, logger);
+  const { db, backend } = await openMigrated(config);
+  const bridge = await startBridge({
+    db,
+    masterKey,
+    relays,
+    operators: vaults.operators.map((o) => ({ name: o.name, url: o.url, nodePubkey: o.node_pubkey })),
+    auditors: vaults.auditors,
+    httpHost: config.httpHost,
+    httpPort: config.httpPort,
+    publicUrl: config.publicUrl,
+    alias: config.bridgeName,
+    logger,
+    devnet: devnet ? () => devnet.describe() : undefined,
+  });
+  onSignals(async () => {
+    await bridge.stop();
+    await devnet?.stop();
+  }, logger);
+
+  const lines = [
+    '',
+    `deposit-bridge is running (${backend === 'pglite' ? `embedded database in ${config.dataDir}` : 'PostgreSQL'}).`,
+    `  HTTP API:            ${bridge.url}`,
+    `  NWC relays:          ${relays.join(', ')}`,
+    `  wallet service key:  ${bridge.keys.servicePubkey}`,
+  ];
+  if (devnet) lines.push(`  devnet:              ${devnet.controlUrl} (operators: ${devnet.operators.map((o) => o.name).join(', ') || 'configured'})`);
+  lines.push(
+    '',
+    'Create a connection (prints a nostr+walletconnect:// URI as its last line):',
+    `  npx deposit-bridge connect --url ${bridge.url} --name my-wallet`,
+  );
+  if (devnet && needVaults) {
+    lines.push(
+      'Fund it: ask your wallet for an invoice (make_invoice), then pay it from the devnet payer:',
+      `  npx deposit-bridge devnet pay <bolt11> --url ${bridge.url}`,
+      'Get an invoice to pay from your wallet:',
+      `  npx deposit-bridge devnet invoice 1000 --url ${bridge.url}`,
+    );
+  }
+  process.stdout.write(lines.join('\n') + '\n\n');
+}
+
+/** `deposit-bridge devnet`: the devnet alone, for a bridge started separately. */
+export async function runDevnet(config: Config): Promise<void> {
+  const logger = createLogger(config.logLevel);
+  const devnet = await startDevnet({ dataDir: config.dataDir, relayPort: config.relayPort, relay: true, vaults: true, logger: logger.child({ component: 'devnet' }) });
+  onSignals(() => devnet.stop(), logger);
+  const vaultsFile = path.join(config.dataDir, 'devnet', 'vaults.json');
+  process.stdout.write(
+    [
+      '',
+      `devnet is running: relay ${devnet.relayUrl}, control ${devnet.controlUrl}`,
+      ...devnet.operators.map((o) => `  ${o.name}: ${o.url} (node ${o.nodePubkey})`),
+      '',
+      'Start a bridge against it with:',
+      `NWC_RELAYS=${devnet.relayUrl}`,
+      `VAULTS_FILE=${vaultsFile}`,
+      '',
+    ].join('\n'),
+  );
+}

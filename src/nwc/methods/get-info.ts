@@ -1,0 +1,21 @@
+import { z } from 'zod';
+import { defineMethod } from './method.ts';
+
+export const getInfo = defineMethod({
+  name: 'get_info',
+  params: z.object({}),
+  async handle(ctx) {
+    const operators = ctx.wallet.operators.all();
+    const blockHeight = operators.reduce((h, op) => Math.max(h, op.info.block_height), 0);
+    return {
+      alias: ctx.bridge.alias,
+      color: '#f7931a',
+      pubkey: ctx.bridge.servicePubkey,
+      network: ctx.wallet.operators.network() ?? 'regtest',
+      block_height: blockHeight,
+      block_hash: '',
+      methods: ctx.bridge.servedMethods.filter((m) => ctx.connection.grant.methods.includes(m)),
+      notifications: [],
+    };
+  },
+});

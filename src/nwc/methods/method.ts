@@ -1,0 +1,37 @@
+import type { z } from 'zod';
+import type { Event } from 'nostr-tools/pure';
+import type { Connection } from '../../deposits/connections.ts';
+import type { WalletContext } from '../../deposits/context.ts';
+import type { NwcEncryption } from '../../protocol/nwc-encryption.ts';
+
+/** What the bridge says about itself in get_info. */
+export interface BridgeIdentity {
+  alias: string;
+  servicePubkey: string;
+  /** NIP-47 methods this bridge serves (the registry's names). */
+  servedMethods: readonly string[];
+}
+
+/** Everything a method handler may use to answer one request. */
+export interface MethodContext {
+  wallet: WalletContext;
+  connection: Connection;
+  /** The request event exactly as the app signed it. */
+  request: Event;
+  encryption: NwcEncryption;
+  /** The shared key of (connection, wallet service). */
+  key: Uint8Array;
+  bridge: BridgeIdentity;
+}
+
+/** One NIP-47 method: its name, its params schema, and its handler returning the `result`. */
+export interface Method<S extends z.ZodType = z.ZodType> {
+  name: string;
+  params: S;
+  handle(ctx: MethodContext, params: z.output<S>): Promise<Record<string, unknown>>;
+}
+
+/** Types a method's handler by its params schema. */
+export function defineMethod<S extends z.ZodType>(method: Method<S>): Method<S> {
+  return method;
+}

@@ -1,0 +1,196 @@
+import type { Logger } from 'pino';
+import type { Event } from 'nostr-tools/pure';
+import { findConnection, requireGrantedMethod, type Connection } from '../deposits/connections.ts';
+import type { WalletContext } from '../deposits/context.ts';
+import type { Db } from '../db/database.ts';
+import { KIND } from '../protocol/kinds.ts';
+import { Nip47Error, type Nip47ErrorCode } from '../protocol/nip47-error.ts';
+import { nowSeconds, signEvent, tagValue } from '../protocol/nostr-event.ts';
+import { nwcRequestBodySchema } from '../protocol/nwc-request.ts';
+import { decryptContent, encryptContent, requestEncryption, sharedKey, type NwcEncryption } from '../protocol/nwc-encryption.ts';
+import type { BridgeKeys } from './keys.ts';
+import type { BridgeIdentity } from './methods/method.ts';
+import { METHODS } from './methods/registry.ts';
+import type { RelayPool } from './relay-pool.ts';
+
+interface Nip47Response {
+  result_type: string;
+  result: Record<string, unknown> | null;
+  error: { code: Nip47ErrorCode; message: string } | null;
+}
+
+/** Requests larger than this are answered with BAD_REQUEST without decrypting. */
+const MAX_CONTENT_LENGTH = 64 * 1024;
+
+/**
+ * Answers NIP-47 requests addressed to the wallet service key: authenticates the connection,
+ * stores the request id before acting (a request seen again gets the stored response and
+ * never a second payment), decrypts with the scheme the request names, validates, dispatches
+ * to one handler per method, and publishes the encrypted response. A request from a known
+ * connection always gets a response.
+ */
+export class NwcResponder {
+  readonly #db: Db;
+  readonly #pool: RelayPool;
+  readonly #keys: BridgeKeys;
+  readonly #wallet: WalletContext;
+  readonly #identity: BridgeIdentity;
+  readonly #logger: Logger;
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #keyCache = new Map<string, Uint8Array>();
+  #accepting = true;
+
+  constructor(db: Db, pool: RelayPool, keys: BridgeKeys, wallet: WalletContext, identity: BridgeIdentity, logger: Logger) {
+    this.#db = db;
+    this.#pool = pool;
+    this.#keys = keys;
+    this.#wallet = wallet;
+    this.#identity = identity;
+    this.#logger = logger;
+  }
+
+  /** Subscribes to requests for the service key and finishes those a previous run left unanswered. */
+  async start(): Promise<void> {
+    this.#pool.subscribe([{ kinds: [KIND.nwcRequest], '#p': [this.#keys.servicePubkey], since: nowSeconds() - 60 }], (event) => this.receive(event));
+    const unfinished = await this.#db.selectFrom('nwc_requests').select('event').where('state', '=', 'processing').execute();
+    if (unfinished.length > 0) this.#logger.info({ count: unfinished.length }, 'finishing requests left by a previous run');
+    for (const { event } of unfinished) this.#track(this.#process(event, { alreadyClaimed: true }));
+  }
+
+  /** Entry point for every event the relays deliver (already signature-checked by the relay client). */
+  receive(event: Event): void {
+    if (!this.#accepting) return;
+    this.#track(this.#process(event, { alreadyClaimed: false }));
+  }
+
+  #track(work: Promise<void>): void {
+    const tracked = work.catch((error: unknown) => this.#logger.error({ err: error }, 'request handling failed'));
+    this.#inFlight.add(tracked);
+    void tracked.finally(() => this.#inFlight.delete(tracked));
+  }
+
+  async #process(event: Event, { alreadyClaimed }: { alreadyClaimed: boolean }): Promise<void> {
+    if (event.kind !== KIND.nwcRequest || tagValue(event, 'p') !== this.#keys.servicePubkey) return;
+    const expiration = tagValue(event, 'expiration');
+    if (expiration !== undefined && Number(expiration) <= nowSeconds()) {
+      this.#logger.debug({ id: event.id }, 'ignoring an expired request');
+      return;
+    }
+    const wanted = requestEncryption(event);
+    const encryption: NwcEncryption = typeof wanted === 'string' ? wanted : 'nip44_v2';
+    const key = this.#sharedKey(encryption, event.pubkey);
+
+    if (typeof wanted !== 'string') {
+      await this.#respond(event, encryption, key, errorResponse('unknown', 'UNSUPPORTED_ENCRYPTION', `encryption ${wanted.unsupported} is not supported; use nip44_v2 or nip04`), false);
+      return;
+    }
+    const connection = await findConnection(this.#db, event.pubkey);
+    if (!connection) {
+      await this.#respond(event, encryption, key, errorResponse(this.#methodOf(event, encryption, key), 'UNAUTHORIZED', 'no wallet is connected to this key'), false);
+      return;
+    }
+    if (!alreadyClaimed) {
+      const claimed = await this.#db
+        .insertInto('nwc_requests')
+        .values({ event_id: event.id, connection_pubkey: connection.pubkey, event: JSON.stringify(event), method: null, state: 'processing', response_event: null, finished_at: null })
+        .onConflict((oc) => oc.column('event_id').doNothing())
+        .returning('event_id')
+        .executeTakeFirst();
+      if (!claimed) {
+        const seen = await this.#db.selectFrom('nwc_requests').select(['state', 'response_event']).where('event_id', '=', event.id).executeTakeFirst();
+        // Seen before: republish the stored answer; one still in progress answers when it ends.
+        if (seen?.state === 'done' && seen.response_event) await this.#pool.publish(seen.response_event).catch(() => undefined);
+        return;
+      }
+    }
+    const response = await this.#answer(event, connection, encryption, key);
+    await this.#respond(event, encryption, key, response, true);
+  }
+
+  async #answer(event: Event, connection: Connection, encryption: NwcEncryption, key: Uint8Array): Promise<Nip47Response> {
+    if (event.content.length > MAX_CONTENT_LENGTH) return errorResponse('unknown', 'BAD_REQUEST', 'request too large');
+    let body: { method: string; params: Record<string, unknown> };
+    try {
+      const parsed = nwcRequestBodySchema.safeParse(JSON.parse(decryptContent(encryption, key, event.content)));
+      if (!parsed.success) return errorResponse('unknown', 'BAD_REQUEST', 'request must be a JSON object with a string `method` and an object `params`');
+      body = parsed.data;
+    } catch {
+      return errorResponse('unknown', 'BAD_REQUEST', `request content does not decrypt (${encryption}) to JSON`);
+    }
+    await this.#db.updateTable('nwc_requests').set({ method: body.method.slice(0, 64) }).where('event_id', '=', event.id).execute();
+    const method = METHODS.get(body.method);
+    if (!method) return errorResponse(body.method, 'NOT_IMPLEMENTED', `method ${body.method} is not implemented`);
+    try {
+      requireGrantedMethod(connection, body.method, nowSeconds());
+      const params = method.params.safeParse(body.params);
+      if (!params.success) {
+        const issue = params.error.issues[0];
+        return errorResponse(body.method, 'BAD_REQUEST', `invalid params: ${issue ? `${issue.path.join('.') || 'params'}: ${issue.message}` : 'invalid'}`);
+      }
+      const result = await method.handle({ wallet: this.#wallet, connection, request: event, encryption, key, bridge: this.#identity }, params.data);
+      return { result_type: body.method, result, error: null };
+    } catch (error) {
+      if (error instanceof Nip47Error) return errorResponse(body.method, error.code, error.message);
+      this.#logger.error({ err: error, method: body.method, id: event.id }, 'internal error answering a request');
+      return errorResponse(body.method, 'INTERNAL', 'internal error');
+    }
+  }
+
+  /** Encrypts, signs, stores (for a claimed request) and publishes a response. */
+  async #respond(request: Event, encryption: NwcEncryption, key: Uint8Array, response: Nip47Response, store: boolean): Promise<void> {
+    const event = signEvent(
+      {
+        kind: KIND.nwcResponse,
+        created_at: nowSeconds(),
+        tags: [
+          ['p', request.pubkey],
+          ['e', request.id],
+        ],
+        content: encryptContent(encryption, key, JSON.stringify(response)),
+      },
+      this.#keys.serviceSecret,
+    );
+    if (store) {
+      await this.#db
+        .updateTable('nwc_requests')
+        .set({ state: 'done', response_event: JSON.stringify(event), finished_at: new Date() })
+        .where('event_id', '=', request.id)
+        .execute();
+    }
+    try {
+      await this.#pool.publish(event);
+    } catch (error) {
+      // Stored: a client that asks again gets it republished.
+      this.#logger.warn({ id: request.id, err: String(error) }, 'could not publish a response');
+    }
+  }
+
+  #sharedKey(encryption: NwcEncryption, pubkey: string): Uint8Array {
+    const cacheKey = `${encryption}:${pubkey}`;
+    let key = this.#keyCache.get(cacheKey);
+    if (!key) {
+      key = sharedKey(encryption, this.#keys.serviceSecret, pubkey);
+      if (this.#keyCache.size > 10_000) this.#keyCache.clear();
+      this.#keyCache.set(cacheKey, key);
+    }
+    return key;
+  }
+
+  #methodOf(event: Event, encryption: NwcEncryption, key: Uint8Array): string {
+    try {
+      return nwcRequestBodySchema.parse(JSON.parse(decryptContent(encryption, key, event.content))).method;
+    } catch {
+      return 'unknown';
+    }
+  }
+
+  /** Stops taking requests and waits (up to `timeoutMs`) for those in flight to be answered. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.#accepting = false;
+    await Promise.race([Promise.allSettled([...this.#inFlight]), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+  }
+}
+
+function errorResponse(resultType: string, code: Nip47ErrorCode, message: string): Nip47Response {
+  return { result_type: resultType, result: null, error: { code, message } };
+}

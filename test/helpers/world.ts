@@ -1,0 +1,99 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startBridge, type RunningBridge } from '../../src/app.ts';
+import { openDatabase } from '../../src/db/database.ts';
+import { migrateToLatest } from '../../src/db/migrate.ts';
+import { startDevnet, type Devnet } from '../../src/devnet/devnet.ts';
+import { silentLogger } from '../../src/log.ts';
+import { createPostgresDatabase, type Backend } from './database.ts';
+
+const execFileAsync = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+/** A devnet and a bridge on it, as `npm start` runs them, on free ports. */
+export interface World {
+  devnet: Devnet;
+  bridge: RunningBridge;
+  backend: Backend;
+  masterKey: Uint8Array;
+  /** Stops the bridge and starts it again on the same database, keys and devnet. */
+  restartBridge(): Promise<RunningBridge>;
+  stop(): Promise<void>;
+}
+
+export async function startWorld(backend: Backend, options: { auditIntervalMs?: number } = {}): Promise<World> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bridge-world-'));
+  const devnet = await startDevnet({
+    dataDir: null,
+    relayPort: 0,
+    controlPort: 0,
+    operatorPorts: [0, 0, 0],
+    auditorPort: 0,
+    ...(options.auditIntervalMs ? { auditIntervalMs: options.auditIntervalMs } : {}),
+  });
+  const pg = backend === 'postgres' ? await createPostgresDatabase() : undefined;
+  const masterKey = crypto.getRandomValues(new Uint8Array(32));
+  const start = async () => {
+    const { db } = await openDatabase(pg ? { databaseUrl: pg.url } : { pgliteDir: path.join(dir, 'pglite') });
+    await migrateToLatest(db);
+    return startBridge({
+      db,
+      masterKey,
+      relays: [devnet.relayUrl],
+      operators: devnet.vaultsFile.operators.map((o) => ({ name: o.name, url: o.url, nodePubkey: o.node_pubkey })),
+      auditors: devnet.vaultsFile.auditors,
+      httpHost: '127.0.0.1',
+      httpPort: 0,
+      alias: 'test-bridge',
+      drainTimeoutMs: 500,
+      logger: silentLogger,
+      devnet: () => devnet.describe(),
+    });
+  };
+  const world: World = {
+    devnet,
+    bridge: await start(),
+    backend,
+    masterKey,
+    restartBridge: async () => {
+      await world.bridge.stop();
+      world.bridge = await start();
+      return world.bridge;
+    },
+    stop: async () => {
+      await world.bridge.stop();
+      await devnet.stop();
+      await pg?.drop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await waitFor(async () => (await fetch(`${world.bridge.url}/health`)).status === 200, 'bridge health');
+  return world;
+}
+
+/** Runs the CLI as a person would (`npx deposit-bridge …`) and returns its output. */
+export async function runCli(args: string[]): Promise<{ stdout: string; stderr: string; lastLine: string }> {
+  const { stdout, stderr } = await execFileAsync(path.join(ROOT, 'node_modules/.bin/node'), [path.join(ROOT, 'bin/deposit-bridge.js'), ...args], {
+    cwd: ROOT,
+    timeout: 60_000,
+  });
+  const lines = stdout.trim().split('\n');
+  return { stdout, stderr, lastLine: lines[lines.length - 1] ?? '' };
+}
+
+/** Polls until `check` is true, failing with `what` after `timeoutMs`. */
+export async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
