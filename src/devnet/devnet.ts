@@ -15,7 +15,8 @@ import { ExternalNodes, type PayeeInvoiceStatus } from './external-nodes.ts';
 import { createApp, listen, parseJsonBody, parseWith, sendError, sendJson } from './http.ts';
 import { LightningNetwork, type PaymentOutcome, type RoutingPolicy } from './lightning-network.ts';
 import { startRelay } from './relay.ts';
-import { VaultOperator, type VaultFaults } from './vault-operator.ts';
+import type { VaultFaults } from './vault-faults.ts';
+import { VaultOperator } from './vault-operator.ts';
 import { startVaultServer } from './vault-server.ts';
 
 export interface DevnetOptions {

@@ -32,12 +32,13 @@ export function sendError(reply: FastifyReply, status: number, code: string, mes
   return reply.code(status).type('application/json; charset=utf-8').send(JSON.stringify({ error: { code, message } }));
 }
 
-/** Sends a JSON body whose bigints (msats) become decimal strings. */
+/** JSON for the wire: bigint msats become decimal strings, the Vault API's form. */
+export function wireJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+}
+
 export function sendJson(reply: FastifyReply, status: number, body: unknown): FastifyReply {
-  return reply
-    .code(status)
-    .type('application/json; charset=utf-8')
-    .send(JSON.stringify(body, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+  return reply.code(status).type('application/json; charset=utf-8').send(wireJson(body));
 }
 
 /** Parses a raw JSON body with a schema; the failure names the first bad field. */

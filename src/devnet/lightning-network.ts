@@ -15,7 +15,7 @@ import { decodeInvoice } from '../protocol/invoice.ts';
 import { int, openDatabase, text } from './sqlite.ts';
 
 /** bolt11's network object for regtest (`lnbcrt`). */
-export const REGTEST = { bech32: 'bcrt', pubKeyHash: 111, scriptHash: 196, validWitnessVersions: [0, 1] };
+const REGTEST = { bech32: 'bcrt', pubKeyHash: 111, scriptHash: 196, validWitnessVersions: [0, 1] };
 
 /** What a node charges for a payment it sends: base + amount × ppm / 10^6, rounded down. */
 export interface RoutingPolicy {
@@ -31,7 +31,7 @@ export function nodePubkeyOf(secret: Uint8Array): string {
   return bytesToHex(secp256k1.getPublicKey(secret, true));
 }
 
-export function paymentHashOf(preimage: Uint8Array): string {
+function paymentHashOf(preimage: Uint8Array): string {
   return bytesToHex(sha256(preimage));
 }
 

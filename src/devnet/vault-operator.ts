@@ -41,7 +41,8 @@ import {
   type ReceiveOutcome,
   type RoutingPolicy,
 } from './lightning-network.ts';
-import { bigint, bigintOrNull, int, intOrNull, openDatabase, text, textOrNull, transaction } from './sqlite.ts';
+import { bigint, int, intOrNull, openDatabase, text, textOrNull, transaction } from './sqlite.ts';
+import { VaultFaults } from './vault-faults.ts';
 
 /** Wire shapes as the schemas read them (msats as decimal strings). */
 export type WireInfo = z.input<typeof vaultInfoSchema>;
@@ -58,78 +59,8 @@ type WireEventData = DistributiveOmit<WireEvent, 'seq'>;
 export type CreateInvoiceBody = z.output<typeof createInvoiceRequestSchema>;
 export type PayBody = z.output<typeof payRequestSchema>;
 
-/** Fault switches for tests. Setting one takes effect at once. */
-export class VaultFaults {
-  #down = false;
-  #delayMs = 0;
-  #holdPayments = false;
-  #failPayments: string | null = null;
-  #skipCredit = false;
-  #reservePpm = 1_000_000;
-  readonly #onChange: () => void;
-
-  constructor(onChange: () => void) {
-    this.#onChange = onChange;
-  }
-
-  /** Every API call answers 503 UNAVAILABLE, open event streams close, and the node is offline. */
-  get down(): boolean {
-    return this.#down;
-  }
-  set down(value: boolean) {
-    this.#down = value;
-    this.#onChange();
-  }
-
-  /** Every API response is delayed by this many milliseconds. */
-  get delayMs(): number {
-    return this.#delayMs;
-  }
-  set delayMs(value: number) {
-    this.#delayMs = value;
-  }
-
-  /** Accepted payments stay pending until released (`releasePayments`, or setting this back to false). */
-  get holdPayments(): boolean {
-    return this.#holdPayments;
-  }
-  set holdPayments(value: boolean) {
-    this.#holdPayments = value;
-    this.#onChange();
-  }
-
-  /** Accepted payments fail with this reason instead of being sent. */
-  get failPayments(): string | null {
-    return this.#failPayments;
-  }
-  set failPayments(value: string | null) {
-    this.#failPayments = value;
-  }
-
-  /** The selective-payment attack: take payments into deposits without crediting them. */
-  get skipCredit(): boolean {
-    return this.#skipCredit;
-  }
-  set skipCredit(value: boolean) {
-    this.#skipCredit = value;
-  }
-
-  /** The reserve reported in /v0/metrics, in ppm of the deposits' total (1 000 000 = fully backed). */
-  get reservePpm(): number {
-    return this.#reservePpm;
-  }
-  set reservePpm(value: number) {
-    this.#reservePpm = value;
-  }
-}
-
-export interface VaultLimits {
-  minInvoiceMsat: Msat;
-  maxInvoiceMsat: Msat;
-  maxDepositMsat: Msat;
-}
-
-export const DEFAULT_VAULT_LIMITS: VaultLimits = {
+/** What the devnet's operators accept: invoices from 1 sat to 1 BTC, deposits up to 10 BTC. */
+const LIMITS = {
   minInvoiceMsat: 1_000n,
   maxInvoiceMsat: 100_000_000_000n,
   maxDepositMsat: 1_000_000_000_000n,
@@ -147,7 +78,6 @@ export interface VaultOperatorOptions {
   routingPolicy: RoutingPolicy;
   /** Auditor pubkeys listed in /v0/info. */
   auditors: string[];
-  limits?: VaultLimits;
   /** How long a payment call waits for the network before answering `pending`. */
   paymentWaitMs?: number;
   logger?: Logger;
@@ -177,7 +107,6 @@ export class VaultOperator {
   readonly #network: LightningNetwork;
   readonly #policy: RoutingPolicy;
   readonly #auditors: string[];
-  readonly #limits: VaultLimits;
   readonly #paymentWaitMs: number;
   readonly #log: Logger;
   readonly #listeners = new Set<() => void>();
@@ -194,7 +123,6 @@ export class VaultOperator {
     this.#network = options.network;
     this.#policy = options.routingPolicy;
     this.#auditors = options.auditors;
-    this.#limits = options.limits ?? DEFAULT_VAULT_LIMITS;
     this.#paymentWaitMs = options.paymentWaitMs ?? 2_000;
     this.#log = (options.logger ?? silentLogger).child({ operator: options.name });
     this.#migrate();
@@ -369,9 +297,9 @@ export class VaultOperator {
         maintenance: { unit_fee_msat: '0', rate_fee_ppm: 0, period_blocks: MAINTENANCE_PERIOD_BLOCKS },
       },
       limits: {
-        min_invoice_msat: this.#limits.minInvoiceMsat.toString(),
-        max_invoice_msat: this.#limits.maxInvoiceMsat.toString(),
-        max_deposit_msat: this.#limits.maxDepositMsat.toString(),
+        min_invoice_msat: LIMITS.minInvoiceMsat.toString(),
+        max_invoice_msat: LIMITS.maxInvoiceMsat.toString(),
+        max_deposit_msat: LIMITS.maxDepositMsat.toString(),
       },
       auditors: this.#auditors,
       request_max_age_seconds: REQUEST_MAX_AGE_SECONDS,
@@ -552,8 +480,7 @@ export class VaultOperator {
   }
 
   /**
-   * Events after `after` on deposits `caller` owns or watches, oldest first. Amounts are bigint
-   * here; `wireJson` writes them back as decimal strings.
+   * Events after `after` on deposits `caller` owns or watches, oldest first (amounts as bigint).
    */
   eventsFor(caller: string, after: number, limit: number): VaultEvent[] {
     const rows = this.#all(
@@ -589,8 +516,8 @@ export class VaultOperator {
     const deposit = this.#visibleDeposit(caller, depositId);
     if (!deposit.ok) return deposit;
     const amount = body.amount_msat;
-    if (amount < this.#limits.minInvoiceMsat) return fail('BAD_REQUEST', `amount below the minimum of ${this.#limits.minInvoiceMsat} msat`);
-    if (amount > this.#limits.maxInvoiceMsat) return fail('BAD_REQUEST', `amount above the maximum of ${this.#limits.maxInvoiceMsat} msat`);
+    if (amount < LIMITS.minInvoiceMsat) return fail('BAD_REQUEST', `amount below the minimum of ${LIMITS.minInvoiceMsat} msat`);
+    if (amount > LIMITS.maxInvoiceMsat) return fail('BAD_REQUEST', `amount above the maximum of ${LIMITS.maxInvoiceMsat} msat`);
     if (body.description !== undefined && body.description_hash !== undefined) {
       return fail('BAD_REQUEST', 'give description or description_hash, not both');
     }
@@ -902,7 +829,7 @@ export class VaultOperator {
       if (int(row, 'expires_at') <= now) return { ok: false, reason: 'invoice expired' };
       if (bigint(row, 'amount_msat') !== amountMsat) return { ok: false, reason: 'incorrect payment amount' };
       const depositId = text(row, 'deposit_id');
-      if (this.#balance(depositId) + amountMsat > this.#limits.maxDepositMsat) return { ok: false, reason: 'deposit limit reached' };
+      if (this.#balance(depositId) + amountMsat > LIMITS.maxDepositMsat) return { ok: false, reason: 'deposit limit reached' };
       const preimage = text(row, 'preimage');
       if (this.faults.skipCredit) {
         this.#run('UPDATE invoices SET settled_at = ? WHERE payment_hash = ?', now, paymentHash);
@@ -986,11 +913,6 @@ export class VaultOperator {
     this.#listeners.clear();
     this.#db.close();
   }
-}
-
-/** JSON for the wire: bigint msats become decimal strings, the Vault API's form. */
-export function wireJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
 }
 
 function waiterKey(depositId: string, key: string): string {

@@ -18,8 +18,8 @@ import {
   payRequestSchema,
 } from '../protocol/vault-api.ts';
 import { silentLogger, type Logger } from '../log.ts';
-import { createApp, listen, parseJsonBody, parseWith, sendError, sendJson } from './http.ts';
-import { wireJson, type VaultOperator } from './vault-operator.ts';
+import { createApp, listen, parseJsonBody, parseWith, sendError, sendJson, wireJson } from './http.ts';
+import type { VaultOperator } from './vault-operator.ts';
 
 export interface VaultServerOptions {
   operator: VaultOperator;

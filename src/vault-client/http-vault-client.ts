@@ -263,8 +263,8 @@ export class HttpVaultClient implements VaultClient {
         } catch (error) {
           if (!closer.signal.aborted) this.#log.warn({ err: error instanceof Error ? error.message : String(error) }, 'vault event stream failed');
         }
-        if (connected) onStatus?.(false);
         if (closer.signal.aborted) return;
+        if (connected) onStatus?.(false);
         const cap = Math.min(this.#reconnect.max, this.#reconnect.initial * 2 ** failures);
         failures += 1;
         // Full jitter on the upper half, so many bridges do not reconnect in step.
