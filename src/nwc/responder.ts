@@ -3,6 +3,7 @@ import type { Event } from 'nostr-tools/pure';
 import { findConnection, requireGrantedMethod, type Connection } from '../deposits/connections.ts';
 import type { WalletContext } from '../deposits/context.ts';
 import type { Db } from '../db/database.ts';
+import { requestExpired } from '../protocol/authorization.ts';
 import { KIND } from '../protocol/kinds.ts';
 import { Nip47Error, type Nip47ErrorCode } from '../protocol/nip47-error.ts';
 import { nowSeconds, signEvent, tagValue } from '../protocol/nostr-event.ts';
@@ -71,8 +72,7 @@ export class NwcResponder {
 
   async #process(event: Event, { alreadyClaimed }: { alreadyClaimed: boolean }): Promise<void> {
     if (event.kind !== KIND.nwcRequest || tagValue(event, 'p') !== this.#keys.servicePubkey) return;
-    const expiration = tagValue(event, 'expiration');
-    if (expiration !== undefined && Number(expiration) <= nowSeconds()) {
+    if (requestExpired(event, nowSeconds())) {
       this.#logger.debug({ id: event.id }, 'ignoring an expired request');
       return;
     }

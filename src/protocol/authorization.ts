@@ -27,6 +27,16 @@ export function buildAuthorization(grant: Event, request: Event, encryption: Nwc
   return { grant, request, encryption, key: bytesToHex(key) };
 }
 
+/**
+ * Whether a request is past its NIP-40 `expiration` tag. A tag that is not a unix time counts
+ * as expired: a request that cannot say until when it holds is not acted on.
+ */
+export function requestExpired(request: Pick<Event, 'tags'>, nowSec: number): boolean {
+  const expiration = tagValue(request, 'expiration');
+  if (expiration === undefined) return false;
+  return !/^[0-9]{1,15}$/.test(expiration) || Number(expiration) <= nowSec;
+}
+
 /** How far back a request's created_at may lie when a vault first sees it. */
 export const REQUEST_MAX_AGE_SECONDS = 300;
 /** How far ahead of the vault's clock a request's created_at may lie. */
@@ -70,8 +80,7 @@ export function verifyPaymentAuthorization(auth: Authorization, payment: Payment
   if (!hasValidSignature(request)) return fail('UNAUTHORIZED', 'request signature is invalid');
   if (request.created_at < payment.nowSec - REQUEST_MAX_AGE_SECONDS) return fail('EXPIRED', 'request is too old');
   if (request.created_at > payment.nowSec + REQUEST_MAX_SKEW_SECONDS) return fail('EXPIRED', 'request is dated in the future');
-  const expiration = tagValue(request, 'expiration');
-  if (expiration !== undefined && Number(expiration) <= payment.nowSec) return fail('EXPIRED', 'request has expired');
+  if (requestExpired(request, payment.nowSec)) return fail('EXPIRED', 'request has expired');
   if (requestEncryption(request) !== auth.encryption) return fail('UNAUTHORIZED', 'encryption does not match the request');
 
   let body: z.infer<typeof nwcRequestBodySchema>;

@@ -119,8 +119,15 @@ export function parseGrant(event: Event): Result<Grant> {
   });
 }
 
-/** Whether the grant authorizes anything at `nowSec`: not revoked and not expired. */
+/** How far ahead of the checker's clock a grant may be dated. */
+export const GRANT_MAX_SKEW_SECONDS = 60;
+
+/**
+ * Whether the grant authorizes anything at `nowSec`: not revoked, not expired, and not dated
+ * in the future (newest wins, so a grant from a fast clock would block a later revocation).
+ */
 export function grantInForce(grant: Grant, nowSec: number): Result<Grant> {
+  if (grant.createdAt > nowSec + GRANT_MAX_SKEW_SECONDS) return fail('BAD_REQUEST', 'the grant is dated in the future');
   if (grant.revoked) return fail('UNAUTHORIZED', 'the connection was revoked by its owner');
   if (grant.expiresAt !== null && grant.expiresAt <= nowSec) return fail('EXPIRED', 'the connection grant has expired');
   return ok(grant);
@@ -139,6 +146,7 @@ export interface SpendUsage {
  */
 export function checkSpendLimits(grant: Grant, amountMsat: Msat, maxFeeMsat: Msat, usage: SpendUsage): Result<void> {
   if (amountMsat <= 0n) return fail('BAD_REQUEST', 'payment amount must be positive');
+  if (maxFeeMsat < 0n) return fail('BAD_REQUEST', 'fee limit must not be negative');
   if (grant.maxAmountMsat !== null && amountMsat > grant.maxAmountMsat) {
     return fail('QUOTA_EXCEEDED', `payment of ${amountMsat} msat is above this connection's maximum of ${grant.maxAmountMsat} msat`);
   }

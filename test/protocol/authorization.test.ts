@@ -5,6 +5,7 @@ import {
   authorizationSchema,
   buildAuthorization,
   REQUEST_MAX_AGE_SECONDS,
+  requestExpired,
   REQUEST_MAX_SKEW_SECONDS,
   verifyPaymentAuthorization,
   type Authorization,
@@ -76,6 +77,19 @@ describe('the freshness window', () => {
   it('is 300 s back and 60 s ahead, as docs/vault-api.md states', () => {
     expect(REQUEST_MAX_AGE_SECONDS).toBe(300);
     expect(REQUEST_MAX_SKEW_SECONDS).toBe(60);
+  });
+});
+
+describe('requestExpired', () => {
+  it.each<[string, string[][], boolean]>([
+    ['no expiration tag', [], false],
+    ['an expiration one second ahead', [['expiration', '1000001']], false],
+    ['an expiration exactly now', [['expiration', '1000000']], true],
+    ['an expiration in the past', [['expiration', '999999']], true],
+    ['an expiration that is not a unix time', [['expiration', 'soon']], true],
+    ['an empty expiration', [['expiration', '']], true],
+  ])('with %s: %s', (_, tags, expired) => {
+    expect(requestExpired({ tags }, 1_000_000)).toBe(expired);
   });
 });
 

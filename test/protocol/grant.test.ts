@@ -171,6 +171,13 @@ describe('grantInForce', () => {
     const result = grantInForce(grant(overrides), now);
     expect(result.ok ? 'ok' : result.error.code).toBe(expected);
   });
+
+  it('refuses a grant dated more than a minute in the future, which would outrank a later revocation', () => {
+    const dated = (createdAt: number) => ({ ...grant(), createdAt });
+    expect(grantInForce(dated(now + 60), now).ok).toBe(true);
+    const ahead = grantInForce(dated(now + 61), now);
+    expect(ahead.ok ? 'ok' : ahead.error.code).toBe('BAD_REQUEST');
+  });
 });
 
 describe('checkSpendLimits', () => {
@@ -194,6 +201,7 @@ describe('checkSpendLimits', () => {
     ['checks the fee limit before the budget', limited, 50_000n, 10_001n, 100_000n, 'FEE_LIMIT'],
     ['accepts a large payment without maximum or budget', unlimited, 10n ** 15n, 10n ** 13n, 10n ** 18n, 'ok'],
     ['applies the fee limit without maximum or budget', unlimited, 10n ** 15n, 10n ** 13n + 1n, 0n, 'FEE_LIMIT'],
+    ['refuses a negative fee limit, which would shrink the budget sum', limited, 40_000n, -1n, 60_000n, 'BAD_REQUEST'],
   ])('%s', (_, g, amount, maxFee, used, expected) => {
     const result = checkSpendLimits(g, amount, maxFee, { usedMsat: used });
     expect(result.ok ? 'ok' : result.error.code).toBe(expected);
@@ -214,6 +222,7 @@ describe('checkSpendLimits', () => {
           const g = grant({ maxAmountMsat: max, budget: budget === null ? null : { amountMsat: budget, renewal: 'weekly' }, feeLimit: { baseMsat: base, ppm } });
           const allowed =
             amountMsat > 0n &&
+            maxFee >= 0n &&
             (max === null || amountMsat <= max) &&
             maxFee <= feeLimitFor(amountMsat, g.feeLimit) &&
             (budget === null || used + amountMsat + maxFee <= budget);
