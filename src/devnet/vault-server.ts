@@ -200,6 +200,7 @@ export async function startVaultServer(options: VaultServerOptions): Promise<Vau
     const unsubscribe = operator.onChange(flush);
     streams.add(end);
     raw.on('close', end);
+    raw.on('error', end);
     flush();
     return res;
   });

@@ -162,6 +162,21 @@ describe('Vault API contract: HttpVaultClient against the reference operator', (
     expect((await statusOf(0, deposit.deposit_id)).balance_msat).toBe(amount);
   });
 
+  it('commits to a description hash instead of a description when asked', async () => {
+    const party = newParty();
+    const deposit = await client(1).openDeposit(signDepositOpen(party.user.secretKey));
+    const descriptionHash = bytesToHex(sha256(new TextEncoder().encode('{"lnurl":"metadata"}')));
+    const invoice = await client(1).createInvoice(deposit.deposit_id, { amountMsat: 2_000n * SAT, descriptionHash, expirySeconds: 600 });
+    expect(invoice).toMatchObject({ description: null, description_hash: descriptionHash });
+    expect(invoice.expires_at - invoice.created_at).toBe(600);
+    const decoded = decodeInvoice(invoice.invoice);
+    expect(decoded.ok && decoded.value).toMatchObject({ description: null, descriptionHash, expiresAt: invoice.expires_at });
+    await expect(client(1).createInvoice(deposit.deposit_id, { amountMsat: 2_000n * SAT, description: 'x', descriptionHash })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
+    await expect(client(1).createInvoice(deposit.deposit_id, { amountMsat: 999n })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
   it('pays the external payee and charges exactly the paying node routing fee', async () => {
     const party = newParty();
     const depositId = await fundedDeposit(devnet, client(0), party.user, 100_000n * SAT);
