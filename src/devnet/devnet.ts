@@ -116,20 +116,12 @@ export async function startDevnet(options: DevnetOptions): Promise<Devnet> {
   try {
     const relay = options.relay === false ? null : await startRelay({ host, port: options.relayPort ?? 7447, logger: log });
     if (relay) undo.push(() => relay.stop());
-    const world = options.vaults === false ? null : await startVaults(options, host, dbPath, log, undo);
-    const describe = (): DevnetDescription => ({
-      relay_url: relay?.url ?? null,
-      network_url: world?.controlUrl ?? null,
-      operators: world?.operators.map((h) => ({ name: h.name, url: h.url, node_pubkey: h.nodePubkey })) ?? [],
-      auditors: world?.auditors ?? [],
-    });
-    const vaultsFile: VaultsFile = {
-      operators: world?.operators.map((h) => ({ name: h.name, url: h.url, node_pubkey: h.nodePubkey })) ?? [],
-      auditors: world?.auditors ?? [],
-    };
+    const relayUrl = relay?.url ?? null;
+    const world = options.vaults === false ? null : await startVaults(options, host, dbPath, log, undo, relayUrl);
+    const describe = (): DevnetDescription => world?.describe() ?? { relay_url: relayUrl, network_url: null, operators: [], auditors: [] };
+    const vaultsFile: VaultsFile = { operators: describe().operators, auditors: describe().auditors };
     const vaultsFilePath = dir === null || world === null ? null : join(dir, 'vaults.json');
     if (vaultsFilePath !== null) writeFileSync(vaultsFilePath, JSON.stringify(vaultsFile, null, 2) + '\n');
-    if (world) world.setDescription(describe);
     log.info({ relay: relay?.url, control: world?.controlUrl, operators: vaultsFile.operators.map((o) => o.url) }, 'devnet started');
 
     const external = () => {
@@ -166,7 +158,7 @@ interface VaultsWorld {
   operators: DevnetOperator[];
   auditors: { url: string; pubkey: string }[];
   controlUrl: string;
-  setDescription(describe: () => DevnetDescription): void;
+  describe(): DevnetDescription;
 }
 
 /** The Lightning side: network, external nodes, operators and their servers, auditor, control server. */
@@ -176,6 +168,7 @@ async function startVaults(
   dbPath: (name: string) => string | null,
   log: Logger,
   undo: (() => void | Promise<void>)[],
+  relayUrl: string | null,
 ): Promise<VaultsWorld> {
   const count = options.operators ?? 3;
   if (!Number.isInteger(count) || count < 1 || count > 26) throw new RangeError('operators must be between 1 and 26');
@@ -229,18 +222,18 @@ async function startVaults(
   auditor.start(handles.map((h) => ({ url: h.url, nodePubkey: h.nodePubkey })));
   undo.push(() => auditor.stop());
 
-  let description: () => DevnetDescription = () => ({ relay_url: null, network_url: null, operators: [], auditors: [] });
-  const control = await startControlServer(external, host, options.controlPort ?? 7450, log, () => description());
+  const auditors = [{ url: auditorServer.url, pubkey: auditor.pubkey }];
+  let controlUrl: string | null = null;
+  const describe = (): DevnetDescription => ({
+    relay_url: relayUrl,
+    network_url: controlUrl,
+    operators: handles.map((h) => ({ name: h.name, url: h.url, node_pubkey: h.nodePubkey })),
+    auditors,
+  });
+  const control = await startControlServer(external, host, options.controlPort ?? 7450, log, describe);
   undo.push(() => control.close());
-  return {
-    external,
-    operators: handles,
-    auditors: [{ url: auditorServer.url, pubkey: auditor.pubkey }],
-    controlUrl: control.url,
-    setDescription: (describe) => {
-      description = describe;
-    },
-  };
+  controlUrl = control.url;
+  return { external, operators: handles, auditors, controlUrl: control.url, describe };
 }
 
 function policyOf(index: number): RoutingPolicy {
