@@ -137,13 +137,25 @@ async function drive(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow
   if (tx.state === 'pending' && tx.step !== 'final') {
     const deposit = await ctx.db.selectFrom('deposits').selectAll().where('id', '=', tx.deposit_id).executeTakeFirstOrThrow();
     const op = ctx.operators.get(deposit.operator_pubkey);
-    if (!op) throw new Nip47Error('INTERNAL', 'the vault operator of this payment is not connected; it stays pending');
-    let known: VaultPayment | null = null;
-    if (tx.step === 'sent') {
-      // The vault may have it from before a crash or timeout: ask before sending again.
-      known = await op.client.paymentStatus(deposit.remote_deposit_id, tx.idempotency_key ?? req.request.id).catch(() => null);
+    if (!op && tx.step === 'reserved') {
+      await failOutgoing(ctx, tx.id, 'the vault operator is not connected');
+      throw new Nip47Error('PAYMENT_FAILED', 'the vault operator holding the funds is not reachable');
     }
-    if (!known) {
+    // A payment the vault may hold waits for it to come back, its money still reserved.
+    if (!op) return awaitOutcome(ctx, tx.id);
+    let known: VaultPayment | null = null;
+    let mustSend = tx.step === 'reserved';
+    if (tx.step === 'sent') {
+      // The vault may have it from before a crash or timeout: ask before sending again. Only a
+      // definite "not found" allows sending; an unreachable vault leaves the payment pending.
+      try {
+        known = await op.client.paymentStatus(deposit.remote_deposit_id, tx.idempotency_key ?? req.request.id);
+        mustSend = known === null;
+      } catch (error) {
+        ctx.logger.warn({ txId: tx.id.toString(), operator: op.name, err: error }, 'vault unreachable; payment stays pending');
+      }
+    }
+    if (mustSend) {
       await ctx.db.updateTable('transactions').set({ step: 'sent', updated_at: new Date() }).where('id', '=', tx.id).execute();
       try {
         known = await op.client.pay(deposit.remote_deposit_id, {
