@@ -18,6 +18,8 @@ const envSchema = z.object({
   PUBLIC_URL: z.url().optional(),
   VAULTS_FILE: z.string().min(1).optional(),
   RELAY_PORT: port.default(7447),
+  /** The devnet control server's port; its vault operators and auditor take the next four. */
+  DEVNET_PORT: port.max(65530).default(7450),
   /** Hex 32-byte master key; else MASTER_KEY_FILE; else generated into DATA_DIR. */
   MASTER_KEY: z
     .string()
@@ -39,6 +41,7 @@ export interface Config {
   /** Vault operators file; undefined means: run the devnet's operators. */
   vaultsFile: string | undefined;
   relayPort: number;
+  devnetPort: number;
   masterKey: string | undefined;
   masterKeyFile: string | undefined;
   logLevel: string;
@@ -69,6 +72,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     publicUrl: e.PUBLIC_URL?.replace(/\/$/, ''),
     vaultsFile: e.VAULTS_FILE === undefined ? undefined : path.resolve(e.VAULTS_FILE),
     relayPort: e.RELAY_PORT,
+    devnetPort: e.DEVNET_PORT,
     masterKey: e.MASTER_KEY,
     masterKeyFile: e.MASTER_KEY_FILE,
     logLevel: e.LOG_LEVEL,

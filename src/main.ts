@@ -62,6 +62,19 @@ function onSignals(stop: () => Promise<void>, logger: Logger): void {
   process.once('SIGTERM', () => handler('SIGTERM'));
 }
 
+function devnetPorts(config: Config) {
+  const base = config.devnetPort;
+  // Port 0 everywhere lets each part pick a free port (the URLs then change on restart).
+  const next = (n: number) => (base === 0 ? 0 : base + n);
+  return {
+    dataDir: config.dataDir,
+    relayPort: config.relayPort,
+    controlPort: base,
+    operatorPorts: [next(1), next(2), next(3)],
+    auditorPort: next(4),
+  };
+}
+
 /**
  * `npm start`: the bridge, plus whatever devnet part is not configured (a relay unless
  * NWC_RELAYS is set, vault operators and an auditor unless VAULTS_FILE is set).
@@ -72,7 +85,7 @@ export async function runService(config: Config): Promise<void> {
   const needVaults = config.vaultsFile === undefined;
   let devnet: Devnet | undefined;
   if (needRelay || needVaults) {
-    devnet = await startDevnet({ dataDir: config.dataDir, relayPort: config.relayPort, relay: needRelay, vaults: needVaults, logger: logger.child({ component: 'devnet' }) });
+    devnet = await startDevnet({ ...devnetPorts(config), relay: needRelay, vaults: needVaults, logger: logger.child({ component: 'devnet' }) });
   }
   const relays = config.nwcRelays ?? [devnet!.relayUrl];
   const vaults = config.vaultsFile ? readVaultsFile(config.vaultsFile) : devnet!.vaultsFile;
@@ -123,7 +136,7 @@ export async function runService(config: Config): Promise<void> {
 /** `deposit-bridge devnet`: the devnet alone, for a bridge started separately. */
 export async function runDevnet(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel);
-  const devnet = await startDevnet({ dataDir: config.dataDir, relayPort: config.relayPort, relay: true, vaults: true, logger: logger.child({ component: 'devnet' }) });
+  const devnet = await startDevnet({ ...devnetPorts(config), relay: true, vaults: true, logger: logger.child({ component: 'devnet' }) });
   onSignals(() => devnet.stop(), logger);
   const vaultsFile = path.join(config.dataDir, 'devnet', 'vaults.json');
   process.stdout.write(
