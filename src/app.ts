@@ -89,7 +89,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     relays: options.relays,
     servedMethods: SERVED_METHODS,
     publicUrl: () => publicUrl ?? '',
-    ready: () => ({ ready: pool.isLive(), database: true, relay: pool.isLive() }),
+    ready: () => ({ ready: pool.isLive(), database: true, relays: pool.status() }),
     devnet: options.devnet,
   });
   const address = await http.listen({ host: options.httpHost, port: options.httpPort });

@@ -17,7 +17,7 @@ export interface HttpDependencies {
   /** The base URL clients use (NIP-98 `u` tags are checked against it); set after listen when not configured. */
   publicUrl: () => string;
   /** Whether the bridge is ready: database migrated and relay subscription live. */
-  ready: () => { ready: boolean; relay: boolean; database: boolean };
+  ready: () => { ready: boolean; database: boolean; relays: { url: string; live: boolean }[] };
   /** The devnet's description, in local mode. */
   devnet?: (() => unknown) | undefined;
 }
@@ -41,7 +41,7 @@ export function createHttpServer(deps: HttpDependencies) {
 
   app.get('/health', async (_req, reply) => {
     const state = deps.ready();
-    return reply.status(state.ready ? 200 : 503).send({ status: state.ready ? 'ok' : 'starting', database: state.database, relay: state.relay });
+    return reply.status(state.ready ? 200 : 503).send({ status: state.ready ? 'ok' : 'starting', database: state.database, relays: state.relays });
   });
 
   app.get('/api/info', async () => ({

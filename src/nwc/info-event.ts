@@ -10,7 +10,8 @@ const REPUBLISH_INTERVAL_MS = 3600_000;
 
 /**
  * Publishes the NIP-47 info event (kind 13194): the methods served and the encryption schemes
- * spoken. Retries until a relay takes it, then republishes periodically. Returns a stopper.
+ * spoken. Retries until a relay takes it, republishes whenever a relay (re)connects and
+ * periodically. Returns a stopper.
  */
 export function publishInfoEvent(pool: RelayPool, keys: BridgeKeys, methods: readonly string[], logger: Logger): () => void {
   let stopped = false;
@@ -31,6 +32,11 @@ export function publishInfoEvent(pool: RelayPool, keys: BridgeKeys, methods: rea
     timer.unref();
   };
   void publish(0);
+  pool.onConnect(() => {
+    if (stopped) return;
+    clearTimeout(timer);
+    void publish(0);
+  });
   return () => {
     stopped = true;
     clearTimeout(timer);

@@ -3,8 +3,10 @@ import type { Event } from 'nostr-tools/pure';
 import type { Filter } from 'nostr-tools/filter';
 import { Relay } from 'nostr-tools/relay';
 
-/** Reconnect delays after a relay drops; nostr-tools' default starts at 10 s. */
+/** Delays between connection attempts to a relay, growing with each failure (jitter added). */
 const RECONNECT_BACKOFF_MS = [250, 500, 1_000, 2_000, 5_000, 10_000];
+/** How far back a (re)subscription asks for requests: covers one sent while the socket was down. */
+const RESUBSCRIBE_LOOKBACK_SECONDS = 60;
 
 interface RelayState {
   url: string;
@@ -14,16 +16,18 @@ interface RelayState {
 }
 
 /**
- * One websocket per relay, reconnecting with backoff (with jitter on the first connection,
- * nostr-tools' own backoff after), one subscription re-sent on every reconnect, and publishes
- * that succeed when any relay accepts.
+ * One websocket per relay and one subscription on each. The pool reconnects by itself, with
+ * backoff and jitter, whatever ended the connection (nostr-tools' own reconnect gives up after
+ * an abnormal closure), and resubscribes each time. Publishes succeed when any relay accepts.
  */
 export class RelayPool {
   readonly #relays: RelayState[];
   readonly #logger: Logger;
-  #filters: Filter[] | undefined;
+  #filters: Filter[] = [];
   #onEvent: ((event: Event) => void) | undefined;
   #closed = false;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #connectListeners: Array<(url: string) => void> = [];
 
   constructor(urls: readonly string[], logger: Logger) {
     this.#relays = urls.map((url) => ({ url, relay: undefined, live: false }));
@@ -43,36 +47,52 @@ export class RelayPool {
 
   async #connect(state: RelayState, attempt: number): Promise<void> {
     if (this.#closed) return;
+    const relay = new Relay(state.url, { enableReconnect: false, enablePing: true });
     try {
-      const relay = new Relay(state.url, { enableReconnect: true, enablePing: true });
-      relay.resubscribeBackoff = RECONNECT_BACKOFF_MS;
       await relay.connect({ timeout: 5_000 });
-      if (this.#closed) {
-        relay.close();
-        return;
-      }
-      state.relay = relay;
-      relay.onclose = () => {
-        state.live = false;
-      };
-      this.#logger.info({ relay: state.url }, 'relay connected');
-      relay.subscribe(this.#filters ?? [], {
+    } catch (error) {
+      if (attempt === 0) this.#logger.warn({ relay: state.url, err: String(error) }, 'relay not reachable; retrying');
+      this.#retry(state, attempt + 1);
+      return;
+    }
+    if (this.#closed) {
+      relay.close();
+      return;
+    }
+    state.relay = relay;
+    relay.onclose = () => {
+      state.live = false;
+      if (state.relay !== relay || this.#closed) return;
+      state.relay = undefined;
+      this.#logger.warn({ relay: state.url }, 'relay connection lost; reconnecting');
+      this.#retry(state, 0);
+    };
+    this.#logger.info({ relay: state.url }, 'relay connected');
+    const since = Math.floor(Date.now() / 1000) - RESUBSCRIBE_LOOKBACK_SECONDS;
+    relay.subscribe(
+      this.#filters.map((f) => ({ ...f, since: Math.max(f.since ?? 0, since) })),
+      {
         onevent: (event) => this.#onEvent?.(event),
         oneose: () => {
           state.live = true;
+          for (const listener of this.#connectListeners) listener(state.url);
         },
-        onclose: (reason) => {
+        onclose: () => {
           state.live = false;
-          if (!this.#closed) this.#logger.warn({ relay: state.url, reason }, 'relay subscription closed');
         },
-      });
-    } catch (error) {
-      const base = RECONNECT_BACKOFF_MS[Math.min(attempt, RECONNECT_BACKOFF_MS.length - 1)] ?? 10_000;
-      const delay = base / 2 + Math.random() * base;
-      if (attempt === 0) this.#logger.warn({ relay: state.url, err: String(error) }, 'relay not reachable; retrying');
-      await new Promise((resolve) => setTimeout(resolve, delay).unref());
-      return this.#connect(state, attempt + 1);
-    }
+      },
+    );
+  }
+
+  #retry(state: RelayState, attempt: number): void {
+    if (this.#closed) return;
+    const base = RECONNECT_BACKOFF_MS[Math.min(attempt, RECONNECT_BACKOFF_MS.length - 1)] ?? 10_000;
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      void this.#connect(state, attempt);
+    }, base / 2 + Math.random() * base);
+    timer.unref();
+    this.#timers.add(timer);
   }
 
   /** True when at least one relay has the subscription live (EOSE seen on an open socket). */
@@ -80,17 +100,29 @@ export class RelayPool {
     return this.#relays.some((r) => r.live && r.relay?.connected === true);
   }
 
+  /** Each relay and whether its subscription is live. */
+  status(): { url: string; live: boolean }[] {
+    return this.#relays.map((r) => ({ url: r.url, live: r.live && r.relay?.connected === true }));
+  }
+
   /** Publishes to every connected relay; resolves when one accepts, rejects when none does. */
   async publish(event: Event): Promise<void> {
-    const attempts = this.#relays.filter((r) => r.relay?.connected).map((r) => r.relay!.publish(event));
+    const attempts = this.#relays.flatMap((r) => (r.relay?.connected ? [r.relay.publish(event)] : []));
     if (attempts.length === 0) throw new Error('no relay connected');
     await Promise.any(attempts);
   }
 
+  /** Calls `listener` each time a relay (re)connects: a restarted relay may have lost replaceable events. */
+  onConnect(listener: (url: string) => void): void {
+    this.#connectListeners.push(listener);
+  }
+
   close(): void {
     this.#closed = true;
+    for (const timer of this.#timers) clearTimeout(timer);
     for (const state of this.#relays) {
       state.relay?.close();
+      state.relay = undefined;
       state.live = false;
     }
   }

@@ -7,6 +7,7 @@ import { startBridge, type RunningBridge } from '../../src/app.ts';
 import { openDatabase } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { startDevnet, type Devnet } from '../../src/devnet/devnet.ts';
+import { startRelay, type DevnetRelay } from '../../src/devnet/relay.ts';
 import { silentLogger } from '../../src/log.ts';
 import { createPostgresDatabase, type Backend } from './database.ts';
 
@@ -16,6 +17,8 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 /** A devnet and a bridge on it, as `npm start` runs them, on free ports. */
 export interface World {
   devnet: Devnet;
+  /** Relays besides the devnet's, which the bridge also answers on. */
+  extraRelays: DevnetRelay[];
   bridge: RunningBridge;
   backend: Backend;
   masterKey: Uint8Array;
@@ -24,7 +27,7 @@ export interface World {
   stop(): Promise<void>;
 }
 
-export async function startWorld(backend: Backend, options: { auditIntervalMs?: number } = {}): Promise<World> {
+export async function startWorld(backend: Backend, options: { auditIntervalMs?: number; extraRelays?: number } = {}): Promise<World> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bridge-world-'));
   const devnet = await startDevnet({
     dataDir: null,
@@ -34,6 +37,7 @@ export async function startWorld(backend: Backend, options: { auditIntervalMs?: 
     auditorPort: 0,
     ...(options.auditIntervalMs ? { auditIntervalMs: options.auditIntervalMs } : {}),
   });
+  const extraRelays = await Promise.all(Array.from({ length: options.extraRelays ?? 0 }, () => startRelay({ port: 0 })));
   const pg = backend === 'postgres' ? await createPostgresDatabase() : undefined;
   const masterKey = crypto.getRandomValues(new Uint8Array(32));
   const start = async () => {
@@ -42,7 +46,7 @@ export async function startWorld(backend: Backend, options: { auditIntervalMs?: 
     return startBridge({
       db,
       masterKey,
-      relays: [devnet.relayUrl],
+      relays: [devnet.relayUrl, ...extraRelays.map((r) => r.url)],
       operators: devnet.vaultsFile.operators.map((o) => ({ name: o.name, url: o.url, nodePubkey: o.node_pubkey })),
       auditors: devnet.vaultsFile.auditors,
       httpHost: '127.0.0.1',
@@ -55,6 +59,7 @@ export async function startWorld(backend: Backend, options: { auditIntervalMs?: 
   };
   const world: World = {
     devnet,
+    extraRelays,
     bridge: await start(),
     backend,
     masterKey,
@@ -66,6 +71,7 @@ export async function startWorld(backend: Backend, options: { auditIntervalMs?: 
     stop: async () => {
       await world.bridge.stop();
       await devnet.stop();
+      for (const relay of extraRelays) await relay.stop();
       await pg?.drop();
       rmSync(dir, { recursive: true, force: true });
     },
