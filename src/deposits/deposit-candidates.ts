@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { DepositCandidate } from './allocation.ts';
 import type { WalletContext } from './context.ts';
 import type { Trx } from './journal.ts';
@@ -6,7 +7,21 @@ import type { Trx } from './journal.ts';
 export async function depositCandidates(ctx: WalletContext, trx: Trx, userPubkey: string): Promise<DepositCandidate[]> {
   const rows = await trx
     .selectFrom('deposits')
-    .select(['id', 'operator_pubkey', 'confirmed_msat', 'reserved_msat'])
+    .select((eb) => [
+      'id',
+      'operator_pubkey',
+      'confirmed_msat',
+      'reserved_msat',
+      // Invoices still open may yet be paid: they count against the operator's room.
+      eb
+        .selectFrom('transactions')
+        .select(sql<bigint>`coalesce(sum(amount_msat), 0)::bigint`.as('open'))
+        .whereRef('transactions.deposit_id', '=', 'deposits.id')
+        .where('type', '=', 'incoming')
+        .where('state', '=', 'pending')
+        .where('expires_at', '>', BigInt(ctx.now()))
+        .as('incoming_open_msat'),
+    ])
     .where('user_pubkey', '=', userPubkey)
     .orderBy('id')
     .execute();
@@ -20,7 +35,11 @@ export async function depositCandidates(ctx: WalletContext, trx: Trx, userPubkey
       healthy: op?.available ?? false,
       confirmedMsat: row.confirmed_msat,
       availableMsat: row.confirmed_msat - row.reserved_msat,
-      roomMsat: maxDeposit === undefined ? null : maxDeposit > row.confirmed_msat ? maxDeposit - row.confirmed_msat : 0n,
+      roomMsat: maxDeposit === undefined ? null : room(maxDeposit, row.confirmed_msat + (row.incoming_open_msat ?? 0n)),
     };
   });
+}
+
+function room(limit: bigint, committed: bigint): bigint {
+  return limit > committed ? limit - committed : 0n;
 }

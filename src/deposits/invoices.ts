@@ -73,7 +73,8 @@ export async function makeInvoice(ctx: WalletContext, req: InvoiceRequest): Prom
       idempotency_key: null,
       failure_reason: null,
       metadata: JSON.stringify(Object.keys(metadata).length > 0 ? metadata : null),
-      created_at: issued.created_at,
+      // The bridge's clock, not the vault's: list_transactions windows are the bridge's.
+      created_at: ctx.now(),
       expires_at: issued.expires_at,
       settled_at: null,
     })

@@ -21,6 +21,8 @@ export async function availableBalance(ctx: WalletContext, userPubkey: string): 
  * from its vault. When a hash was paid more than once, the settled attempt wins, then the newest.
  */
 export async function lookupTransaction(ctx: WalletContext, userPubkey: string, by: { paymentHash?: string | undefined; invoice?: string | undefined }): Promise<TransactionRow> {
+  if (by.paymentHash === undefined && by.invoice === undefined) throw new Nip47Error('BAD_REQUEST', 'one of payment_hash or invoice is required');
+  await expireOverdueInvoices(ctx, userPubkey);
   const find = () => {
     let q = ctx.db.selectFrom('transactions').selectAll().where('user_pubkey', '=', userPubkey);
     if (by.paymentHash !== undefined) q = q.where('payment_hash', '=', by.paymentHash);
@@ -55,15 +57,7 @@ export const MAX_LIST_LIMIT = 1000;
 /** The user's transactions, newest first (NIP-47 list_transactions). */
 export async function listTransactions(ctx: WalletContext, userPubkey: string, filter: TransactionFilter): Promise<TransactionRow[]> {
   const now = ctx.now();
-  // Invoices past their expiry are expired whether or not the vault told us yet.
-  await ctx.db
-    .updateTable('transactions')
-    .set({ state: 'expired', updated_at: new Date() })
-    .where('user_pubkey', '=', userPubkey)
-    .where('type', '=', 'incoming')
-    .where('state', '=', 'pending')
-    .where('expires_at', '<', BigInt(now))
-    .execute();
+  await expireOverdueInvoices(ctx, userPubkey);
   let q = ctx.db
     .selectFrom('transactions')
     .selectAll()
@@ -77,5 +71,20 @@ export async function listTransactions(ctx: WalletContext, userPubkey: string, f
     .orderBy('id', 'desc')
     .limit(Math.min(filter.limit ?? MAX_LIST_LIMIT, MAX_LIST_LIMIT))
     .offset(filter.offset ?? 0)
+    .execute();
+}
+
+/**
+ * Marks the user's unpaid invoices past their expiry as expired, whether or not a vault said so
+ * yet. Only the state changes; a settlement that arrives later still credits (invoices.ts).
+ */
+async function expireOverdueInvoices(ctx: WalletContext, userPubkey: string): Promise<void> {
+  await ctx.db
+    .updateTable('transactions')
+    .set({ state: 'expired', updated_at: new Date() })
+    .where('user_pubkey', '=', userPubkey)
+    .where('type', '=', 'incoming')
+    .where('state', '=', 'pending')
+    .where('expires_at', '<', BigInt(ctx.now()))
     .execute();
 }

@@ -3,8 +3,7 @@ import fc from 'fast-check';
 import { sql } from 'kysely';
 import type { Db } from '../../src/db/database.ts';
 import { changeDepositMoney, type MoneyChange } from '../../src/deposits/journal.ts';
-import { BACKENDS } from '../helpers/database.ts';
-import { openSettledTestDatabase } from '../helpers/database-settled.ts';
+import { BACKENDS, openTestDatabase } from '../helpers/database.ts';
 import { insertDeposit, insertOperator, insertUser } from '../helpers/deposit-rows.ts';
 
 async function depositRow(db: Db, id: bigint) {
@@ -76,7 +75,7 @@ describe.each(BACKENDS)('changeDepositMoney (%s)', (backend) => {
   const operators: string[] = [];
 
   beforeAll(async () => {
-    ({ db, close } = await openSettledTestDatabase(backend));
+    ({ db, close } = await openTestDatabase(backend));
     for (let i = 0; i < DEPOSITS; i++) operators.push(await insertOperator(db, `op${i}`));
   });
   afterAll(async () => {

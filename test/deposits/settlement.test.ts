@@ -9,8 +9,7 @@ import { applyPaymentState } from '../../src/deposits/payments.ts';
 import { listTransactions } from '../../src/deposits/transactions.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { VaultPayment } from '../../src/protocol/vault-api.ts';
-import { BACKENDS } from '../helpers/database.ts';
-import { openSettledTestDatabase } from '../helpers/database-settled.ts';
+import { BACKENDS, openTestDatabase } from '../helpers/database.ts';
 import { insertDeposit, insertOperator, insertUser, randomHex32, transactionRow } from '../helpers/deposit-rows.ts';
 
 const NOW = 1_700_000_000;
@@ -50,7 +49,7 @@ describe.each(BACKENDS)('finalizing money movements (%s)', (backend) => {
   let operator: string;
 
   beforeAll(async () => {
-    ({ db, close } = await openSettledTestDatabase(backend));
+    ({ db, close } = await openTestDatabase(backend));
     ctx = walletContext(db);
     operator = await insertOperator(db);
   });

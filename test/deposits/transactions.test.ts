@@ -7,8 +7,7 @@ import { OperatorDirectory } from '../../src/deposits/operators.ts';
 import { listTransactions, lookupTransaction, MAX_LIST_LIMIT, type TransactionFilter } from '../../src/deposits/transactions.ts';
 import { silentLogger } from '../../src/log.ts';
 import { Nip47Error } from '../../src/protocol/nip47-error.ts';
-import { BACKENDS } from '../helpers/database.ts';
-import { openSettledTestDatabase } from '../helpers/database-settled.ts';
+import { BACKENDS, openTestDatabase } from '../helpers/database.ts';
 import { insertDeposit, insertOperator, insertUser, randomHex32, transactionRow } from '../helpers/deposit-rows.ts';
 
 const NOW = 1_700_000_000;
@@ -82,7 +81,7 @@ describe.each(BACKENDS)('transactions (%s)', (backend) => {
   let operator: string;
 
   beforeAll(async () => {
-    ({ db, close } = await openSettledTestDatabase(backend));
+    ({ db, close } = await openTestDatabase(backend));
     ctx = walletContext(db);
     operator = await insertOperator(db);
   });
@@ -216,6 +215,23 @@ describe.each(BACKENDS)('transactions (%s)', (backend) => {
   });
 
   describe('lookupTransaction', () => {
+    it('reports an invoice past its expiry as expired, as list_transactions does, even when its vault cannot be asked', async () => {
+      const { user, depositId } = await newUser();
+      const paymentHash = randomHex32();
+      await db
+        .insertInto('transactions')
+        .values(transactionRow(user, depositId, { type: 'incoming', state: 'pending', payment_hash: paymentHash, created_at: NOW - 7200, expires_at: NOW - 3600 }))
+        .execute();
+      expect((await lookupTransaction(ctx, user, { paymentHash })).state).toBe('expired');
+    });
+
+    it('refuses a lookup by neither payment hash nor invoice instead of returning some transaction', async () => {
+      const { user, depositId } = await newUser();
+      await db.insertInto('transactions').values(transactionRow(user, depositId, { created_at: NOW - 1 })).execute();
+      const error = await rejection(lookupTransaction(ctx, user, {}));
+      expect((error as Nip47Error).code).toBe('BAD_REQUEST');
+    });
+
     it('answers NOT_FOUND for an unknown payment hash or invoice', async () => {
       const { user } = await newUser();
       for (const by of [{ paymentHash: randomHex32() }, { invoice: 'lnbcrt1nothing' }]) {

@@ -27,6 +27,14 @@ export async function createPostgresDatabase(): Promise<{ url: string; drop: () 
       const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
       await c.connect();
       try {
+        // pg-pool's end() resolves before its sockets close; forcing the drop while they are still
+        // closing turns their exit into an uncaught FATAL 57P01 in the test run. Let them leave first.
+        const deadline = Date.now() + 10_000;
+        while (Date.now() < deadline) {
+          const { rows } = await c.query<{ n: string }>('select count(*) as n from pg_stat_activity where datname = $1', [name]);
+          if (rows[0]?.n === '0') break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
         await c.query(`drop database if exists ${name} with (force)`);
       } finally {
         await c.end();
