@@ -4,6 +4,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NWCClient } from '@getalby/sdk';
+import pg from 'pg';
 import { createPostgresDatabase } from '../helpers/database.ts';
 import { freePorts, startProcess, waitForOutput, type RunningProcess } from '../helpers/process.ts';
 import { runCli, waitFor } from '../helpers/world.ts';
@@ -113,5 +114,31 @@ describe('a bridge configured with DATABASE_URL, NWC_RELAYS and VAULTS_FILE', ()
     }
     devnet.child.kill('SIGTERM');
     expect(await devnet.exited).toBe(0);
+  });
+});
+
+describe('deposit-bridge migrate', () => {
+  it('migrates a PostgreSQL database and exits, and a second run has nothing to do', async () => {
+    const database = await createPostgresDatabase();
+    try {
+      for (let run = 0; run < 2; run++) {
+        const migrate = start(['migrate'], { DATABASE_URL: database.url, DATA_DIR: tempDir() });
+        expect(await migrate.exited).toBe(0);
+      }
+      const client = new pg.Client({ connectionString: database.url });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ name: string }>('select name from kysely_migration order by name');
+        expect(rows.map((r) => r.name)).toEqual(['0001_initial']);
+        const tables = await client.query<{ table_name: string }>("select table_name from information_schema.tables where table_schema = 'public' order by table_name");
+        expect(tables.rows.map((r) => r.table_name)).toEqual(
+          expect.arrayContaining(['connections', 'deposits', 'journal_entries', 'nwc_requests', 'transactions', 'users', 'vault_operators']),
+        );
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await database.drop();
+    }
   });
 });
