@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { nip19 } from 'nostr-tools';
 import { z } from 'zod';
+import { satToMsat } from './protocol/amounts.ts';
 import { budgetRenewalSchema } from './protocol/budget.ts';
 import { grantTerms, signGrant } from './protocol/grant.ts';
 import { bytesToHex, hexToBytes } from './protocol/hex.ts';
@@ -102,8 +103,8 @@ program
     const grant = signGrant(
       grantTerms(getPublicKey(connectionSecret), methods, {
         name: opts.name,
-        budget: opts.budgetSat === undefined ? null : { amountMsat: opts.budgetSat * 1000n, renewal: opts.renewal ?? 'monthly' },
-        maxAmountMsat: opts.maxAmountSat === undefined ? null : opts.maxAmountSat * 1000n,
+        budget: opts.budgetSat === undefined ? null : { amountMsat: satToMsat(opts.budgetSat), renewal: opts.renewal ?? 'monthly' },
+        maxAmountMsat: opts.maxAmountSat === undefined ? null : satToMsat(opts.maxAmountSat),
       }),
       userKey,
     );
@@ -157,7 +158,7 @@ devnet
     const made = await fetchJson(`${await networkUrl(opts.url)}/network/invoice`, z.object({ invoice: z.string(), payment_hash: z.string() }), {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ amount_msat: (amount * 1000n).toString(), description: opts.description }),
+      body: JSON.stringify({ amount_msat: satToMsat(amount).toString(), description: opts.description }),
     });
     process.stdout.write(`Invoice for ${amount} sat (payment hash ${made.payment_hash}):\n${made.invoice}\n`);
   });

@@ -54,7 +54,3 @@ export function feeLimitFor(amount: Msat, limit: FeeLimit): Msat {
   const proportional = (amount * BigInt(limit.ppm)) / 1_000_000n;
   return proportional > limit.baseMsat ? proportional : limit.baseMsat;
 }
-
-export function minMsat(a: Msat, b: Msat): Msat {
-  return a < b ? a : b;
-}

@@ -6,7 +6,6 @@ export type BitcoinNetwork = 'mainnet' | 'testnet' | 'signet' | 'regtest';
 
 /** BOLT 11 human-readable prefixes (after "ln") by network. */
 const PREFIX_NETWORK: Record<string, BitcoinNetwork> = { bc: 'mainnet', tb: 'testnet', tbs: 'signet', bcrt: 'regtest' };
-export const NETWORK_BECH32: Record<BitcoinNetwork, string> = { mainnet: 'bc', testnet: 'tb', signet: 'tbs', regtest: 'bcrt' };
 
 export interface DecodedInvoice {
   /** The invoice, lowercased. */

@@ -19,6 +19,3 @@ export const payInvoiceParamsSchema = z.object({
   amount: nip47Msat.optional(),
   metadata: nip47Metadata,
 });
-
-/** Methods whose requests move money out of a deposit, and so need a vault authorization. */
-export const PAYING_METHODS = ['pay_invoice'] as const;

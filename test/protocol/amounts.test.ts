@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_FEE_LIMIT,
   feeLimitFor,
-  minMsat,
   msatString,
   msatToNip47,
   msatToString,
@@ -112,16 +111,10 @@ describe('msatToNip47', () => {
   });
 });
 
-describe('satToMsat and minMsat', () => {
+describe('satToMsat', () => {
   it('converts satoshis to millisatoshis', () => {
     expect(satToMsat(0n)).toBe(0n);
     expect(satToMsat(21n)).toBe(21_000n);
-  });
-
-  it('returns the smaller amount', () => {
-    expect(minMsat(1n, 2n)).toBe(1n);
-    expect(minMsat(2n, 1n)).toBe(1n);
-    expect(minMsat(5n, 5n)).toBe(5n);
   });
 });
 

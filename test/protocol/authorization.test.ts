@@ -14,7 +14,7 @@ import {
 import { grantTerms, signGrant } from '../../src/protocol/grant.ts';
 import { KIND } from '../../src/protocol/kinds.ts';
 import { encryptContent, sharedKey, type NwcEncryption } from '../../src/protocol/nwc-encryption.ts';
-import { nwcRequestBodySchema, PAYING_METHODS, payInvoiceParamsSchema } from '../../src/protocol/nwc-request.ts';
+import { nwcRequestBodySchema, payInvoiceParamsSchema } from '../../src/protocol/nwc-request.ts';
 import type { VaultErrorCode } from '../../src/protocol/result.ts';
 import { makeInvoice, readVector } from '../vectors/generate.ts';
 
@@ -236,9 +236,5 @@ describe('NIP-47 request schemas shared with vaults', () => {
     const large = { comment: 'x'.repeat(4100) };
     expect(payInvoiceParamsSchema.parse({ invoice: 'lnbc1', metadata: small }).metadata).toEqual(small);
     expect(payInvoiceParamsSchema.parse({ invoice: 'lnbc1', metadata: large }).metadata).toBeUndefined();
-  });
-
-  it('only pay_invoice moves money out of a deposit', () => {
-    expect([...PAYING_METHODS]).toEqual(['pay_invoice']);
   });
 });

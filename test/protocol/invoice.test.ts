@@ -3,7 +3,7 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { generateSecretKey } from 'nostr-tools/pure';
 import { describe, expect, it } from 'vitest';
-import { decodeInvoice, decodePayableInvoice, NETWORK_BECH32, type BitcoinNetwork, type DecodedInvoice } from '../../src/protocol/invoice.ts';
+import { decodeInvoice, decodePayableInvoice, type BitcoinNetwork, type DecodedInvoice } from '../../src/protocol/invoice.ts';
 import type { VaultErrorCode } from '../../src/protocol/result.ts';
 import { makeInvoice, readVector } from '../vectors/generate.ts';
 
@@ -99,12 +99,6 @@ describe('decodeInvoice forms', () => {
       }),
       { numRuns: 120 },
     );
-  });
-});
-
-describe('NETWORK_BECH32', () => {
-  it('names the BOLT 11 prefix of each network', () => {
-    expect(NETWORK_BECH32).toEqual({ mainnet: 'bc', testnet: 'tb', signet: 'tbs', regtest: 'bcrt' });
   });
 });
 
