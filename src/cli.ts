@@ -89,7 +89,19 @@ program
   .option('--budget-sat <sat>', 'spending budget per renewal period, in sats', positiveInteger)
   .addOption(new Option('--renewal <period>', 'budget renewal period').choices(budgetRenewalSchema.options))
   .option('--max-amount-sat <sat>', 'largest single payment, in sats', positiveInteger)
-  .action(async (opts: { url: string; userKey?: Uint8Array; name: string; methods?: string; budgetSat?: bigint; renewal?: z.infer<typeof budgetRenewalSchema>; maxAmountSat?: bigint }) => {
+  .option('--max-payments-per-hour <n>', 'at most this many payments in any hour', positiveInteger)
+  .option('--max-sat-per-hour <sat>', 'at most this much paid in any hour, in sats', positiveInteger)
+  .action(async (opts: {
+    url: string;
+    userKey?: Uint8Array;
+    name: string;
+    methods?: string;
+    budgetSat?: bigint;
+    renewal?: z.infer<typeof budgetRenewalSchema>;
+    maxAmountSat?: bigint;
+    maxPaymentsPerHour?: bigint;
+    maxSatPerHour?: bigint;
+  }) => {
     if (opts.renewal && opts.budgetSat === undefined) throw new InvalidArgumentError('--renewal needs --budget-sat');
     const info = await fetchJson(`${opts.url}/api/info`, bridgeInfoSchema);
     let userKey = opts.userKey;
@@ -105,6 +117,13 @@ program
         name: opts.name,
         budget: opts.budgetSat === undefined ? null : { amountMsat: satToMsat(opts.budgetSat), renewal: opts.renewal ?? 'monthly' },
         maxAmountMsat: opts.maxAmountSat === undefined ? null : satToMsat(opts.maxAmountSat),
+        velocity:
+          opts.maxPaymentsPerHour === undefined && opts.maxSatPerHour === undefined
+            ? null
+            : {
+                paymentsPerHour: opts.maxPaymentsPerHour === undefined ? null : Number(opts.maxPaymentsPerHour),
+                amountMsatPerHour: opts.maxSatPerHour === undefined ? null : satToMsat(opts.maxSatPerHour),
+              },
       }),
       userKey,
     );

@@ -7,11 +7,17 @@ type UpdatedAt = ColumnType<Date, Date | undefined, Date>;
 type Json<T> = ColumnType<T, string, string>;
 /** Unix seconds in a BIGINT column (no 2038 limit): read as bigint, written as number or bigint. */
 type UnixTime = ColumnType<bigint, number | bigint, number | bigint>;
+/** A column with a default: may be left out of an insert. */
+type Defaulted<T> = ColumnType<T, T | undefined, T>;
 
 export interface UsersTable {
   pubkey: string;
   /** The user's signed deposit-open statement, kept to open deposits at operators added later. */
   deposit_open_event: Json<NostrEvent>;
+  /** The emergency lock: while set, no payment leaves any of the user's deposits. */
+  locked: Defaulted<boolean>;
+  lock_event: ColumnType<NostrEvent | null, string | null | undefined, string | null>;
+  lock_created_at: ColumnType<bigint | null, number | bigint | null | undefined, number | bigint | null>;
   created_at: CreatedAt;
 }
 
@@ -66,6 +72,8 @@ export interface ConnectionsTable {
   fee_ppm: number;
   expires_at: UnixTime | null;
   vault_operators: Json<string[] | null>;
+  velocity_payments_per_hour: Defaulted<number | null>;
+  velocity_amount_msat_per_hour: Defaulted<bigint | null>;
   revoked: boolean;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
@@ -78,6 +86,9 @@ export interface NwcRequestsTable {
   method: string | null;
   state: 'processing' | 'done';
   response_event: Json<NostrEvent> | null;
+  /** The instance answering it, until `lease_until`; after that another may take it over. */
+  claimed_by: Defaulted<string | null>;
+  lease_until: Defaulted<Date>;
   received_at: CreatedAt;
   finished_at: Date | null;
 }
@@ -128,6 +139,31 @@ export interface JournalEntriesTable {
   created_at: CreatedAt;
 }
 
+/** Every refused request, with why: the user's audit log. */
+export interface AuditLogTable {
+  id: Generated<bigint>;
+  user_pubkey: string;
+  connection_pubkey: string | null;
+  request_event_id: string | null;
+  method: string | null;
+  code: string;
+  message: string;
+  created_at: CreatedAt;
+}
+
+export type IncidentKind = 'fee_violation' | 'invalid_invoice' | 'balance_mismatch' | 'unavailable' | 'refused' | 'invalid_balance_update';
+
+/** Misbehaviour the bridge observed at an operator, with its evidence. */
+export interface OperatorIncidentsTable {
+  id: Generated<bigint>;
+  operator_pubkey: string;
+  user_pubkey: string | null;
+  kind: IncidentKind;
+  message: string;
+  evidence: Json<unknown> | null;
+  created_at: CreatedAt;
+}
+
 export interface Database {
   users: UsersTable;
   vault_operators: VaultOperatorsTable;
@@ -136,6 +172,8 @@ export interface Database {
   nwc_requests: NwcRequestsTable;
   transactions: TransactionsTable;
   journal_entries: JournalEntriesTable;
+  audit_log: AuditLogTable;
+  operator_incidents: OperatorIncidentsTable;
 }
 
 export type DepositRow = Selectable<DepositsTable>;

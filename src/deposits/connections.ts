@@ -43,6 +43,10 @@ export function connectionFromRow(row: ConnectionRow): Connection {
       feeLimit: { baseMsat: row.fee_base_msat, ppm: row.fee_ppm },
       expiresAt: row.expires_at === null ? null : Number(row.expires_at),
       vaultOperators: row.vault_operators,
+      velocity:
+        row.velocity_payments_per_hour === null && row.velocity_amount_msat_per_hour === null
+          ? null
+          : { paymentsPerHour: row.velocity_payments_per_hour, amountMsatPerHour: row.velocity_amount_msat_per_hour },
       revoked: row.revoked,
       createdAt: Number(row.grant_created_at),
     },
@@ -112,6 +116,8 @@ export async function registerConnection(
     fee_ppm: grant.feeLimit.ppm,
     expires_at: grant.expiresAt,
     vault_operators: JSON.stringify(grant.vaultOperators),
+    velocity_payments_per_hour: grant.velocity?.paymentsPerHour ?? null,
+    velocity_amount_msat_per_hour: grant.velocity?.amountMsatPerHour ?? null,
     revoked: grant.revoked,
   };
   // The conditional upsert keeps the newest grant even if two registrations race.

@@ -3,7 +3,7 @@ import type { Event } from 'nostr-tools/pure';
 import type { TransactionRow } from '../db/schema.ts';
 import { feeLimitFor, type Msat } from '../protocol/amounts.ts';
 import { buildAuthorization } from '../protocol/authorization.ts';
-import { budgetWindowStart, checkSpendLimits } from '../protocol/grant.ts';
+import { budgetWindowStart, checkSpendLimits, VELOCITY_WINDOW_SECONDS } from '../protocol/grant.ts';
 import { decodePayableInvoice } from '../protocol/invoice.ts';
 import { Nip47Error, NIP47_CODE_FOR_VAULT_ERROR } from '../protocol/nip47-error.ts';
 import type { NwcEncryption } from '../protocol/nwc-encryption.ts';
@@ -69,15 +69,23 @@ async function admit(ctx: WalletContext, req: PaymentRequest): Promise<Transacti
     // Serializes admissions of one connection across instances, so budget use is read fresh.
     await trx.selectFrom('connections').select('pubkey').where('pubkey', '=', req.connection.pubkey).forUpdate().executeTakeFirstOrThrow();
     const windowStart = budgetWindowStart(grant, now);
-    const used = await trx
+    const hourStart = now - VELOCITY_WINDOW_SECONDS;
+    const usage = await trx
       .selectFrom('transactions')
-      .select(sql<bigint>`coalesce(sum(amount_msat + case when state = 'settled' then fee_msat else fee_reserve_msat end), 0)::bigint`.as('used'))
+      .select([
+        sql<bigint>`coalesce(sum(case when created_at >= ${BigInt(windowStart)} then amount_msat + case when state = 'settled' then fee_msat else fee_reserve_msat end end), 0)::bigint`.as('used'),
+        sql<bigint>`count(*) filter (where created_at >= ${BigInt(hourStart)})`.as('hour_payments'),
+        sql<bigint>`coalesce(sum(amount_msat) filter (where created_at >= ${BigInt(hourStart)}), 0)::bigint`.as('hour_amount'),
+      ])
       .where('connection_pubkey', '=', req.connection.pubkey)
       .where('type', '=', 'outgoing')
       .where('state', 'in', ['pending', 'settled'])
-      .where('created_at', '>=', BigInt(windowStart))
+      .where('created_at', '>=', BigInt(Math.min(windowStart, hourStart)))
       .executeTakeFirstOrThrow();
-    const limits = checkSpendLimits(grant, amount, maxFee, { usedMsat: used.used });
+    const limits = checkSpendLimits(grant, amount, maxFee, {
+      usedMsat: usage.used,
+      lastHour: { payments: Number(usage.hour_payments), amountMsat: usage.hour_amount },
+    });
     if (!limits.ok) throw new Nip47Error(NIP47_CODE_FOR_VAULT_ERROR[limits.error.code], limits.error.message);
 
     const allowed = (await depositCandidates(ctx, trx, req.connection.userPubkey)).filter(

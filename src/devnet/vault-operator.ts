@@ -12,7 +12,7 @@ import type { z } from 'zod';
 import type { Event } from 'nostr-tools/pure';
 import type { Msat } from '../protocol/amounts.ts';
 import { REQUEST_MAX_AGE_SECONDS, verifyPaymentAuthorization } from '../protocol/authorization.ts';
-import { budgetWindowStart, checkSpendLimits, parseGrant } from '../protocol/grant.ts';
+import { budgetWindowStart, checkSpendLimits, parseGrant, VELOCITY_WINDOW_SECONDS } from '../protocol/grant.ts';
 import { bytesToHex } from '../protocol/hex.ts';
 import { decodePayableInvoice } from '../protocol/invoice.ts';
 import { fail, ok, type Result, type VaultErrorCode } from '../protocol/result.ts';
@@ -698,7 +698,17 @@ export class VaultOperator {
         connectionPubkey,
         budgetWindowStart(grant, now),
       );
-      const limits = checkSpendLimits(grant, amount, body.max_fee_msat, { usedMsat: used ? bigint(used, 'used') : 0n });
+      const hour = this.#get(
+        `SELECT COUNT(*) AS payments, COALESCE(SUM(amount_msat), 0) AS amount
+         FROM payments WHERE owner = ? AND connection = ? AND created_at >= ? AND state IN ('pending', 'settled')`,
+        owner,
+        connectionPubkey,
+        now - VELOCITY_WINDOW_SECONDS,
+      );
+      const limits = checkSpendLimits(grant, amount, body.max_fee_msat, {
+        usedMsat: used ? bigint(used, 'used') : 0n,
+        lastHour: { payments: hour ? int(hour, 'payments') : 0, amountMsat: hour ? bigint(hour, 'amount') : 0n },
+      });
       if (!limits.ok) return refuse(limits.error.code, limits.error.message);
       if (this.#locked(owner)) return refuse('LOCKED', 'the owner has locked their deposits');
       const available = this.#balance(depositId) - this.#reserved(depositId);

@@ -15,12 +15,18 @@ interface RelayState {
   live: boolean;
 }
 
+/** What the responder needs of relays: a subscription and a way to publish. */
+export interface RelayTransport {
+  subscribe(filters: Filter[], onEvent: (event: Event) => void): void;
+  publish(event: Event): Promise<void>;
+}
+
 /**
  * One websocket per relay and one subscription on each. The pool reconnects by itself, with
  * backoff and jitter, whatever ended the connection (nostr-tools' own reconnect gives up after
  * an abnormal closure), and resubscribes each time. Publishes succeed when any relay accepts.
  */
-export class RelayPool {
+export class RelayPool implements RelayTransport {
   readonly #relays: RelayState[];
   readonly #logger: Logger;
   #filters: Filter[] = [];

@@ -12,7 +12,7 @@ import { decryptContent, encryptContent, requestEncryption, sharedKey, type NwcE
 import type { BridgeKeys } from './keys.ts';
 import type { BridgeIdentity } from './methods/method.ts';
 import { METHODS } from './methods/registry.ts';
-import type { RelayPool } from './relay-pool.ts';
+import type { RelayTransport } from './relay-pool.ts';
 
 interface Nip47Response {
   result_type: string;
@@ -32,7 +32,7 @@ const MAX_CONTENT_LENGTH = 64 * 1024;
  */
 export class NwcResponder {
   readonly #db: Db;
-  readonly #pool: RelayPool;
+  readonly #pool: RelayTransport;
   readonly #keys: BridgeKeys;
   readonly #wallet: WalletContext;
   readonly #identity: BridgeIdentity;
@@ -41,7 +41,7 @@ export class NwcResponder {
   readonly #keyCache = new Map<string, Uint8Array>();
   #accepting = true;
 
-  constructor(db: Db, pool: RelayPool, keys: BridgeKeys, wallet: WalletContext, identity: BridgeIdentity, logger: Logger) {
+  constructor(db: Db, pool: RelayTransport, keys: BridgeKeys, wallet: WalletContext, identity: BridgeIdentity, logger: Logger) {
     this.#db = db;
     this.#pool = pool;
     this.#keys = keys;

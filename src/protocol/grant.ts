@@ -23,6 +23,8 @@ export interface Grant {
   expiresAt: number | null;
   /** Operator node keys this connection may spend at, or null for every operator. */
   vaultOperators: string[] | null;
+  /** At most this many payments and this much (amounts, fees excluded) in any rolling hour. */
+  velocity: { paymentsPerHour: number | null; amountMsatPerHour: Msat | null } | null;
   revoked: boolean;
   /** The grant's version: a newer grant for the same connection replaces an older one. */
   createdAt: number;
@@ -38,6 +40,10 @@ const grantContentSchema = z.strictObject({
   fee_limit: z.strictObject({ base_msat: msatString, ppm: z.number().int().min(0).max(1_000_000) }),
   expires_at: z.number().int().positive().nullable(),
   vault_operators: z.array(compressedPubkeyHex).max(100).nullable(),
+  velocity: z
+    .strictObject({ payments_per_hour: z.number().int().positive().nullable(), amount_msat_per_hour: msatString.nullable() })
+    .nullable()
+    .default(null),
   revoked: z.boolean(),
 });
 
@@ -54,6 +60,7 @@ export function grantTerms(connectionPubkey: string, methods: string[], override
     feeLimit: DEFAULT_FEE_LIMIT,
     expiresAt: null,
     vaultOperators: null,
+    velocity: null,
     revoked: false,
     ...overrides,
   };
@@ -71,6 +78,14 @@ export function signGrant(terms: GrantTerms, userSecretKey: Uint8Array, createdA
     fee_limit: { base_msat: msatToString(terms.feeLimit.baseMsat), ppm: terms.feeLimit.ppm },
     expires_at: terms.expiresAt,
     vault_operators: terms.vaultOperators,
+    ...(terms.velocity
+      ? {
+          velocity: {
+            payments_per_hour: terms.velocity.paymentsPerHour,
+            amount_msat_per_hour: terms.velocity.amountMsatPerHour === null ? null : msatToString(terms.velocity.amountMsatPerHour),
+          },
+        }
+      : {}),
     revoked: terms.revoked,
   };
   return signEvent(
@@ -114,6 +129,7 @@ export function parseGrant(event: Event): Result<Grant> {
     feeLimit: { baseMsat: c.fee_limit.base_msat, ppm: c.fee_limit.ppm },
     expiresAt: c.expires_at,
     vaultOperators: c.vault_operators,
+    velocity: c.velocity ? { paymentsPerHour: c.velocity.payments_per_hour, amountMsatPerHour: c.velocity.amount_msat_per_hour } : null,
     revoked: c.revoked,
     createdAt: event.created_at,
   });
@@ -133,11 +149,16 @@ export function grantInForce(grant: Grant, nowSec: number): Result<Grant> {
   return ok(grant);
 }
 
-/** What a connection has already committed in the current budget window. */
+/** What a connection has already committed: in the budget window, and in the last hour. */
 export interface SpendUsage {
   /** Sum over settled payments of amount + fee, and over pending ones of amount + fee limit. */
   usedMsat: Msat;
+  /** Payments settled or pending created in the last 3600 s, and their amounts (fees excluded). */
+  lastHour: { payments: number; amountMsat: Msat };
 }
+
+/** The rolling window a grant's velocity limits apply to. */
+export const VELOCITY_WINDOW_SECONDS = 3600;
 
 /**
  * The spending limits of a grant, applied identically by the bridge (first) and by the vault
@@ -153,6 +174,13 @@ export function checkSpendLimits(grant: Grant, amountMsat: Msat, maxFeeMsat: Msa
   const allowedFee = feeLimitFor(amountMsat, grant.feeLimit);
   if (maxFeeMsat > allowedFee) {
     return fail('FEE_LIMIT', `fee limit ${maxFeeMsat} msat is above the grant's ${allowedFee} msat for this amount`);
+  }
+  const velocity = grant.velocity;
+  if (velocity?.paymentsPerHour != null && usage.lastHour.payments + 1 > velocity.paymentsPerHour) {
+    return fail('QUOTA_EXCEEDED', `velocity exceeded: at most ${velocity.paymentsPerHour} payments an hour`);
+  }
+  if (velocity?.amountMsatPerHour != null && usage.lastHour.amountMsat + amountMsat > velocity.amountMsatPerHour) {
+    return fail('QUOTA_EXCEEDED', `velocity exceeded: at most ${velocity.amountMsatPerHour} msat an hour`);
   }
   if (grant.budget !== null && usage.usedMsat + amountMsat + maxFeeMsat > grant.budget.amountMsat) {
     return fail(

@@ -29,11 +29,13 @@ describe('bad input gets a clear NIP-47 error, never silence or a crash', () => 
   let world: World;
   let client: RawNwcClient;
   let limited: RawNwcClient;
+  let userKey: string;
 
   beforeAll(async () => {
     world = await startWorld('pglite');
     const user = await connectRaw(world, 'nip44_v2');
     client = user.client;
+    userKey = user.userKey ?? '';
     // The same user's second connection: shares the balance, has its own limits.
     limited = (
       await connectRaw(world, 'nip44_v2', ['--user-key', user.userKey ?? '', '--methods', 'get_info,pay_invoice', '--max-amount-sat', '1000', '--budget-sat', '1500', '--renewal', 'daily'])
@@ -108,6 +110,19 @@ describe('bad input gets a clear NIP-47 error, never silence or a crash', () => 
     const second = await limited.request('pay_invoice', { invoice: (await world.devnet.createPayeeInvoice(1_000_000n)).invoice });
     expect(second.error?.code).toBe('QUOTA_EXCEEDED');
     expect(second.error?.message).toMatch(/budget/);
+  });
+
+  it('enforces a payment velocity with QUOTA_EXCEEDED', async () => {
+    const throttled = (await connectRaw(world, 'nip44_v2', ['--user-key', userKey, '--max-payments-per-hour', '1'])).client;
+    try {
+      const first = await throttled.request('pay_invoice', { invoice: (await world.devnet.createPayeeInvoice(1_000_000n)).invoice });
+      expect(first.error).toBeNull();
+      const second = await throttled.request('pay_invoice', { invoice: (await world.devnet.createPayeeInvoice(1_000_000n)).invoice });
+      expect(second.error?.code).toBe('QUOTA_EXCEEDED');
+      expect(second.error?.message).toMatch(/velocity/);
+    } finally {
+      throttled.close();
+    }
   });
 
   it('answers an unknown connection key with UNAUTHORIZED', async () => {

@@ -17,6 +17,7 @@ interface PlainGrant {
   feeLimit: { baseMsat: string; ppm: number };
   expiresAt: number | null;
   vaultOperators: string[] | null;
+  velocity: { paymentsPerHour: number | null; amountMsatPerHour: string | null } | null;
   revoked: boolean;
   createdAt: number;
 }
@@ -33,6 +34,7 @@ function plain(g: Grant): PlainGrant {
     budget: g.budget && { amountMsat: g.budget.amountMsat.toString(), renewal: g.budget.renewal },
     maxAmountMsat: g.maxAmountMsat === null ? null : g.maxAmountMsat.toString(),
     feeLimit: { baseMsat: g.feeLimit.baseMsat.toString(), ppm: g.feeLimit.ppm },
+    velocity: g.velocity && { paymentsPerHour: g.velocity.paymentsPerHour, amountMsatPerHour: g.velocity.amountMsatPerHour?.toString() ?? null },
   };
 }
 
@@ -109,6 +111,7 @@ describe('signGrant and parseGrant', () => {
       feeLimit: { baseMsat: 10_000n, ppm: 10_000 },
       expiresAt: null,
       vaultOperators: null,
+      velocity: null,
       revoked: false,
     });
   });
@@ -124,6 +127,10 @@ describe('signGrant and parseGrant', () => {
     feeLimit: fc.record({ baseMsat: msat, ppm: fc.integer({ min: 0, max: 1_000_000 }) }),
     expiresAt: fc.option(fc.integer({ min: 1, max: 2 ** 40 }), { nil: null }),
     vaultOperators: fc.option(fc.array(fc.stringMatching(/^0[23][0-9a-f]{64}$/), { maxLength: 4 }), { nil: null }),
+    velocity: fc.option(
+      fc.record({ paymentsPerHour: fc.option(fc.integer({ min: 1, max: 10_000 }), { nil: null }), amountMsatPerHour: fc.option(msat, { nil: null }) }),
+      { nil: null },
+    ),
     revoked: fc.boolean(),
   });
 
@@ -203,7 +210,7 @@ describe('checkSpendLimits', () => {
     ['applies the fee limit without maximum or budget', unlimited, 10n ** 15n, 10n ** 13n + 1n, 0n, 'FEE_LIMIT'],
     ['refuses a negative fee limit, which would shrink the budget sum', limited, 40_000n, -1n, 60_000n, 'BAD_REQUEST'],
   ])('%s', (_, g, amount, maxFee, used, expected) => {
-    const result = checkSpendLimits(g, amount, maxFee, { usedMsat: used });
+    const result = checkSpendLimits(g, amount, maxFee, { usedMsat: used, lastHour: { payments: 0, amountMsat: 0n } });
     expect(result.ok ? 'ok' : result.error.code).toBe(expected);
   });
 
@@ -226,9 +233,31 @@ describe('checkSpendLimits', () => {
             (max === null || amountMsat <= max) &&
             maxFee <= feeLimitFor(amountMsat, g.feeLimit) &&
             (budget === null || used + amountMsat + maxFee <= budget);
-          expect(checkSpendLimits(g, amountMsat, maxFee, { usedMsat: used }).ok).toBe(allowed);
+          expect(checkSpendLimits(g, amountMsat, maxFee, { usedMsat: used, lastHour: { payments: 0, amountMsat: 0n } }).ok).toBe(allowed);
         },
       ),
     );
+  });
+});
+
+describe('velocity limits', () => {
+  const g = (paymentsPerHour: number | null, amountMsatPerHour: bigint | null) => grant({ velocity: { paymentsPerHour, amountMsatPerHour } });
+  const check = (grantWithVelocity: Grant, payments: number, hourAmount: bigint, amount: bigint) => {
+    const result = checkSpendLimits(grantWithVelocity, amount, 0n, { usedMsat: 0n, lastHour: { payments, amountMsat: hourAmount } });
+    return result.ok ? 'ok' : `${result.error.code}: ${result.error.message}`;
+  };
+
+  it('allows the n-th payment of the hour and refuses the next', () => {
+    expect(check(g(3, null), 2, 0n, 1n)).toBe('ok');
+    expect(check(g(3, null), 3, 0n, 1n)).toMatch(/^QUOTA_EXCEEDED: velocity/);
+  });
+
+  it('allows an hour amount up to the limit and refuses one msat more', () => {
+    expect(check(g(null, 1_000n), 5, 600n, 400n)).toBe('ok');
+    expect(check(g(null, 1_000n), 5, 600n, 401n)).toMatch(/^QUOTA_EXCEEDED: velocity/);
+  });
+
+  it('limits nothing without a velocity', () => {
+    expect(check(grant(), 1_000_000, 10n ** 18n, 1n)).toBe('ok');
   });
 });
