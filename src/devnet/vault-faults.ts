@@ -1,3 +1,5 @@
+import type { VaultErrorCode } from '../protocol/result.ts';
+
 /**
  * Fault switches of a devnet vault operator, for tests of how the bridge copes. Setting one
  * takes effect at once; `onChange` lets the operator react (close streams, release payments).
@@ -9,6 +11,10 @@ export class VaultFaults {
   #failPayments: string | null = null;
   #skipCredit = false;
   #reservePpm = 1_000_000;
+  #overchargeFeeMsat = 0n;
+  #misreportBalanceMsat = 0n;
+  #invalidProof = false;
+  #refusePayments: VaultErrorCode | null = null;
   readonly #onChange: () => void;
 
   constructor(onChange: () => void) {
@@ -64,5 +70,49 @@ export class VaultFaults {
   set reservePpm(value: number) {
     this.#reservePpm = value;
   }
-}
 
+  /**
+   * A vault charging a fee above the limit: a payment settling while this is set reports
+   * `fee_msat` = its real routing fee + this, even above `max_fee_msat`, and the deposit is
+   * debited amount + that fee (the signed balance update shows it). The overcharge is cut to
+   * what the deposit holds beyond its other payments in flight, so no balance goes below zero.
+   */
+  get overchargeFeeMsat(): bigint {
+    return this.#overchargeFeeMsat;
+  }
+  set overchargeFeeMsat(value: bigint) {
+    if (value < 0n) throw new RangeError('overchargeFeeMsat must not be negative');
+    this.#overchargeFeeMsat = value;
+  }
+
+  /**
+   * A vault reporting a wrong balance: deposit status shows `balance_msat` off by this much
+   * (never below zero), with a balance update for that figure signed by both peers, carrying
+   * the seq and created_at of the newest real one. Ledger, events and metrics stay true.
+   */
+  get misreportBalanceMsat(): bigint {
+    return this.#misreportBalanceMsat;
+  }
+  set misreportBalanceMsat(value: bigint) {
+    this.#misreportBalanceMsat = value;
+  }
+
+  /** A vault handing out invoices without a valid vault proof: invoices made while set carry a `peer_sig` by a random key. */
+  get invalidProof(): boolean {
+    return this.#invalidProof;
+  }
+  set invalidProof(value: boolean) {
+    this.#invalidProof = value;
+  }
+
+  /**
+   * A vault that refuses: every `POST …/payments` answers this code with its documented HTTP
+   * status, before any check, balance change or record (not counted in `authorizations_refused`).
+   */
+  get refusePayments(): VaultErrorCode | null {
+    return this.#refusePayments;
+  }
+  set refusePayments(value: VaultErrorCode | null) {
+    this.#refusePayments = value;
+  }
+}

@@ -395,13 +395,22 @@ export class VaultOperator {
   depositStatus(caller: string, depositId: string): Result<WireDepositStatus> {
     const deposit = this.#visibleDeposit(caller, depositId);
     if (!deposit.ok) return deposit;
+    const misreport = this.faults.misreportBalanceMsat;
+    const newest = this.#balanceUpdate(depositId, null);
+    let balance = this.#balance(depositId);
+    let update = newest;
+    if (misreport !== 0n) {
+      // The misreportBalanceMsat fault: both peers sign a false figure for the newest seq.
+      balance = balance + misreport < 0n ? 0n : balance + misreport;
+      update = this.#signedBalance(depositId, balance, newest?.seq ?? 0, newest?.created_at ?? deposit.value.createdAt);
+    }
     return ok({
       deposit_id: depositId,
       owner: deposit.value.owner,
-      balance_msat: this.#balance(depositId).toString(),
+      balance_msat: balance.toString(),
       reserved_msat: this.#reserved(depositId).toString(),
       locked: this.#locked(deposit.value.owner),
-      balance_update: this.#balanceUpdate(depositId, null),
+      balance_update: update,
     });
   }
 
@@ -536,7 +545,9 @@ export class VaultOperator {
       timestamp: createdAt,
       expirySeconds: expiry,
     });
-    const proof = signVaultProof({ ...this.#proofFields(depositId, paymentHash), amount_msat: amount }, this.#peerSecret);
+    // The invalidProof fault: a random key signs in place of the channel peer.
+    const proofSigner = this.faults.invalidProof ? randomBytes(32) : this.#peerSecret;
+    const proof = signVaultProof({ ...this.#proofFields(depositId, paymentHash), amount_msat: amount }, proofSigner);
     this.#run(
       `INSERT INTO invoices (payment_hash, deposit_id, invoice, amount_msat, description, description_hash, preimage, peer_sig, created_at, expires_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -644,6 +655,8 @@ export class VaultOperator {
     return transaction(this.#db, () => {
       const deposit = this.#visibleDeposit(caller, depositId);
       if (!deposit.ok) return deposit;
+      const refusing = this.faults.refusePayments;
+      if (refusing !== null) return fail(refusing, `fault: the operator refuses payments (${refusing})`);
       const owner = deposit.value.owner;
       const key = body.idempotency_key;
       const fingerprint = payFingerprint(body);
@@ -772,18 +785,31 @@ export class VaultOperator {
   #finish(depositId: string, key: string, outcome: PaymentOutcome): void {
     if (this.#closed) return;
     transaction(this.#db, () => {
-      const row = this.#get("SELECT payment_hash, amount_msat FROM payments WHERE deposit_id = ? AND idempotency_key = ? AND state = 'pending'", depositId, key);
+      const row = this.#get(
+        "SELECT payment_hash, amount_msat, max_fee_msat FROM payments WHERE deposit_id = ? AND idempotency_key = ? AND state = 'pending'",
+        depositId,
+        key,
+      );
       if (!row) return;
       const paymentHash = text(row, 'payment_hash');
       const now = nowSeconds();
       if (outcome.state === 'settled') {
         const amount = bigint(row, 'amount_msat');
+        let fee = outcome.feeMsat;
+        if (this.faults.overchargeFeeMsat > 0n) {
+          // The overchargeFeeMsat fault: charge more than the route cost, past the fee limit, but never into
+          // what the deposit's other payments in flight hold (so no balance goes below zero).
+          const heldByOthers = this.#reserved(depositId) - amount - bigint(row, 'max_fee_msat');
+          const room = this.#balance(depositId) - heldByOthers - amount - fee;
+          fee += this.faults.overchargeFeeMsat < room ? this.faults.overchargeFeeMsat : room > 0n ? room : 0n;
+          this.#log.warn({ deposit: depositId, payment_hash: paymentHash, fee_msat: fee.toString() }, 'fault: fee overcharged');
+        }
         this.#credit(depositId, -amount, 'payment', paymentHash, now);
-        if (outcome.feeMsat > 0n) this.#credit(depositId, -outcome.feeMsat, 'routing_fee', paymentHash, now);
+        if (fee > 0n) this.#credit(depositId, -fee, 'routing_fee', paymentHash, now);
         const update = this.#signBalance(depositId, now);
         this.#run(
           "UPDATE payments SET state = 'settled', fee_msat = ?, preimage = ?, finished_at = ?, balance_seq = ? WHERE deposit_id = ? AND idempotency_key = ?",
-          outcome.feeMsat,
+          fee,
           outcome.preimage,
           now,
           update.seq,
@@ -796,11 +822,11 @@ export class VaultOperator {
           idempotency_key: key,
           payment_hash: paymentHash,
           amount_msat: amount.toString(),
-          fee_msat: outcome.feeMsat.toString(),
+          fee_msat: fee.toString(),
           preimage: outcome.preimage,
           balance_update: update,
         });
-        this.#log.info({ deposit: depositId, payment_hash: paymentHash, fee_msat: outcome.feeMsat.toString() }, 'payment settled');
+        this.#log.info({ deposit: depositId, payment_hash: paymentHash, fee_msat: fee.toString() }, 'payment settled');
       } else {
         const seq = this.#latestSeq(depositId);
         this.#run(
@@ -874,11 +900,7 @@ export class VaultOperator {
   #signBalance(depositId: string, now: number): WireBalanceUpdate {
     const seq = (this.#latestSeq(depositId) ?? 0) + 1;
     const balance = this.#balance(depositId);
-    const signed = signBalanceUpdate(
-      { deposit_id: depositId, vault_id: this.vaultId, channel_id: this.channelId, balance_msat: balance, seq, created_at: now },
-      this.#nodeSecret,
-      this.#peerSecret,
-    );
+    const signed = this.#signedBalance(depositId, balance, seq, now);
     this.#run(
       'INSERT INTO balance_updates (deposit_id, seq, balance_msat, created_at, operator_sig, peer_sig) VALUES (?, ?, ?, ?, ?, ?)',
       depositId,
@@ -887,6 +909,16 @@ export class VaultOperator {
       now,
       signed.operator_sig,
       signed.peer_sig,
+    );
+    return signed;
+  }
+
+  /** A balance update signed by both peers (stored by the caller, or not). */
+  #signedBalance(depositId: string, balance: Msat, seq: number, createdAt: number): WireBalanceUpdate {
+    const signed = signBalanceUpdate(
+      { deposit_id: depositId, vault_id: this.vaultId, channel_id: this.channelId, balance_msat: balance, seq, created_at: createdAt },
+      this.#nodeSecret,
+      this.#peerSecret,
     );
     return { ...signed, balance_msat: balance.toString() };
   }

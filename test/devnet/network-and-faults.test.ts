@@ -5,9 +5,14 @@ import { generateSecretKey } from 'nostr-tools/pure';
 import type { Devnet, DevnetOperator } from '../../src/devnet/devnet.ts';
 import { EXTERNAL_PAYER_POLICY } from '../../src/devnet/external-nodes.ts';
 import { buildInvoice, newPaymentSecrets, routingFee } from '../../src/devnet/lightning-network.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { DEFAULT_FEE_LIMIT, feeLimitFor } from '../../src/protocol/amounts.ts';
+import { bytesToHex, hexToBytes } from '../../src/protocol/hex.ts';
+import { decodeInvoice } from '../../src/protocol/invoice.ts';
+import type { VaultErrorCode } from '../../src/protocol/result.ts';
 import { signDepositOpen } from '../../src/protocol/user-statements.ts';
-import type { VaultEvent } from '../../src/protocol/vault-api.ts';
+import { VAULT_ERROR_STATUS, type VaultEvent } from '../../src/protocol/vault-api.ts';
+import { verifyBalanceUpdate, verifyVaultProof } from '../../src/protocol/vault-proof.ts';
 import { HttpVaultClient } from '../../src/vault-client/http-vault-client.ts';
 import type { EventSubscription } from '../../src/vault-client/vault-client.ts';
 import { newParty, payAuthorization, signTestGrant, type NwcParty } from '../helpers/authorization.ts';
@@ -199,11 +204,160 @@ describe('operator fault switches', () => {
     } finally {
       op.faults.skipCredit = false;
     }
+    // What a bridge sees: settled, with the preimage, but no balance update and no credit.
     const status = await vault.invoiceStatus(depositId, invoice.payment_hash);
     expect(status).toMatchObject({ state: 'settled', balance_update: null });
-    expect((await vault.depositStatus(depositId)).balance_msat).toBe(before.balance_msat);
+    expect(status.settled_at).not.toBeNull();
+    expect(bytesToHex(sha256(hexToBytes(status.preimage ?? '')))).toBe(invoice.payment_hash);
+    expect(await vault.depositStatus(depositId)).toEqual(before);
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(events.some((e) => e.type === 'invoice_settled' && e.payment_hash === invoice.payment_hash)).toBe(false);
+  });
+
+  it('charges a fee above the limit under overchargeFeeMsat, and signs the overcharged balance', async () => {
+    const before = await vault.depositStatus(depositId);
+    const amount = 1_000n * SAT;
+    const payee = devnet.createPayeeInvoice(amount);
+    // vault-c's real route fee here is 5 000 msat; the payment allows 10 000.
+    const realFee = routingFee(op.routingPolicy, amount);
+    expect(realFee).toBe(5_000n);
+    op.faults.overchargeFeeMsat = 20_000n;
+    try {
+      // The bridge's client refuses to take the answer as a normal payment.
+      await expect(pay(payee.invoice, amount, 'overcharged')).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/fee within its limit/) });
+    } finally {
+      op.faults.overchargeFeeMsat = 0n;
+    }
+    expect(devnet.payeeInvoiceStatus(payee.paymentHash)?.state).toBe('settled');
+    const payment = await vault.paymentStatus(depositId, 'overcharged');
+    expect(payment).toMatchObject({ state: 'settled', amount_msat: amount, max_fee_msat: 10_000n, fee_msat: realFee + 20_000n });
+    const charged = before.balance_msat - amount - realFee - 20_000n;
+    const update = payment?.balance_update;
+    if (!update) throw new Error('a settled payment carries a balance update');
+    expect(update.balance_msat).toBe(charged);
+    expect(verifyBalanceUpdate(update, op.nodePubkey, op.peerNodePubkey).ok).toBe(true);
+    expect(await vault.depositStatus(depositId)).toMatchObject({ balance_msat: charged, reserved_msat: 0n, balance_update: update });
+    await eventually(
+      () => events.some((e) => e.type === 'payment_settled' && e.idempotency_key === 'overcharged' && e.fee_msat === realFee + 20_000n && e.balance_update.balance_msat === charged),
+      'payment_settled event with the overcharged fee',
+    );
+  });
+
+  it('cuts the overcharge to what the deposit holds, so no balance goes below zero', async () => {
+    const poor = newParty();
+    const amount = 1_000n * SAT;
+    const poorDeposit = await fundedDeposit(devnet, vault, poor.user, amount + 10_000n + 2_000n);
+    const payee = devnet.createPayeeInvoice(amount);
+    op.faults.overchargeFeeMsat = 1_000_000n;
+    try {
+      await expect(
+        vault.pay(poorDeposit, { invoice: payee.invoice, amountMsat: amount, maxFeeMsat: 10_000n, idempotencyKey: 'cut', authorization: payAuthorization(poor, signTestGrant(poor), payee.invoice) }),
+      ).rejects.toMatchObject({ code: 'INTERNAL' });
+    } finally {
+      op.faults.overchargeFeeMsat = 0n;
+    }
+    expect(await vault.paymentStatus(poorDeposit, 'cut')).toMatchObject({ state: 'settled', fee_msat: 12_000n });
+    expect((await vault.depositStatus(poorDeposit)).balance_msat).toBe(0n);
+  });
+
+  it('reports a false balance under misreportBalanceMsat, signed by both peers for the newest seq', async () => {
+    const before = await vault.depositStatus(depositId);
+    const metricsBefore = await vault.metrics();
+    if (before.balance_update === null) throw new Error('the deposit has a balance update by now');
+    op.faults.misreportBalanceMsat = 7_000n;
+    let lying;
+    try {
+      lying = await vault.depositStatus(depositId);
+    } finally {
+      op.faults.misreportBalanceMsat = 0n;
+    }
+    expect(lying).toMatchObject({ balance_msat: before.balance_msat + 7_000n, reserved_msat: before.reserved_msat });
+    const update = lying.balance_update;
+    if (update === null) throw new Error('no balance update');
+    // Both peers signed the false figure; it equivocates with the real update of the same seq.
+    expect(verifyBalanceUpdate(update, op.nodePubkey, op.peerNodePubkey).ok).toBe(true);
+    expect(update).toMatchObject({ balance_msat: before.balance_msat + 7_000n, seq: before.balance_update.seq, created_at: before.balance_update.created_at });
+    expect(update.balance_msat).not.toBe(before.balance_update.balance_msat);
+    // The books are untouched: metrics, and the status once the switch is off.
+    expect(await vault.metrics()).toEqual(metricsBefore);
+    expect(await vault.depositStatus(depositId)).toEqual(before);
+
+    op.faults.misreportBalanceMsat = -(before.balance_msat + 1n);
+    try {
+      expect((await vault.depositStatus(depositId)).balance_msat).toBe(0n);
+    } finally {
+      op.faults.misreportBalanceMsat = 0n;
+    }
+    // A deposit with no balance update yet gets a signed false one at seq 0.
+    const empty = await vault.openDeposit(signDepositOpen(newParty().user.secretKey));
+    op.faults.misreportBalanceMsat = 3_000n;
+    try {
+      const status = await vault.depositStatus(empty.deposit_id);
+      expect(status.balance_update).toMatchObject({ balance_msat: 3_000n, seq: 0, created_at: empty.created_at });
+      if (status.balance_update === null) throw new Error('no balance update');
+      expect(verifyBalanceUpdate(status.balance_update, op.nodePubkey, op.peerNodePubkey).ok).toBe(true);
+    } finally {
+      op.faults.misreportBalanceMsat = 0n;
+    }
+    expect((await vault.depositStatus(empty.deposit_id)).balance_update).toBeNull();
+  });
+
+  it('hands out invoices whose vault proof does not verify under invalidProof, yet still payable', async () => {
+    const amount = 2_000n * SAT;
+    op.faults.invalidProof = true;
+    let invoice;
+    try {
+      invoice = await vault.createInvoice(depositId, { amountMsat: amount });
+    } finally {
+      op.faults.invalidProof = false;
+    }
+    const decoded = decodeInvoice(invoice.invoice);
+    if (!decoded.ok) throw new Error(decoded.error.message);
+    const expected = {
+      depositId,
+      operatorNodePubkey: op.nodePubkey,
+      peerNodePubkey: op.peerNodePubkey,
+      paymentHash: invoice.payment_hash,
+      amountMsat: amount,
+      invoicePayeeNodeKey: decoded.value.payeeNodeKey,
+    };
+    // Every field is right (the invoice is signed by N_A) except the peer signature.
+    expect(invoice.proof).toMatchObject({ deposit_id: depositId, operator_node_pubkey: op.nodePubkey, peer_node_pubkey: op.peerNodePubkey, amount_msat: amount });
+    expect(verifyVaultProof(invoice.proof, expected)).toEqual({ ok: false, error: { code: 'UNAUTHORIZED', message: 'vault proof is not signed by the channel peer' } });
+    // The lookup carries the same bad proof; an invoice made after the switch is off is sound.
+    expect((await vault.invoiceStatus(depositId, invoice.payment_hash)).proof).toEqual(invoice.proof);
+    const sound = await vault.createInvoice(depositId, { amountMsat: amount });
+    const soundDecoded = decodeInvoice(sound.invoice);
+    if (!soundDecoded.ok) throw new Error(soundDecoded.error.message);
+    expect(verifyVaultProof(sound.proof, { ...expected, paymentHash: sound.payment_hash, invoicePayeeNodeKey: soundDecoded.value.payeeNodeKey }).ok).toBe(true);
+    expect((await devnet.payInvoice(invoice.invoice)).state).toBe('settled');
+  });
+
+  it.each<[VaultErrorCode, boolean]>([
+    ['INSUFFICIENT_BALANCE', false],
+    ['LOCKED', false],
+    ['RESTRICTED', false],
+    ['UNAVAILABLE', false],
+    ['INTERNAL', true],
+  ])('refuses every payment with %s and its documented status under refusePayments', async (code, outcomeUnknown) => {
+    const before = await vault.depositStatus(depositId);
+    const metricsBefore = await vault.metrics();
+    const amount = 1_000n * SAT;
+    const payee = devnet.createPayeeInvoice(amount);
+    const key = `refused-${code}`;
+    op.faults.refusePayments = code;
+    try {
+      await expect(pay(payee.invoice, amount, key)).rejects.toMatchObject({ code, status: VAULT_ERROR_STATUS[code], outcomeUnknown });
+    } finally {
+      op.faults.refusePayments = null;
+    }
+    // Nothing recorded, reserved or paid, and not counted as an authorization refusal.
+    expect(await vault.paymentStatus(depositId, key)).toBeNull();
+    expect(await vault.depositStatus(depositId)).toEqual(before);
+    expect(await vault.metrics()).toEqual(metricsBefore);
+    expect(devnet.payeeInvoiceStatus(payee.paymentHash)?.state).toBe('pending');
+    // With the switch off, the same key pays.
+    expect((await pay(payee.invoice, amount, key)).state).toBe('settled');
   });
 
   it('reports a reserve below the deposits under reservePpm', async () => {

@@ -43,8 +43,8 @@ export interface RequestOptions {
   /** `params.amount` in msat (a JSON number, as NIP-47 has it). */
   amountMsat?: bigint;
   createdAt?: number;
-  /** An `expiration` tag (unix seconds). */
-  expiration?: number;
+  /** An `expiration` tag: unix seconds, or any string to test a malformed tag. */
+  expiration?: number | string;
   encryption?: NwcEncryption;
   /** Signs with this key instead of the connection key. */
   signer?: Keypair;
