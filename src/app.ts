@@ -3,6 +3,7 @@ import type { Db } from './db/database.ts';
 import { FinalityNotifier, type WalletContext } from './deposits/context.ts';
 import { OperatorDirectory, type AuditorSource, type OperatorEntry } from './deposits/operators.ts';
 import { refreshPendingOutgoing } from './deposits/payments.ts';
+import { reconcile } from './deposits/reconcile.ts';
 import { VaultEventFollower } from './deposits/vault-events.ts';
 import { createHttpServer } from './http/server.ts';
 import { nowSeconds } from './protocol/nostr-event.ts';
@@ -33,6 +34,12 @@ export interface BridgeOptions {
   vaultTimeoutMs?: number;
   /** How long stop() waits for requests in flight to be answered (default 10 s). */
   drainTimeoutMs?: number;
+  /** NIP-47 requests older than this when first seen are not executed (default 300 s). */
+  requestMaxAgeSeconds?: number;
+  /** How long a claim on a request holds without renewal (default 30 s). */
+  requestLeaseSeconds?: number;
+  /** How often balances are compared with what the vaults signed (default 300 s). */
+  reconcileIntervalSeconds?: number;
 }
 
 export interface RunningBridge {
@@ -40,6 +47,16 @@ export interface RunningBridge {
   keys: BridgeKeys;
   wallet: WalletContext;
   stop(): Promise<void>;
+}
+
+/** The deposit services on a database, with a directory of operators called with the bridge's vault key. */
+export function createWallet(db: Db, keys: BridgeKeys, logger: Logger, vaultTimeoutMs?: number): WalletContext {
+  const operators = new OperatorDirectory(
+    db,
+    (url) => new HttpVaultClient({ url, secretKey: keys.vaultAuthSecret, logger, ...(vaultTimeoutMs ? { timeoutMs: vaultTimeoutMs } : {}) }),
+    logger.child({ component: 'operators' }),
+  );
+  return { db, operators, logger: logger.child({ component: 'deposits' }), finality: new FinalityNotifier(), now: nowSeconds };
 }
 
 const SCORE_REFRESH_MS = 60_000;
@@ -53,12 +70,8 @@ const PENDING_REFRESH_MS = 30_000;
 export async function startBridge(options: BridgeOptions): Promise<RunningBridge> {
   const { db, logger } = options;
   const keys = deriveBridgeKeys(options.masterKey);
-  const operators = new OperatorDirectory(
-    db,
-    (url) => new HttpVaultClient({ url, secretKey: keys.vaultAuthSecret, logger, ...(options.vaultTimeoutMs ? { timeoutMs: options.vaultTimeoutMs } : {}) }),
-    logger.child({ component: 'operators' }),
-  );
-  const wallet: WalletContext = { db, operators, logger: logger.child({ component: 'deposits' }), finality: new FinalityNotifier(), now: nowSeconds };
+  const wallet = createWallet(db, keys, logger, options.vaultTimeoutMs);
+  const { operators } = wallet;
   const followers = new VaultEventFollower(wallet);
   operators.onConnect((nodePubkey) => {
     void followers.follow(nodePubkey).catch((err: unknown) => logger.error({ err }, 'could not follow a vault event stream'));
@@ -73,12 +86,20 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   await refreshScores();
   const refreshPending = () => refreshPendingOutgoing(wallet).catch((err: unknown) => logger.warn({ err }, 'pending payment refresh failed'));
   await refreshPending();
-  const timers = [setInterval(refreshScores, SCORE_REFRESH_MS), setInterval(refreshPending, PENDING_REFRESH_MS)];
+  const runReconcile = () => reconcile(wallet).catch((err: unknown) => logger.warn({ err }, 'reconciliation failed'));
+  const timers = [
+    setInterval(refreshScores, SCORE_REFRESH_MS),
+    setInterval(refreshPending, PENDING_REFRESH_MS),
+    setInterval(runReconcile, (options.reconcileIntervalSeconds ?? 300) * 1000),
+  ];
   for (const t of timers) t.unref();
 
   const pool = new RelayPool(options.relays, logger.child({ component: 'relays' }));
   const identity = { alias: options.alias, servicePubkey: keys.servicePubkey, servedMethods: SERVED_METHODS };
-  const responder = new NwcResponder(db, pool, keys, wallet, identity, logger.child({ component: 'nwc' }));
+  const responder = new NwcResponder(db, pool, keys, wallet, identity, logger.child({ component: 'nwc' }), {
+    ...(options.requestMaxAgeSeconds ? { maxRequestAgeSeconds: options.requestMaxAgeSeconds } : {}),
+    ...(options.requestLeaseSeconds ? { leaseSeconds: options.requestLeaseSeconds } : {}),
+  });
 
   let publicUrl = options.publicUrl;
   const http = createHttpServer({

@@ -7,9 +7,9 @@ import { budgetRenewalSchema } from './protocol/budget.ts';
 import { grantTerms, signGrant } from './protocol/grant.ts';
 import { bytesToHex, hexToBytes } from './protocol/hex.ts';
 import { httpAuthHeader } from './protocol/nip98.ts';
-import { signDepositOpen } from './protocol/user-statements.ts';
+import { signDepositLock, signDepositOpen } from './protocol/user-statements.ts';
 import { loadConfig } from './config.ts';
-import { runDevnet, runMigrations, runService } from './main.ts';
+import { runDevnet, runMigrations, runReconcile, runService } from './main.ts';
 
 const program = new Command()
   .name('deposit-bridge')
@@ -80,6 +80,13 @@ program
   });
 
 program
+  .command('reconcile')
+  .description('compare every deposit with the balance its vault signed; exit 1 on a difference')
+  .action(async () => {
+    await runReconcile(loadConfig());
+  });
+
+program
   .command('connect')
   .description('create an NWC connection: the secret is made here, the bridge only learns its public key')
   .requiredOption('--url <url>', 'the bridge HTTP URL', baseUrl)
@@ -127,17 +134,53 @@ program
       }),
       userKey,
     );
-    const body = JSON.stringify({ grant, deposit_open: signDepositOpen(userKey) });
-    const url = `${opts.url}/api/connections`;
-    const registered = await fetchJson(url, registeredSchema, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: httpAuthHeader(userKey, url, 'POST', body) },
-      body,
-    });
+    const registered = await signedCall(`${opts.url}/api/connections`, 'POST', userKey, registeredSchema, { grant, deposit_open: signDepositOpen(userKey) });
     const uri = new URL(`nostr+walletconnect://${registered.wallet_service_pubkey}`);
     for (const relay of registered.relays) uri.searchParams.append('relay', relay);
     uri.searchParams.set('secret', bytesToHex(connectionSecret));
     process.stdout.write(`Connection registered (${methods.join(', ')}). Paste this into your NWC wallet:\n${uri.toString()}\n`);
+  });
+
+/** A call to the bridge's API signed (NIP-98) with the user's key. */
+async function signedCall<S extends z.ZodType>(url: string, method: 'GET' | 'POST', userKey: Uint8Array, schema: S, body?: unknown): Promise<z.output<S>> {
+  const text = body === undefined ? undefined : JSON.stringify(body);
+  return fetchJson(url, schema, {
+    method,
+    headers: { ...(text !== undefined ? { 'content-type': 'application/json' } : {}), authorization: httpAuthHeader(userKey, url, method, text) },
+    ...(text !== undefined ? { body: text } : {}),
+  });
+}
+
+const lockResultSchema = z.object({ locked: z.boolean(), operators: z.array(z.object({ name: z.string(), ok: z.boolean(), error: z.string().optional() })) });
+
+for (const [name, locked] of [
+  ['lock', true],
+  ['unlock', false],
+] as const) {
+  program
+    .command(name)
+    .description(locked ? 'emergency lock: no payment leaves any of your deposits until you unlock' : 'lift the emergency lock')
+    .requiredOption('--url <url>', 'the bridge HTTP URL', baseUrl)
+    .requiredOption('--user-key <hex|nsec>', 'your user key', secretKeyArg)
+    .action(async (opts: { url: string; userKey: Uint8Array }) => {
+      const result = await signedCall(`${opts.url}/api/lock`, 'POST', opts.userKey, lockResultSchema, { lock: signDepositLock(opts.userKey, locked) });
+      for (const op of result.operators) process.stdout.write(`${op.name}: ${op.ok ? (locked ? 'locked' : 'unlocked') : `not reached (${op.error ?? 'unknown'}); run again`}\n`);
+      process.stdout.write(`${result.locked ? 'locked' : 'unlocked'}\n`);
+    });
+}
+
+program
+  .command('audit')
+  .description('your audit log: every refused request, and incidents at your vault operators')
+  .requiredOption('--url <url>', 'the bridge HTTP URL', baseUrl)
+  .requiredOption('--user-key <hex|nsec>', 'your user key', secretKeyArg)
+  .option('--limit <n>', 'how many entries', '50')
+  .action(async (opts: { url: string; userKey: Uint8Array; limit: string }) => {
+    const entrySchema = z.object({ created_at: z.number(), method: z.string().nullable(), code: z.string(), message: z.string() });
+    const result = await signedCall(`${opts.url}/api/audit?limit=${encodeURIComponent(opts.limit)}`, 'GET', opts.userKey, z.object({ entries: z.array(entrySchema) }));
+    for (const e of result.entries) {
+      process.stdout.write(`${new Date(e.created_at * 1000).toISOString()}  ${e.method ?? '-'}  ${e.code}  ${e.message}\n`);
+    }
   });
 
 const devnet = program.command('devnet').description('the local devnet: relay, vault operators, auditor, payer and payee');

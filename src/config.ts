@@ -28,6 +28,12 @@ const envSchema = z.object({
   MASTER_KEY_FILE: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   BRIDGE_NAME: z.string().max(64).default('deposit-bridge'),
+  /** NIP-47 requests older than this when first seen are not executed (vaults allow 300 s). */
+  REQUEST_MAX_AGE_SECONDS: z.coerce.number().int().min(10).max(300).default(300),
+  /** A claim on a request lapses after this without renewal; another instance then finishes it. */
+  REQUEST_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  /** How often balances are compared with what the vaults signed. */
+  RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(300),
 });
 
 export interface Config {
@@ -46,6 +52,9 @@ export interface Config {
   masterKeyFile: string | undefined;
   logLevel: string;
   bridgeName: string;
+  requestMaxAgeSeconds: number;
+  requestLeaseSeconds: number;
+  reconcileIntervalSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -77,5 +86,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     masterKeyFile: e.MASTER_KEY_FILE,
     logLevel: e.LOG_LEVEL,
     bridgeName: e.BRIDGE_NAME,
+    requestMaxAgeSeconds: e.REQUEST_MAX_AGE_SECONDS,
+    requestLeaseSeconds: e.REQUEST_LEASE_SECONDS,
+    reconcileIntervalSeconds: e.RECONCILE_INTERVAL_SECONDS,
   });
 }

@@ -2,7 +2,9 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { startBridge } from './app.ts';
+import { createWallet, startBridge } from './app.ts';
+import { reconcile } from './deposits/reconcile.ts';
+import { deriveBridgeKeys } from './nwc/keys.ts';
 import type { Config } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrate.ts';
@@ -103,6 +105,9 @@ export async function runService(config: Config): Promise<void> {
     alias: config.bridgeName,
     logger,
     devnet: devnet ? () => devnet.describe() : undefined,
+    requestMaxAgeSeconds: config.requestMaxAgeSeconds,
+    requestLeaseSeconds: config.requestLeaseSeconds,
+    reconcileIntervalSeconds: config.reconcileIntervalSeconds,
   });
   onSignals(async () => {
     await bridge.stop();
@@ -131,6 +136,33 @@ export async function runService(config: Config): Promise<void> {
     );
   }
   process.stdout.write(lines.join('\n') + '\n\n');
+}
+
+/**
+ * `deposit-bridge reconcile`: compares every deposit with the balance its vault signed and
+ * prints the differences; exits 1 when there are any. With the embedded database, run it while
+ * the service is stopped (PGlite is one process's); with PostgreSQL, at any time.
+ */
+export async function runReconcile(config: Config): Promise<void> {
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const vaultsFile = config.vaultsFile ?? path.join(config.dataDir, 'devnet', 'vaults.json');
+  if (!existsSync(vaultsFile)) throw new Error(`no vaults file at ${vaultsFile}: set VAULTS_FILE`);
+  const vaults = readVaultsFile(vaultsFile);
+  const { db } = await openMigrated(config);
+  try {
+    const wallet = createWallet(db, deriveBridgeKeys(loadMasterKey(config, logger)), logger);
+    await wallet.operators.connect(vaults.operators.map((o) => ({ name: o.name, url: o.url, nodePubkey: o.node_pubkey })));
+    wallet.operators.stop();
+    const results = await reconcile(wallet);
+    for (const r of results) {
+      process.stdout.write(`${r.status.padEnd(11)} ${r.operator.padEnd(12)} user ${r.userPubkey.slice(0, 12)}…  journal ${r.bridgeMsat} msat  vault ${r.vaultMsat ?? '-'} msat\n`);
+    }
+    const differing = results.filter((r) => r.status === 'differs').length;
+    process.stdout.write(`${results.length} deposit(s) checked, ${differing} differ\n`);
+    if (differing > 0) process.exitCode = 1;
+  } finally {
+    await db.destroy();
+  }
 }
 
 /** `deposit-bridge devnet`: the devnet alone, for a bridge started separately. */

@@ -151,7 +151,10 @@ export interface AuditLogTable {
   created_at: CreatedAt;
 }
 
-export type IncidentKind = 'fee_violation' | 'invalid_invoice' | 'balance_mismatch' | 'unavailable' | 'refused' | 'invalid_balance_update';
+export type IncidentKind = 'fee_violation' | 'invalid_invoice' | 'balance_mismatch' | 'refused' | 'invalid_balance_update' | 'uncredited_payment';
+
+/** Incidents that prove an operator took money it does not account for: its score goes to zero. */
+export const INTEGRITY_INCIDENTS: readonly IncidentKind[] = ['uncredited_payment'];
 
 /** Misbehaviour the bridge observed at an operator, with its evidence. */
 export interface OperatorIncidentsTable {

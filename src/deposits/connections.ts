@@ -6,6 +6,7 @@ import { budgetRenewalSchema } from '../protocol/budget.ts';
 import { grantInForce, parseGrant, type Grant } from '../protocol/grant.ts';
 import { Nip47Error } from '../protocol/nip47-error.ts';
 import { verifyDepositOpen } from '../protocol/user-statements.ts';
+import { ApiRefusal } from './api-refusal.ts';
 import type { KnownOperator, OperatorDirectory } from './operators.ts';
 
 /** A registered connection: the app key and the grant its user signed for it. */
@@ -15,16 +16,6 @@ export interface Connection {
   name: string;
   grant: Grant;
   grantEvent: Event;
-}
-
-/** A refusal of a registration, with the HTTP status it deserves. */
-export class RegistrationError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.name = 'RegistrationError';
-    this.status = status;
-  }
 }
 
 export function connectionFromRow(row: ConnectionRow): Connection {
@@ -78,21 +69,21 @@ export async function registerConnection(
   logger: Logger,
 ): Promise<{ connection: Connection; depositCount: number }> {
   const parsed = parseGrant(registration.grantEvent);
-  if (!parsed.ok) throw new RegistrationError(400, parsed.error.message);
+  if (!parsed.ok) throw new ApiRefusal('BAD_REQUEST', parsed.error.message);
   const grant = parsed.value;
-  if (grant.userPubkey !== registration.authPubkey) throw new RegistrationError(403, 'the grant must be signed by the key that signs the request');
+  if (grant.userPubkey !== registration.authPubkey) throw new ApiRefusal('FORBIDDEN', 'the grant must be signed by the key that signs the request');
   const inForce = grantInForce(grant, Math.floor(Date.now() / 1000));
-  if (!inForce.ok) throw new RegistrationError(400, inForce.error.message);
+  if (!inForce.ok) throw new ApiRefusal('BAD_REQUEST', inForce.error.message);
   const unknown = grant.methods.filter((m) => !servedMethods.includes(m));
-  if (unknown.length > 0) throw new RegistrationError(400, `methods not served by this bridge: ${unknown.join(', ')}`);
+  if (unknown.length > 0) throw new ApiRefusal('BAD_REQUEST', `methods not served by this bridge: ${unknown.join(', ')}`);
   const owner = verifyDepositOpen(registration.depositOpenEvent);
-  if (!owner.ok) throw new RegistrationError(400, owner.error.message);
-  if (owner.value !== grant.userPubkey) throw new RegistrationError(403, 'the deposit-open statement must be signed by the user');
+  if (!owner.ok) throw new ApiRefusal('BAD_REQUEST', owner.error.message);
+  if (owner.value !== grant.userPubkey) throw new ApiRefusal('FORBIDDEN', 'the deposit-open statement must be signed by the user');
 
   const existing = await db.selectFrom('connections').select(['user_pubkey', 'grant_created_at']).where('pubkey', '=', grant.connectionPubkey).executeTakeFirst();
-  if (existing && existing.user_pubkey !== grant.userPubkey) throw new RegistrationError(409, 'this connection key belongs to another user');
+  if (existing && existing.user_pubkey !== grant.userPubkey) throw new ApiRefusal('CONFLICT', 'this connection key belongs to another user');
   if (existing && existing.grant_created_at >= BigInt(grant.createdAt)) {
-    throw new RegistrationError(409, 'a newer or equal grant for this connection is already registered');
+    throw new ApiRefusal('CONFLICT', 'a newer or equal grant for this connection is already registered');
   }
 
   await db
@@ -101,7 +92,7 @@ export async function registerConnection(
     .onConflict((oc) => oc.column('pubkey').doNothing())
     .execute();
   const depositCount = await ensureDeposits(db, operators.all(), grant.userPubkey, registration.depositOpenEvent, logger);
-  if (depositCount === 0) throw new RegistrationError(503, 'no vault operator could open a deposit; try again later');
+  if (depositCount === 0) throw new ApiRefusal('UNAVAILABLE', 'no vault operator could open a deposit; try again later');
 
   const columns = {
     user_pubkey: grant.userPubkey,
@@ -133,7 +124,7 @@ export async function registerConnection(
     )
     .returningAll()
     .executeTakeFirst();
-  if (!stored) throw new RegistrationError(409, 'a newer grant for this connection is already registered');
+  if (!stored) throw new ApiRefusal('CONFLICT', 'a newer grant for this connection is already registered');
 
   await pushGrant(db, operators, grant.userPubkey, registration.grantEvent, logger);
   return { connection: connectionFromRow(stored), depositCount };

@@ -1,13 +1,14 @@
 import type { TransactionRow } from '../db/schema.ts';
 import type { Msat } from '../protocol/amounts.ts';
 import { decodeInvoice } from '../protocol/invoice.ts';
-import { Nip47Error, NIP47_CODE_FOR_VAULT_ERROR } from '../protocol/nip47-error.ts';
+import { Nip47Error } from '../protocol/nip47-error.ts';
 import type { VaultInvoice } from '../protocol/vault-api.ts';
-import { verifyVaultProof } from '../protocol/vault-proof.ts';
+import { verifyBalanceUpdate, verifyVaultProof } from '../protocol/vault-proof.ts';
 import { VaultError } from '../vault-client/vault-client.ts';
 import { chooseReceiveDeposit } from './allocation.ts';
 import type { WalletContext } from './context.ts';
 import { depositCandidates } from './deposit-candidates.ts';
+import { recordIncident } from './incidents.ts';
 import { changeDepositMoney } from './journal.ts';
 import type { KnownOperator } from './operators.ts';
 import { recordBalanceUpdate } from './vault-records.ts';
@@ -29,34 +30,60 @@ export interface InvoiceRequest {
  */
 export async function makeInvoice(ctx: WalletContext, req: InvoiceRequest): Promise<TransactionRow> {
   if (req.amountMsat <= 0n) throw new Nip47Error('BAD_REQUEST', 'amount must be positive');
-  const choice = chooseReceiveDeposit(await depositCandidates(ctx, ctx.db, req.userPubkey), req.amountMsat);
-  if (!choice) throw new Nip47Error('INTERNAL', 'no vault operator can receive right now');
-  const deposit = await ctx.db.selectFrom('deposits').selectAll().where('id', '=', choice.candidate.depositId).executeTakeFirstOrThrow();
-  const op = ctx.operators.get(deposit.operator_pubkey);
-  if (!op) throw new Nip47Error('INTERNAL', 'no vault operator can receive right now');
-
-  let issued: VaultInvoice;
-  try {
-    issued = await op.client.createInvoice(deposit.remote_deposit_id, {
-      amountMsat: req.amountMsat,
-      ...(req.description !== undefined ? { description: req.description } : {}),
-      ...(req.descriptionHash !== undefined ? { descriptionHash: req.descriptionHash } : {}),
-      ...(req.expirySeconds !== undefined ? { expirySeconds: req.expirySeconds } : {}),
-    });
-    ctx.operators.observe(op.nodePubkey, true);
-  } catch (error) {
-    if (!(error instanceof VaultError)) throw error;
-    if (error.code === 'UNAVAILABLE') ctx.operators.observe(op.nodePubkey, false);
-    throw new Nip47Error(NIP47_CODE_FOR_VAULT_ERROR[error.code], `vault operator could not make an invoice: ${error.message}`);
+  const candidates = await depositCandidates(ctx, ctx.db, req.userPubkey);
+  const tried = new Set<string>();
+  let lastFailure = 'no vault operator can receive right now';
+  // An operator that fails or hands out an invoice that does not verify is skipped for the next best.
+  for (;;) {
+    const choice = chooseReceiveDeposit(
+      candidates.filter((c) => !tried.has(c.operatorPubkey)),
+      req.amountMsat,
+    );
+    if (!choice) throw new Nip47Error('INTERNAL', lastFailure);
+    tried.add(choice.candidate.operatorPubkey);
+    const deposit = await ctx.db.selectFrom('deposits').selectAll().where('id', '=', choice.candidate.depositId).executeTakeFirstOrThrow();
+    const op = ctx.operators.get(deposit.operator_pubkey);
+    if (!op) continue;
+    let issued: VaultInvoice;
+    try {
+      issued = await op.client.createInvoice(deposit.remote_deposit_id, {
+        amountMsat: req.amountMsat,
+        ...(req.description !== undefined ? { description: req.description } : {}),
+        ...(req.descriptionHash !== undefined ? { descriptionHash: req.descriptionHash } : {}),
+        ...(req.expirySeconds !== undefined ? { expirySeconds: req.expirySeconds } : {}),
+      });
+      ctx.operators.observe(op.nodePubkey, true);
+    } catch (error) {
+      if (!(error instanceof VaultError)) throw error;
+      if (error.code === 'UNAVAILABLE') ctx.operators.observe(op.nodePubkey, false);
+      // A refusal of the request itself (bad description, amount out of limits) would repeat anywhere.
+      if (error.code === 'BAD_REQUEST') throw new Nip47Error('BAD_REQUEST', `vault operator could not make an invoice: ${error.message}`);
+      lastFailure = `vault operator ${op.name} could not make an invoice: ${error.message}`;
+      continue;
+    }
+    const problem = issuedInvoiceProblem(op, deposit, issued, req.amountMsat);
+    if (problem) {
+      await recordIncident(ctx, {
+        operatorPubkey: op.nodePubkey,
+        userPubkey: req.userPubkey,
+        kind: 'invalid_invoice',
+        message: `handed out an invoice that fails verification (${problem}); it was not given to the user`,
+        evidence: { invoice: issued.invoice, proof: issued.proof },
+      });
+      lastFailure = `vault operator ${op.name} returned an invoice that fails verification`;
+      continue;
+    }
+    return recordIssuedInvoice(ctx, req, deposit.id, issued, choice.overCap);
   }
-  checkIssuedInvoice(op, deposit, issued, req.amountMsat);
+}
 
-  const metadata = { ...(req.metadata ?? {}), ...(choice.overCap ? { allocation: 'every operator was at its cap; the best-scored one took it' } : {}) };
+async function recordIssuedInvoice(ctx: WalletContext, req: InvoiceRequest, depositId: bigint, issued: VaultInvoice, overCap: boolean): Promise<TransactionRow> {
+  const metadata = { ...(req.metadata ?? {}), ...(overCap ? { allocation: 'every operator was at its cap; the best-scored one took it' } : {}) };
   return ctx.db
     .insertInto('transactions')
     .values({
       user_pubkey: req.userPubkey,
-      deposit_id: deposit.id,
+      deposit_id: depositId,
       connection_pubkey: req.connectionPubkey,
       type: 'incoming',
       state: 'pending',
@@ -82,23 +109,21 @@ export async function makeInvoice(ctx: WalletContext, req: InvoiceRequest): Prom
     .executeTakeFirstOrThrow();
 }
 
-function checkIssuedInvoice(
+/** Why an invoice a vault issued must not be handed out, or null when it verifies. */
+function issuedInvoiceProblem(
   op: KnownOperator,
   deposit: { remote_deposit_id: string; vault_id: string; channel_id: string; multisig_pubkey: string },
   issued: VaultInvoice,
   amountMsat: Msat,
-): void {
-  const refuse = (why: string): never => {
-    throw new Nip47Error('INTERNAL', `vault operator ${op.name} returned an invoice that fails verification: ${why}`);
-  };
+): string | null {
   const decoded = decodeInvoice(issued.invoice);
-  if (!decoded.ok) return refuse(decoded.error.message);
-  if (decoded.value.paymentHash !== issued.payment_hash) return refuse('payment hash differs from the invoice');
-  if (decoded.value.amountMsat !== amountMsat || issued.amount_msat !== amountMsat) return refuse('amount differs from the one asked for');
-  if (decoded.value.network !== op.network) return refuse('invoice for another network');
+  if (!decoded.ok) return decoded.error.message;
+  if (decoded.value.paymentHash !== issued.payment_hash) return 'payment hash differs from the invoice';
+  if (decoded.value.amountMsat !== amountMsat || issued.amount_msat !== amountMsat) return 'amount differs from the one asked for';
+  if (decoded.value.network !== op.network) return 'invoice for another network';
   const proof = issued.proof;
   if (proof.vault_id !== deposit.vault_id || proof.channel_id !== deposit.channel_id || proof.multisig_pubkey !== deposit.multisig_pubkey) {
-    return refuse('vault proof names another vault than the deposit');
+    return 'vault proof names another vault than the deposit';
   }
   const verified = verifyVaultProof(proof, {
     depositId: deposit.remote_deposit_id,
@@ -108,7 +133,7 @@ function checkIssuedInvoice(
     amountMsat,
     invoicePayeeNodeKey: decoded.value.payeeNodeKey,
   });
-  if (!verified.ok) refuse(verified.error.message);
+  return verified.ok ? null : verified.error.message;
 }
 
 export interface SettledInvoice {
@@ -135,7 +160,12 @@ export async function applyInvoiceSettled(ctx: WalletContext, operatorPubkey: st
   const known = await ctx.db.selectFrom('transactions').select('id').where('deposit_id', '=', deposit.id).where('type', '=', 'incoming').where('payment_hash', '=', settled.paymentHash).executeTakeFirst();
   if (!known) await recordForeignInvoice(ctx, operatorPubkey, deposit.id, deposit.user_pubkey, settled);
 
-  return ctx.db.transaction().execute(async (trx) => {
+  const op = ctx.operators.get(operatorPubkey);
+  if (!op) return false;
+  const update = settled.balanceUpdate;
+  const credited = update !== null && verifyBalanceUpdate(update, op.nodePubkey, op.peerNodePubkey).ok && update.deposit_id === settled.remoteDepositId;
+
+  const outcome = await ctx.db.transaction().execute(async (trx) => {
     const tx = await trx
       .selectFrom('transactions')
       .selectAll()
@@ -144,7 +174,23 @@ export async function applyInvoiceSettled(ctx: WalletContext, operatorPubkey: st
       .where('payment_hash', '=', settled.paymentHash)
       .forUpdate()
       .executeTakeFirst();
-    if (!tx || tx.state === 'settled') return false;
+    if (!tx || tx.state === 'settled') return null;
+    if (!credited) {
+      // Paid (the payer holds the preimage) but no balance both peers signed says the deposit
+      // got it: the selective-payment attack. Nothing is credited that the vault did not sign.
+      await trx
+        .updateTable('transactions')
+        .set({
+          state: 'settled',
+          preimage: settled.preimage,
+          settled_at: settled.settledAt,
+          failure_reason: 'paid at the vault but not credited: no balance update signed by both channel peers',
+          updated_at: new Date(),
+        })
+        .where('id', '=', tx.id)
+        .execute();
+      return 'uncredited';
+    }
     await changeDepositMoney(trx, {
       depositId: deposit.id,
       transactionId: tx.id,
@@ -158,8 +204,18 @@ export async function applyInvoiceSettled(ctx: WalletContext, operatorPubkey: st
       .where('id', '=', tx.id)
       .execute();
     await recordBalanceUpdate(ctx, trx, deposit.id, operatorPubkey, settled.balanceUpdate);
-    return true;
+    return 'credited';
   });
+  if (outcome === 'uncredited') {
+    await recordIncident(ctx, {
+      operatorPubkey,
+      userPubkey: deposit.user_pubkey,
+      kind: 'uncredited_payment',
+      message: `an invoice of ${settled.amountMsat} msat was paid into the vault without a balance update signed by both channel peers`,
+      evidence: { deposit: settled.remoteDepositId, payment_hash: settled.paymentHash, preimage: settled.preimage, balance_update: update },
+    });
+  }
+  return outcome === 'credited';
 }
 
 async function recordForeignInvoice(ctx: WalletContext, operatorPubkey: string, depositId: bigint, userPubkey: string, settled: SettledInvoice): Promise<void> {

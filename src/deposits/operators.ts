@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
+import { INTEGRITY_INCIDENTS } from '../db/schema.ts';
 import type { BitcoinNetwork } from '../protocol/invoice.ts';
 import type { VaultInfo } from '../protocol/vault-api.ts';
 import type { AuditorReportContent } from '../protocol/auditor-report.ts';
 import type { VaultClient } from '../vault-client/vault-client.ts';
-import { REPORT_RETENTION_SECONDS, scoreFromReports } from './reputation.ts';
+import { REPORT_RETENTION_SECONDS, scoreFromReports, withIncidents, type Score } from './reputation.ts';
 
 export interface OperatorEntry {
   name: string;
@@ -44,6 +45,7 @@ export class OperatorDirectory {
   readonly #operators = new Map<string, KnownOperator>();
   readonly #pending = new Map<string, OperatorEntry>();
   readonly #onConnect: Array<(nodePubkey: string) => void> = [];
+  readonly #auditorScores = new Map<string, Score>();
   #retryTimer: NodeJS.Timeout | undefined;
 
   constructor(db: Db, createClient: (url: string) => VaultClient, logger: Logger) {
@@ -175,15 +177,35 @@ export class OperatorDirectory {
           this.#logger.warn({ auditor: auditor.pubkey, err: error }, 'auditor not reachable');
         }
       }
-      const { score, reasons } = scoreFromReports(reports, nowSec);
-      op.score = score;
-      op.scoreReasons = reasons;
-      await this.#db
-        .updateTable('vault_operators')
-        .set({ score, score_reasons: JSON.stringify(reasons), updated_at: new Date() })
-        .where('node_pubkey', '=', op.nodePubkey)
-        .execute();
+      this.#auditorScores.set(op.nodePubkey, scoreFromReports(reports, nowSec));
+      await this.#applyScore(op, nowSec);
     }
+  }
+
+  /** Lowers an operator's score at once after the bridge caught it misbehaving. */
+  async noteIncident(nodePubkey: string): Promise<void> {
+    const op = this.#operators.get(nodePubkey);
+    if (op) await this.#applyScore(op, Math.floor(Date.now() / 1000));
+  }
+
+  /** The auditors' score, lowered by the bridge's own incident record (docs/reputation.md). */
+  async #applyScore(op: KnownOperator, nowSec: number): Promise<void> {
+    const base = this.#auditorScores.get(op.nodePubkey) ?? scoreFromReports([], nowSec);
+    const since = new Date((nowSec - REPORT_RETENTION_SECONDS) * 1000);
+    const counts = await this.#db
+      .selectFrom('operator_incidents')
+      .select([(eb) => eb.fn.countAll<bigint>().as('all'), (eb) => eb.fn.countAll<bigint>().filterWhere('kind', 'in', [...INTEGRITY_INCIDENTS]).as('integrity')])
+      .where('operator_pubkey', '=', op.nodePubkey)
+      .where('created_at', '>=', since)
+      .executeTakeFirstOrThrow();
+    const { score, reasons } = withIncidents(base, Number(counts.all), Number(counts.integrity));
+    op.score = score;
+    op.scoreReasons = reasons;
+    await this.#db
+      .updateTable('vault_operators')
+      .set({ score, score_reasons: JSON.stringify(reasons), updated_at: new Date() })
+      .where('node_pubkey', '=', op.nodePubkey)
+      .execute();
   }
 
   stop(): void {

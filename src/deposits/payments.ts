@@ -1,19 +1,22 @@
-import { sql } from 'kysely';
 import type { Event } from 'nostr-tools/pure';
 import type { TransactionRow } from '../db/schema.ts';
 import { feeLimitFor, type Msat } from '../protocol/amounts.ts';
 import { buildAuthorization } from '../protocol/authorization.ts';
-import { budgetWindowStart, checkSpendLimits, VELOCITY_WINDOW_SECONDS } from '../protocol/grant.ts';
-import { decodePayableInvoice } from '../protocol/invoice.ts';
+import { checkSpendLimits } from '../protocol/grant.ts';
+import { decodePayableInvoice, type DecodedInvoice } from '../protocol/invoice.ts';
 import { Nip47Error, NIP47_CODE_FOR_VAULT_ERROR } from '../protocol/nip47-error.ts';
 import type { NwcEncryption } from '../protocol/nwc-encryption.ts';
+import type { VaultErrorCode } from '../protocol/result.ts';
 import type { VaultPayment } from '../protocol/vault-api.ts';
+import { verifyBalanceUpdate } from '../protocol/vault-proof.ts';
 import { VaultError } from '../vault-client/vault-client.ts';
 import { payingDepositsInOrder } from './allocation.ts';
 import type { Connection } from './connections.ts';
 import type { WalletContext } from './context.ts';
 import { depositCandidates } from './deposit-candidates.ts';
+import { recordIncident } from './incidents.ts';
 import { changeDepositMoney, type Trx } from './journal.ts';
+import { spendUsage } from './spending.ts';
 import { recordBalanceUpdate } from './vault-records.ts';
 
 /** A pay_invoice request, with what a vault needs to verify it was the app's. */
@@ -35,26 +38,59 @@ export interface PaymentOutcome {
   feesPaidMsat: Msat;
 }
 
+/** Vault refusals that say nothing about the request itself: another deposit may pay it. */
+const OPERATOR_SIDE_REFUSALS: ReadonlySet<VaultErrorCode> = new Set(['UNAVAILABLE', 'INTERNAL', 'INSUFFICIENT_BALANCE']);
+
 /**
- * Pays an invoice from one of the user's deposits. Admission (grant limits, budget, balance)
- * and the reservation of amount + fee limit happen in one database transaction under a lock
- * on the connection row; then the vault is called with the user-rooted authorization. The
- * request id is the idempotency key end to end: calling this again for the same request
- * resumes that payment and never pays twice.
+ * Pays an invoice from one of the user's deposits. Admission (lock, grant limits, budget,
+ * velocity, balance) and the reservation of amount + fee limit happen in one database
+ * transaction under a lock on the connection row; then the vault is called with the
+ * user-rooted authorization. Never pays twice: the request id is the idempotency key end to
+ * end, and an invoice already paid or in flight for this user answers with that attempt's
+ * outcome instead of a second payment.
  */
 export async function payInvoice(ctx: WalletContext, req: PaymentRequest): Promise<PaymentOutcome> {
-  let tx = await ctx.db.selectFrom('transactions').selectAll().where('request_event_id', '=', req.request.id).executeTakeFirst();
-  if (!tx) tx = await admit(ctx, req);
-  return drive(ctx, req, tx);
-}
+  const own = await ctx.db.selectFrom('transactions').selectAll().where('request_event_id', '=', req.request.id).executeTakeFirst();
+  if (own) return drive(ctx, req, own, new Set());
 
-async function admit(ctx: WalletContext, req: PaymentRequest): Promise<TransactionRow> {
   const network = ctx.operators.network();
   if (!network) throw new Nip47Error('INTERNAL', 'no vault operator is reachable');
-  const now = ctx.now();
-  const decoded = decodePayableInvoice(req.invoice, network, now);
+  const decoded = decodePayableInvoice(req.invoice, network, ctx.now());
   if (!decoded.ok) throw new Nip47Error('BAD_REQUEST', decoded.error.message);
   const invoice = decoded.value;
+
+  const live = await liveAttempt(ctx, req.connection.userPubkey, invoice.paymentHash);
+  if (live) return awaitOutcome(ctx, live.id);
+  let tx: TransactionRow;
+  try {
+    tx = await admit(ctx, req, invoice, new Set());
+  } catch (error) {
+    // Another request for the same invoice won the race to the unique index: share its outcome.
+    const raced = isUniqueViolation(error) ? await liveAttempt(ctx, req.connection.userPubkey, invoice.paymentHash) : undefined;
+    if (raced) return awaitOutcome(ctx, raced.id);
+    throw error;
+  }
+  return drive(ctx, req, tx, new Set());
+}
+
+/** The user's pending or settled payment of this hash, if any. */
+function liveAttempt(ctx: WalletContext, userPubkey: string, paymentHash: string) {
+  return ctx.db
+    .selectFrom('transactions')
+    .select('id')
+    .where('user_pubkey', '=', userPubkey)
+    .where('payment_hash', '=', paymentHash)
+    .where('type', '=', 'outgoing')
+    .where('state', 'in', ['pending', 'settled'])
+    .executeTakeFirst();
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && 'code' in error && error.code === '23505';
+}
+
+async function admit(ctx: WalletContext, req: PaymentRequest, invoice: DecodedInvoice, excluded: ReadonlySet<string>): Promise<TransactionRow> {
+  const now = ctx.now();
   if (invoice.amountMsat !== null && req.amountMsat !== undefined && req.amountMsat !== invoice.amountMsat) {
     throw new Nip47Error('BAD_REQUEST', 'amount does not match the invoice amount');
   }
@@ -68,30 +104,12 @@ async function admit(ctx: WalletContext, req: PaymentRequest): Promise<Transacti
   return ctx.db.transaction().execute(async (trx) => {
     // Serializes admissions of one connection across instances, so budget use is read fresh.
     await trx.selectFrom('connections').select('pubkey').where('pubkey', '=', req.connection.pubkey).forUpdate().executeTakeFirstOrThrow();
-    const windowStart = budgetWindowStart(grant, now);
-    const hourStart = now - VELOCITY_WINDOW_SECONDS;
-    const usage = await trx
-      .selectFrom('transactions')
-      .select([
-        sql<bigint>`coalesce(sum(case when created_at >= ${BigInt(windowStart)} then amount_msat + case when state = 'settled' then fee_msat else fee_reserve_msat end end), 0)::bigint`.as('used'),
-        sql<bigint>`count(*) filter (where created_at >= ${BigInt(hourStart)})`.as('hour_payments'),
-        sql<bigint>`coalesce(sum(amount_msat) filter (where created_at >= ${BigInt(hourStart)}), 0)::bigint`.as('hour_amount'),
-      ])
-      .where('connection_pubkey', '=', req.connection.pubkey)
-      .where('type', '=', 'outgoing')
-      .where('state', 'in', ['pending', 'settled'])
-      .where('created_at', '>=', BigInt(Math.min(windowStart, hourStart)))
-      .executeTakeFirstOrThrow();
-    const limits = checkSpendLimits(grant, amount, maxFee, {
-      usedMsat: usage.used,
-      lastHour: { payments: Number(usage.hour_payments), amountMsat: usage.hour_amount },
-    });
+    const user = await trx.selectFrom('users').select('locked').where('pubkey', '=', req.connection.userPubkey).executeTakeFirstOrThrow();
+    if (user.locked) throw new Nip47Error('RESTRICTED', 'the owner has locked their deposits: no payment leaves them until unlocked');
+    const limits = checkSpendLimits(grant, amount, maxFee, await spendUsage(trx, req.connection, now));
     if (!limits.ok) throw new Nip47Error(NIP47_CODE_FOR_VAULT_ERROR[limits.error.code], limits.error.message);
 
-    const allowed = (await depositCandidates(ctx, trx, req.connection.userPubkey)).filter(
-      (c) => grant.vaultOperators === null || grant.vaultOperators.includes(c.operatorPubkey),
-    );
-    const order = payingDepositsInOrder(allowed, need);
+    const order = await payableDeposits(ctx, trx, req, need, excluded);
     const first = order[0];
     if (first) {
       const inserted = await trx
@@ -121,73 +139,144 @@ async function admit(ctx: WalletContext, req: PaymentRequest): Promise<Transacti
         })
         .returningAll()
         .executeTakeFirstOrThrow();
-      // The conditional update is the real check: another request may have taken the money since the read.
-      for (const candidate of order) {
-        const reserved = await changeDepositMoney(trx, {
-          depositId: candidate.depositId,
-          transactionId: inserted.id,
-          kind: 'reserve',
-          confirmedDeltaMsat: 0n,
-          reservedDeltaMsat: need,
-          requireAvailableMsat: need,
-        });
-        if (!reserved) continue;
-        if (candidate.depositId === first.depositId) return inserted;
-        return trx.updateTable('transactions').set({ deposit_id: candidate.depositId }).where('id', '=', inserted.id).returningAll().executeTakeFirstOrThrow();
+      const reservedOn = await reserveOnFirst(trx, order, inserted.id, need);
+      if (reservedOn !== null) {
+        if (reservedOn === first.depositId) return inserted;
+        return trx.updateTable('transactions').set({ deposit_id: reservedOn }).where('id', '=', inserted.id).returningAll().executeTakeFirstOrThrow();
       }
     }
     throw new Nip47Error('INSUFFICIENT_BALANCE', `no deposit holds ${amount} msat plus a fee reserve of ${maxFee} msat`);
   });
 }
 
-/** Takes a payment from wherever it stands to a final state. */
-async function drive(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow): Promise<PaymentOutcome> {
-  if (tx.state === 'pending' && tx.step !== 'final') {
-    const deposit = await ctx.db.selectFrom('deposits').selectAll().where('id', '=', tx.deposit_id).executeTakeFirstOrThrow();
-    const op = ctx.operators.get(deposit.operator_pubkey);
-    if (!op && tx.step === 'reserved') {
-      await failOutgoing(ctx, tx.id, 'the vault operator is not connected');
-      throw new Nip47Error('PAYMENT_FAILED', 'the vault operator holding the funds is not reachable');
-    }
-    // A payment the vault may hold waits for it to come back, its money still reserved.
-    if (!op) return awaitOutcome(ctx, tx.id);
-    let known: VaultPayment | null = null;
-    let mustSend = tx.step === 'reserved';
-    if (tx.step === 'sent') {
-      // The vault may have it from before a crash or timeout: ask before sending again. Only a
-      // definite "not found" allows sending; an unreachable vault leaves the payment pending.
-      try {
-        known = await op.client.paymentStatus(deposit.remote_deposit_id, tx.idempotency_key ?? req.request.id);
-        mustSend = known === null;
-      } catch (error) {
-        ctx.logger.warn({ txId: tx.id.toString(), operator: op.name, err: error }, 'vault unreachable; payment stays pending');
-      }
-    }
-    if (mustSend) {
-      await ctx.db.updateTable('transactions').set({ step: 'sent', updated_at: new Date() }).where('id', '=', tx.id).execute();
-      try {
-        known = await op.client.pay(deposit.remote_deposit_id, {
-          invoice: tx.invoice,
-          amountMsat: tx.amount_msat,
-          maxFeeMsat: tx.fee_reserve_msat,
-          idempotencyKey: tx.idempotency_key ?? req.request.id,
-          authorization: buildAuthorization(req.connection.grantEvent, req.request, req.encryption, req.key),
-        });
-        ctx.operators.observe(op.nodePubkey, true);
-      } catch (error) {
-        if (!(error instanceof VaultError)) throw error;
-        if (error.code === 'UNAVAILABLE') ctx.operators.observe(op.nodePubkey, false);
-        if (!error.outcomeUnknown) {
-          await failOutgoing(ctx, tx.id, `vault refused: ${error.message}`);
-          throw new Nip47Error(error.code === 'UNAVAILABLE' ? 'PAYMENT_FAILED' : NIP47_CODE_FOR_VAULT_ERROR[error.code], error.message);
-        }
-        ctx.logger.warn({ txId: tx.id.toString(), operator: op.name }, 'vault outcome unknown; payment stays pending');
-      }
-    }
-    if (known) await applyPaymentState(ctx, deposit.operator_pubkey, tx.id, known);
+/** Healthy deposits of the user at operators the grant allows, that cover `need`, best first. */
+async function payableDeposits(ctx: WalletContext, trx: Trx, req: PaymentRequest, need: Msat, excluded: ReadonlySet<string>) {
+  const allowed = req.connection.grant.vaultOperators;
+  const candidates = (await depositCandidates(ctx, trx, req.connection.userPubkey)).filter(
+    (c) => !excluded.has(c.operatorPubkey) && (allowed === null || allowed.includes(c.operatorPubkey)),
+  );
+  return payingDepositsInOrder(candidates, need);
+}
+
+/**
+ * Reserves `need` on the first deposit of `order` that still has it; the conditional update is
+ * the real check, since another request may have taken the money since the read.
+ */
+async function reserveOnFirst(trx: Trx, order: readonly { depositId: bigint }[], txId: bigint, need: Msat): Promise<bigint | null> {
+  for (const candidate of order) {
+    const reserved = await changeDepositMoney(trx, {
+      depositId: candidate.depositId,
+      transactionId: txId,
+      kind: 'reserve',
+      confirmedDeltaMsat: 0n,
+      reservedDeltaMsat: need,
+      requireAvailableMsat: need,
+    });
+    if (reserved) return candidate.depositId;
   }
+  return null;
+}
+
+/** Takes a payment from wherever it stands to a final state. `tried` holds operators that refused it. */
+async function drive(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow, tried: Set<string>): Promise<PaymentOutcome> {
+  // Another request's attempt at the same invoice is that request's to drive; this one only waits.
+  if (tx.request_event_id !== req.request.id) return awaitOutcome(ctx, tx.id);
+  if (tx.state !== 'pending' || tx.step === 'final') return awaitOutcome(ctx, tx.id);
+
+  const deposit = await ctx.db.selectFrom('deposits').selectAll().where('id', '=', tx.deposit_id).executeTakeFirstOrThrow();
+  const op = ctx.operators.get(deposit.operator_pubkey);
+  if (!op && tx.step === 'reserved') return retryElsewhere(ctx, req, tx, tried, deposit.operator_pubkey, 'the vault operator is not connected', 'UNAVAILABLE');
+  // A payment the vault may hold waits for it to come back, its money still reserved.
+  if (!op) return awaitOutcome(ctx, tx.id);
+
+  let known: VaultPayment | null = null;
+  let mustSend = tx.step === 'reserved';
+  if (tx.step === 'sent') {
+    // The vault may have it from before a crash or timeout: ask before sending again. Only a
+    // definite "not found" allows sending; an unreachable vault leaves the payment pending.
+    try {
+      known = await op.client.paymentStatus(deposit.remote_deposit_id, tx.idempotency_key ?? req.request.id);
+      mustSend = known === null;
+    } catch (error) {
+      ctx.logger.warn({ txId: tx.id.toString(), operator: op.name, err: error }, 'vault unreachable; payment stays pending');
+    }
+  }
+  if (mustSend) {
+    await ctx.db.updateTable('transactions').set({ step: 'sent', updated_at: new Date() }).where('id', '=', tx.id).execute();
+    try {
+      known = await op.client.pay(deposit.remote_deposit_id, {
+        invoice: tx.invoice,
+        amountMsat: tx.amount_msat,
+        maxFeeMsat: tx.fee_reserve_msat,
+        idempotencyKey: tx.idempotency_key ?? req.request.id,
+        authorization: buildAuthorization(req.connection.grantEvent, req.request, req.encryption, req.key),
+      });
+      ctx.operators.observe(op.nodePubkey, true);
+    } catch (error) {
+      if (!(error instanceof VaultError)) throw error;
+      if (error.code === 'UNAVAILABLE') ctx.operators.observe(op.nodePubkey, false);
+      if (error.outcomeUnknown) {
+        ctx.logger.warn({ txId: tx.id.toString(), operator: op.name }, 'vault outcome unknown; payment stays pending');
+      } else if (OPERATOR_SIDE_REFUSALS.has(error.code)) {
+        if (error.code !== 'UNAVAILABLE') {
+          await recordIncident(ctx, {
+            operatorPubkey: op.nodePubkey,
+            userPubkey: tx.user_pubkey,
+            kind: error.code === 'INSUFFICIENT_BALANCE' ? 'balance_mismatch' : 'refused',
+            message: `refused a payment the journal covers: ${error.code}: ${error.message}`,
+            evidence: { deposit: deposit.remote_deposit_id, idempotency_key: tx.idempotency_key, confirmed_msat: deposit.confirmed_msat },
+          });
+        }
+        return retryElsewhere(ctx, req, tx, tried, op.nodePubkey, `vault refused: ${error.message}`, error.code);
+      } else {
+        await failOutgoing(ctx, tx.id, `vault refused: ${error.message}`);
+        throw new Nip47Error(NIP47_CODE_FOR_VAULT_ERROR[error.code], error.message);
+      }
+    }
+  }
+  if (known) await applyPaymentState(ctx, deposit.operator_pubkey, tx.id, known);
   return awaitOutcome(ctx, tx.id);
 }
+
+/**
+ * After a vault refused a payment for its own reasons (down, failing, or disagreeing about the
+ * balance), moves the reservation to another of the user's deposits and pays from there; with
+ * none left, the payment fails and its reservation is released.
+ */
+async function retryElsewhere(
+  ctx: WalletContext,
+  req: PaymentRequest,
+  tx: TransactionRow,
+  tried: Set<string>,
+  operatorPubkey: string,
+  reason: string,
+  code: VaultErrorCode,
+): Promise<PaymentOutcome> {
+  tried.add(operatorPubkey);
+  const need = tx.amount_msat + tx.fee_reserve_msat;
+  const moved = await ctx.db.transaction().execute(async (trx) => {
+    const current = await trx.selectFrom('transactions').selectAll().where('id', '=', tx.id).forUpdate().executeTakeFirstOrThrow();
+    if (current.state !== 'pending' || current.step === 'final') return null;
+    const order = await payableDeposits(ctx, trx, req, need, tried);
+    if (order.length === 0) return null;
+    await changeDepositMoney(trx, { depositId: current.deposit_id, transactionId: current.id, kind: 'release', confirmedDeltaMsat: 0n, reservedDeltaMsat: -need });
+    const reservedOn = await reserveOnFirst(trx, order, current.id, need);
+    if (reservedOn === null) throw new RetryAbandoned();
+    return trx.updateTable('transactions').set({ deposit_id: reservedOn, step: 'reserved', updated_at: new Date() }).where('id', '=', current.id).returningAll().executeTakeFirstOrThrow();
+  }).catch((error: unknown) => {
+    if (error instanceof RetryAbandoned) return null;
+    throw error;
+  });
+  if (moved) {
+    ctx.logger.warn({ txId: tx.id.toString(), reason }, 'payment moved to another deposit');
+    return drive(ctx, req, moved, tried);
+  }
+  await failOutgoing(ctx, tx.id, reason);
+  throw new Nip47Error(code === 'UNAVAILABLE' || code === 'INTERNAL' ? 'PAYMENT_FAILED' : NIP47_CODE_FOR_VAULT_ERROR[code], reason);
+}
+
+/** Thrown inside a transaction to roll back a move whose new reservation lost a race. */
+class RetryAbandoned extends Error {}
 
 /** Records a vault's report of a payment. Idempotent: a final payment never changes again. */
 export async function applyPaymentState(ctx: WalletContext, operatorPubkey: string, txId: bigint, payment: VaultPayment): Promise<void> {
@@ -203,47 +292,63 @@ export async function applyPaymentState(ctx: WalletContext, operatorPubkey: stri
     ctx.logger.error({ txId: txId.toString() }, 'vault reported a settled payment without a preimage; left pending');
     return;
   }
+  const op = ctx.operators.get(operatorPubkey);
   const settled = await ctx.db.transaction().execute(async (trx) => {
     const tx = await trx.selectFrom('transactions').selectAll().where('id', '=', txId).forUpdate().executeTakeFirstOrThrow();
-    if (tx.state !== 'pending') return false;
-    // A vault may not charge more than the limit it was given: the excess is its loss, and recorded.
-    const charged = payment.fee_msat > tx.fee_reserve_msat ? tx.fee_reserve_msat : payment.fee_msat;
+    if (tx.state !== 'pending') return null;
+    const deposit = await trx.selectFrom('deposits').select('confirmed_msat').where('id', '=', tx.deposit_id).forUpdate().executeTakeFirstOrThrow();
+    // A fee above the limit the vault was given is charged only as far as a balance signed by
+    // both channel peers proves the vault took it; the violation is recorded either way.
+    let charged = payment.fee_msat;
+    let violation: string | null = null;
     if (payment.fee_msat > tx.fee_reserve_msat) {
-      ctx.logger.error({ txId: txId.toString(), fee: payment.fee_msat.toString(), limit: tx.fee_reserve_msat.toString() }, 'vault reported a fee above the limit');
+      const update = payment.balance_update;
+      const proven =
+        op !== undefined &&
+        update !== null &&
+        verifyBalanceUpdate(update, op.nodePubkey, op.peerNodePubkey).ok &&
+        update.balance_msat === deposit.confirmed_msat - tx.amount_msat - payment.fee_msat;
+      charged = proven ? payment.fee_msat : tx.fee_reserve_msat;
+      violation = `vault reported fee ${payment.fee_msat} msat above the limit of ${tx.fee_reserve_msat} msat; ${charged} msat charged${proven ? ' (its signed balance shows it took the excess)' : ''}`;
     }
-    await changeDepositMoney(trx, {
-      depositId: tx.deposit_id,
-      transactionId: tx.id,
-      kind: 'debit',
-      confirmedDeltaMsat: -(tx.amount_msat + charged),
-      reservedDeltaMsat: -(tx.amount_msat + tx.fee_reserve_msat),
-    });
+    const debit = (fee: Msat) =>
+      changeDepositMoney(trx, {
+        depositId: tx.deposit_id,
+        transactionId: tx.id,
+        kind: 'debit',
+        confirmedDeltaMsat: -(tx.amount_msat + fee),
+        reservedDeltaMsat: -(tx.amount_msat + tx.fee_reserve_msat),
+        // Charging beyond the reservation must still leave other reservations covered.
+        requireAvailableMsat: fee > tx.fee_reserve_msat ? fee - tx.fee_reserve_msat : undefined,
+      });
+    if (!(await debit(charged))) {
+      charged = tx.fee_reserve_msat;
+      violation = `${violation ?? ''}; the excess is not charged: it would not leave other payments in flight covered`;
+      await debit(charged);
+    }
     await trx
       .updateTable('transactions')
-      .set({
-        state: 'settled',
-        step: 'final',
-        preimage,
-        fee_msat: charged,
-        settled_at: payment.settled_at ?? ctx.now(),
-        failure_reason: payment.fee_msat > tx.fee_reserve_msat ? `vault reported fee ${payment.fee_msat} msat above the limit; ${charged} msat charged` : null,
-        updated_at: new Date(),
-      })
+      .set({ state: 'settled', step: 'final', preimage, fee_msat: charged, settled_at: payment.settled_at ?? ctx.now(), failure_reason: violation, updated_at: new Date() })
       .where('id', '=', txId)
       .execute();
     await recordBalanceUpdate(ctx, trx, tx.deposit_id, operatorPubkey, payment.balance_update);
-    return true;
+    return { tx, violation };
   });
-  if (settled) ctx.finality.notify(txId);
+  if (!settled) return;
+  ctx.finality.notify(txId);
+  if (settled.violation) {
+    await recordIncident(ctx, {
+      operatorPubkey,
+      userPubkey: settled.tx.user_pubkey,
+      kind: 'fee_violation',
+      message: settled.violation,
+      evidence: { payment, idempotency_key: settled.tx.idempotency_key },
+    });
+  }
 }
 
 /** Fails a pending payment and releases its reservation (once). */
-async function failOutgoing(
-  ctx: WalletContext,
-  txId: bigint,
-  reason: string,
-  alsoInTransaction?: (trx: Trx, depositId: bigint) => Promise<void>,
-): Promise<void> {
+async function failOutgoing(ctx: WalletContext, txId: bigint, reason: string, alsoInTransaction?: (trx: Trx, depositId: bigint) => Promise<void>): Promise<void> {
   const failed = await ctx.db.transaction().execute(async (trx) => {
     const tx = await trx.selectFrom('transactions').selectAll().where('id', '=', txId).forUpdate().executeTakeFirstOrThrow();
     if (tx.state !== 'pending') return false;

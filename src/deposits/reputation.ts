@@ -33,3 +33,20 @@ export function scoreFromReports(reports: readonly AuditorReportContent[], nowSe
   const score = weighted / weights;
   return { score, reasons: [`${recent.length} auditor report(s): uptime × correctness ${score.toFixed(3)}`] };
 }
+
+/**
+ * The bridge's own observations on top of the auditors': each incident it recorded against the
+ * operator in the last 90 days (a fee above the limit, an invoice failing its vault proof, a
+ * balance the journal disagrees with, a refused payment…) halves the score; a payment taken
+ * into a vault without a signed credit (the selective-payment attack) sets it to zero.
+ */
+export function withIncidents(base: Score, incidents: number, integrityIncidents: number): Score {
+  if (integrityIncidents > 0) {
+    return { score: 0, reasons: [...base.reasons, `${integrityIncidents} payment(s) taken into a vault without a signed credit: score zero`] };
+  }
+  if (incidents === 0) return base;
+  return {
+    score: base.score * 0.5 ** Math.min(incidents, 20),
+    reasons: [...base.reasons, `${incidents} incident(s) recorded by this bridge in 90 days: score halved for each`],
+  };
+}

@@ -1,9 +1,12 @@
-import Fastify, { LogController } from 'fastify';
+import Fastify, { LogController, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Db } from '../db/database.ts';
-import { registerConnection, RegistrationError } from '../deposits/connections.ts';
+import { ApiRefusal } from '../deposits/api-refusal.ts';
+import { listAudit } from '../deposits/audit.ts';
+import { registerConnection } from '../deposits/connections.ts';
 import type { WalletContext } from '../deposits/context.ts';
+import { applyUserLock } from '../deposits/locks.ts';
 import { verifyHttpAuth } from '../protocol/nip98.ts';
 import { nostrEventSchema, nowSeconds } from '../protocol/nostr-event.ts';
 
@@ -23,21 +26,52 @@ export interface HttpDependencies {
 }
 
 const registrationSchema = z.object({ grant: nostrEventSchema, deposit_open: nostrEventSchema });
+const lockSchema = z.object({ lock: nostrEventSchema });
+const auditQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  before: z
+    .string()
+    .regex(/^[1-9][0-9]{0,18}$/)
+    .transform((s) => BigInt(s))
+    .optional(),
+});
 
-/** The bridge's HTTP API: health, public info, connection registration (NIP-98), devnet info. */
+/** The bridge's HTTP API: health, public info, and the user's own calls, each signed with NIP-98. */
 export function createHttpServer(deps: HttpDependencies) {
   const app = Fastify({ loggerInstance: deps.logger.child({ component: 'http' }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: 256 * 1024 });
   // Keep bodies raw: the NIP-98 payload hash is over the exact bytes sent.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((error: { statusCode?: number; message: string }, _req, reply) => {
+    if (error instanceof ApiRefusal) return reply.status(error.status).send({ error: { code: error.code, message: error.message } });
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status === 500) deps.logger.error({ err: error }, 'http handler failed');
-    void reply.status(status).send({ error: { code: status === 500 ? 'INTERNAL' : 'BAD_REQUEST', message: status === 500 ? 'internal error' : error.message } });
+    return reply.status(status).send({ error: { code: status === 500 ? 'INTERNAL' : 'BAD_REQUEST', message: status === 500 ? 'internal error' : error.message } });
   });
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}` } });
   });
+
+  /** The NIP-98 signer of a request (checked against the public URL, method and raw body). */
+  const signer = (req: FastifyRequest): string => {
+    const raw = typeof req.body === 'string' ? req.body : undefined;
+    const auth = verifyHttpAuth(req.headers.authorization, deps.publicUrl() + req.url, req.method, raw, nowSeconds());
+    if (!auth.ok) throw new ApiRefusal('UNAUTHORIZED', auth.error.message);
+    return auth.value;
+  };
+
+  /** The JSON body of a request, checked against `schema`. */
+  const body = <S extends z.ZodType>(req: FastifyRequest, schema: S, expected: string): z.output<S> => {
+    let json: unknown;
+    try {
+      json = JSON.parse(typeof req.body === 'string' ? req.body : '');
+    } catch {
+      throw new ApiRefusal('BAD_REQUEST', 'body must be JSON');
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) throw new ApiRefusal('BAD_REQUEST', `body must be ${expected}`);
+    return parsed.data;
+  };
 
   app.get('/health', async (_req, reply) => {
     const state = deps.ready();
@@ -49,41 +83,53 @@ export function createHttpServer(deps: HttpDependencies) {
     relays: deps.relays,
     network: deps.wallet.operators.network() ?? null,
     methods: deps.servedMethods,
-    operators: deps.wallet.operators.all().map((op) => ({ name: op.name, url: op.url, node_pubkey: op.nodePubkey, score: op.score, available: op.available })),
+    operators: deps.wallet.operators.all().map((op) => ({ name: op.name, url: op.url, node_pubkey: op.nodePubkey, score: op.score, score_reasons: op.scoreReasons, available: op.available })),
   }));
 
   app.post('/api/connections', async (req, reply) => {
-    const raw = typeof req.body === 'string' ? req.body : '';
-    const auth = verifyHttpAuth(req.headers.authorization, deps.publicUrl() + req.url, 'POST', raw, nowSeconds());
-    if (!auth.ok) return reply.status(401).send({ error: { code: 'UNAUTHORIZED', message: auth.error.message } });
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      return reply.status(400).send({ error: { code: 'BAD_REQUEST', message: 'body must be JSON' } });
-    }
-    const body = registrationSchema.safeParse(json);
-    if (!body.success) return reply.status(400).send({ error: { code: 'BAD_REQUEST', message: 'body must be {"grant": <event>, "deposit_open": <event>}' } });
-    try {
-      const { connection, depositCount } = await registerConnection(
-        deps.db,
-        deps.wallet.operators,
-        deps.servedMethods,
-        { authPubkey: auth.value, grantEvent: body.data.grant, depositOpenEvent: body.data.deposit_open },
-        deps.logger,
-      );
-      return reply.status(201).send({
-        wallet_service_pubkey: deps.servicePubkey,
-        relays: deps.relays,
-        connection_pubkey: connection.pubkey,
-        user_pubkey: connection.userPubkey,
-        methods: connection.grant.methods,
-        deposits: depositCount,
-      });
-    } catch (error) {
-      if (error instanceof RegistrationError) return reply.status(error.status).send({ error: { code: error.status === 503 ? 'UNAVAILABLE' : 'BAD_REQUEST', message: error.message } });
-      throw error;
-    }
+    const user = signer(req);
+    const registration = body(req, registrationSchema, '{"grant": <event>, "deposit_open": <event>}');
+    const { connection, depositCount } = await registerConnection(
+      deps.db,
+      deps.wallet.operators,
+      deps.servedMethods,
+      { authPubkey: user, grantEvent: registration.grant, depositOpenEvent: registration.deposit_open },
+      deps.logger,
+    );
+    return reply.status(201).send({
+      wallet_service_pubkey: deps.servicePubkey,
+      relays: deps.relays,
+      connection_pubkey: connection.pubkey,
+      user_pubkey: connection.userPubkey,
+      methods: connection.grant.methods,
+      deposits: depositCount,
+    });
+  });
+
+  // The emergency lock and unlock: the user's signed statement, applied here and forwarded to every vault.
+  app.post('/api/lock', async (req) => {
+    const user = signer(req);
+    const { lock } = body(req, lockSchema, '{"lock": <deposit-lock event>}');
+    const outcome = await applyUserLock(deps.wallet, user, lock);
+    return { locked: outcome.locked, operators: outcome.operators.map((o) => ({ name: o.name, node_pubkey: o.nodePubkey, ok: o.ok, ...(o.error ? { error: o.error } : {}) })) };
+  });
+
+  app.get('/api/audit', async (req) => {
+    const user = signer(req);
+    const query = auditQuerySchema.safeParse(req.query);
+    if (!query.success) throw new ApiRefusal('BAD_REQUEST', 'query must be ?limit=1..500&before=<id>');
+    const entries = await listAudit(deps.db, user, query.data);
+    return {
+      entries: entries.map((e) => ({
+        id: e.id.toString(),
+        created_at: Math.floor(e.created_at.getTime() / 1000),
+        connection_pubkey: e.connection_pubkey,
+        request_event_id: e.request_event_id,
+        method: e.method,
+        code: e.code,
+        message: e.message,
+      })),
+    };
   });
 
   if (deps.devnet) {

@@ -3,7 +3,9 @@ import type { Event } from 'nostr-tools/pure';
 import { findConnection, requireGrantedMethod, type Connection } from '../deposits/connections.ts';
 import type { WalletContext } from '../deposits/context.ts';
 import type { Db } from '../db/database.ts';
-import { requestExpired } from '../protocol/authorization.ts';
+import { randomUUID } from 'node:crypto';
+import { REQUEST_MAX_AGE_SECONDS, REQUEST_MAX_SKEW_SECONDS, requestExpired } from '../protocol/authorization.ts';
+import { recordAudit } from '../deposits/audit.ts';
 import { KIND } from '../protocol/kinds.ts';
 import { Nip47Error, type Nip47ErrorCode } from '../protocol/nip47-error.ts';
 import { nowSeconds, signEvent, tagValue } from '../protocol/nostr-event.ts';
@@ -37,25 +39,64 @@ export class NwcResponder {
   readonly #wallet: WalletContext;
   readonly #identity: BridgeIdentity;
   readonly #logger: Logger;
+  readonly #options: ResponderOptions;
+  readonly #instance = randomUUID();
   readonly #inFlight = new Set<Promise<void>>();
   readonly #keyCache = new Map<string, Uint8Array>();
   #accepting = true;
+  #leaseTimer: NodeJS.Timeout | undefined;
 
-  constructor(db: Db, pool: RelayTransport, keys: BridgeKeys, wallet: WalletContext, identity: BridgeIdentity, logger: Logger) {
+  constructor(db: Db, pool: RelayTransport, keys: BridgeKeys, wallet: WalletContext, identity: BridgeIdentity, logger: Logger, options: Partial<ResponderOptions> = {}) {
     this.#db = db;
     this.#pool = pool;
     this.#keys = keys;
     this.#wallet = wallet;
     this.#identity = identity;
     this.#logger = logger;
+    this.#options = { maxRequestAgeSeconds: REQUEST_MAX_AGE_SECONDS, leaseSeconds: 30, ...options };
   }
 
-  /** Subscribes to requests for the service key and finishes those a previous run left unanswered. */
+  /**
+   * Subscribes to requests for the service key, then keeps its claims alive and takes over
+   * requests whose claim lapsed (an instance that died, or this one before a restart).
+   */
   async start(): Promise<void> {
     this.#pool.subscribe([{ kinds: [KIND.nwcRequest], '#p': [this.#keys.servicePubkey], since: nowSeconds() - 60 }], (event) => this.receive(event));
-    const unfinished = await this.#db.selectFrom('nwc_requests').select('event').where('state', '=', 'processing').execute();
-    if (unfinished.length > 0) this.#logger.info({ count: unfinished.length }, 'finishing requests left by a previous run');
-    for (const { event } of unfinished) this.#track(this.#process(event, { alreadyClaimed: true }));
+    await this.#takeOverLapsedClaims();
+    this.#leaseTimer = setInterval(() => {
+      void this.#renewClaims()
+        .then(() => this.#takeOverLapsedClaims())
+        .catch((error: unknown) => this.#logger.error({ err: error }, 'request lease upkeep failed'));
+    }, (this.#options.leaseSeconds * 1000) / 3);
+    this.#leaseTimer.unref();
+  }
+
+  #leaseUntil(): Date {
+    return new Date(Date.now() + this.#options.leaseSeconds * 1000);
+  }
+
+  async #renewClaims(): Promise<void> {
+    await this.#db
+      .updateTable('nwc_requests')
+      .set({ lease_until: this.#leaseUntil() })
+      .where('claimed_by', '=', this.#instance)
+      .where('state', '=', 'processing')
+      .execute();
+  }
+
+  /** Claims requests still processing whose lease lapsed, each by one instance only, and finishes them. */
+  async #takeOverLapsedClaims(): Promise<void> {
+    if (!this.#accepting) return;
+    const taken = await this.#db
+      .updateTable('nwc_requests')
+      .set({ claimed_by: this.#instance, lease_until: this.#leaseUntil() })
+      .where('event_id', 'in', (eb) =>
+        eb.selectFrom('nwc_requests').select('event_id').where('state', '=', 'processing').where('lease_until', '<', new Date()).limit(100).forUpdate().skipLocked(),
+      )
+      .returning('event')
+      .execute();
+    if (taken.length > 0) this.#logger.info({ count: taken.length }, 'finishing requests whose claim lapsed');
+    for (const { event } of taken) this.#track(this.#process(event, { alreadyClaimed: true }));
   }
 
   /** Entry point for every event the relays deliver (already signature-checked by the relay client). */
@@ -72,8 +113,8 @@ export class NwcResponder {
 
   async #process(event: Event, { alreadyClaimed }: { alreadyClaimed: boolean }): Promise<void> {
     if (event.kind !== KIND.nwcRequest || tagValue(event, 'p') !== this.#keys.servicePubkey) return;
-    if (requestExpired(event, nowSeconds())) {
-      this.#logger.debug({ id: event.id }, 'ignoring an expired request');
+    if (!alreadyClaimed && requestExpired(event, nowSeconds())) {
+      this.#logger.info({ id: event.id }, 'not executing a request past its expiration tag');
       return;
     }
     const wanted = requestEncryption(event);
@@ -92,7 +133,17 @@ export class NwcResponder {
     if (!alreadyClaimed) {
       const claimed = await this.#db
         .insertInto('nwc_requests')
-        .values({ event_id: event.id, connection_pubkey: connection.pubkey, event: JSON.stringify(event), method: null, state: 'processing', response_event: null, finished_at: null })
+        .values({
+          event_id: event.id,
+          connection_pubkey: connection.pubkey,
+          event: JSON.stringify(event),
+          method: null,
+          state: 'processing',
+          response_event: null,
+          finished_at: null,
+          claimed_by: this.#instance,
+          lease_until: this.#leaseUntil(),
+        })
         .onConflict((oc) => oc.column('event_id').doNothing())
         .returning('event_id')
         .executeTakeFirst();
@@ -103,8 +154,31 @@ export class NwcResponder {
         return;
       }
     }
-    const response = await this.#answer(event, connection, encryption, key);
+    const response = alreadyClaimed ? await this.#answer(event, connection, encryption, key) : await this.#answerFresh(event, connection, encryption, key);
+    if (response.error) {
+      await recordAudit(this.#db, {
+        userPubkey: connection.userPubkey,
+        connectionPubkey: connection.pubkey,
+        requestEventId: event.id,
+        method: response.result_type,
+        code: response.error.code,
+        message: response.error.message,
+      });
+    }
     await this.#respond(event, encryption, key, response, true);
+  }
+
+  /** A request seen for the first time is executed only while fresh (a replay from a relay's store is not). */
+  async #answerFresh(event: Event, connection: Connection, encryption: NwcEncryption, key: Uint8Array): Promise<Nip47Response> {
+    const now = nowSeconds();
+    const maxAge = this.#options.maxRequestAgeSeconds;
+    if (event.created_at < now - maxAge || event.created_at > now + REQUEST_MAX_SKEW_SECONDS) {
+      this.#logger.info({ id: event.id, created_at: event.created_at }, 'not executing a request outside the freshness window');
+      const method = this.#methodOf(event, encryption, key);
+      const why = event.created_at < now - maxAge ? `older than ${maxAge} s` : 'dated in the future';
+      return errorResponse(method, 'EXPIRED', `request not executed: it is ${why}`);
+    }
+    return this.#answer(event, connection, encryption, key);
   }
 
   async #answer(event: Event, connection: Connection, encryption: NwcEncryption, key: Uint8Array): Promise<Nip47Response> {
@@ -187,8 +261,23 @@ export class NwcResponder {
   /** Stops taking requests and waits (up to `timeoutMs`) for those in flight to be answered. */
   async drain(timeoutMs: number): Promise<void> {
     this.#accepting = false;
+    clearInterval(this.#leaseTimer);
     await Promise.race([Promise.allSettled([...this.#inFlight]), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+    // What is still unanswered is handed over at once rather than when the lease lapses.
+    await this.#db
+      .updateTable('nwc_requests')
+      .set({ lease_until: new Date(0) })
+      .where('claimed_by', '=', this.#instance)
+      .where('state', '=', 'processing')
+      .execute();
   }
+}
+
+export interface ResponderOptions {
+  /** Requests older than this when first seen are not executed (at most the vaults' 300 s). */
+  maxRequestAgeSeconds: number;
+  /** How long a claim on a request holds without renewal before another instance may take it. */
+  leaseSeconds: number;
 }
 
 function errorResponse(resultType: string, code: Nip47ErrorCode, message: string): Nip47Response {

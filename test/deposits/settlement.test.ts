@@ -4,26 +4,16 @@ import type { Db } from '../../src/db/database.ts';
 import { FinalityNotifier, type WalletContext } from '../../src/deposits/context.ts';
 import { applyInvoiceSettled } from '../../src/deposits/invoices.ts';
 import { changeDepositMoney } from '../../src/deposits/journal.ts';
-import { OperatorDirectory } from '../../src/deposits/operators.ts';
 import { applyPaymentState } from '../../src/deposits/payments.ts';
 import { listTransactions } from '../../src/deposits/transactions.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { VaultPayment } from '../../src/protocol/vault-api.ts';
 import { BACKENDS, openTestDatabase } from '../helpers/database.ts';
-import { insertDeposit, insertOperator, insertUser, randomHex32, transactionRow } from '../helpers/deposit-rows.ts';
+import { insertDeposit, insertUser, randomHex32, transactionRow } from '../helpers/deposit-rows.ts';
+import { standInOperator } from '../helpers/stand-in-operator.ts';
 
 const NOW = 1_700_000_000;
 
-function walletContext(db: Db): WalletContext {
-  const operators = new OperatorDirectory(
-    db,
-    () => {
-      throw new Error('no vault operator in these tests');
-    },
-    silentLogger,
-  );
-  return { db, operators, logger: silentLogger, finality: new FinalityNotifier(), now: () => NOW };
-}
 
 function vaultPayment(fields: Partial<VaultPayment>): VaultPayment {
   return {
@@ -47,11 +37,13 @@ describe.each(BACKENDS)('finalizing money movements (%s)', (backend) => {
   let close: () => Promise<void>;
   let ctx: WalletContext;
   let operator: string;
+  let signBalance: Awaited<ReturnType<typeof standInOperator>>['signBalance'];
 
   beforeAll(async () => {
     ({ db, close } = await openTestDatabase(backend));
-    ctx = walletContext(db);
-    operator = await insertOperator(db);
+    const standIn = await standInOperator(db);
+    ({ nodePubkey: operator, signBalance } = standIn);
+    ctx = { db, operators: standIn.operators, logger: silentLogger, finality: new FinalityNotifier(), now: () => NOW };
   });
   afterAll(async () => {
     await close();
@@ -78,13 +70,14 @@ describe.each(BACKENDS)('finalizing money movements (%s)', (backend) => {
         .returningAll()
         .executeTakeFirstOrThrow();
     }
+    /** A settlement as a vault reports it, with the balance after the credit signed by both peers. */
     const settlement = (d: { remoteId: string }, paymentHash: string, amountMsat = 5_000n) => ({
       remoteDepositId: d.remoteId,
       paymentHash,
       amountMsat,
       preimage: randomHex32(),
       settledAt: NOW - 1,
-      balanceUpdate: null,
+      balanceUpdate: signBalance(d.remoteId, amountMsat),
     });
 
     it('credits a settled invoice once, however often the settlement is reported', async () => {
@@ -136,6 +129,31 @@ describe.each(BACKENDS)('finalizing money movements (%s)', (backend) => {
       expect(await applyInvoiceSettled(ctx, randomHex32(), settlement(d, randomHex32()))).toBe(false);
       expect(await db.selectFrom('journal_entries').select(sql<bigint>`count(*)::bigint`.as('n')).executeTakeFirstOrThrow()).toEqual(before);
       expect(await money(d.id)).toEqual({ confirmed: 0n, reserved: 0n, journal: [] });
+    });
+  });
+
+  describe('a settlement without a signed credit (the selective-payment attack)', () => {
+    it('credits nothing, marks the invoice paid-but-uncredited, records an integrity incident and tells the user', async () => {
+      const d = await deposit();
+      const tx = await db
+        .insertInto('transactions')
+        .values(transactionRow(d.user, d.id, { type: 'incoming', state: 'pending', amount_msat: 5_000n, created_at: NOW - 100, expires_at: NOW + 3_600 }))
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const forged = { ...signBalance(d.remoteId, 5_000n), peer_sig: signBalance(d.remoteId, 1n).peer_sig };
+      for (const balanceUpdate of [null, forged]) {
+        const credited = await applyInvoiceSettled(ctx, operator, { remoteDepositId: d.remoteId, paymentHash: tx.payment_hash, amountMsat: 5_000n, preimage: randomHex32(), settledAt: NOW - 1, balanceUpdate });
+        expect(credited).toBe(false);
+      }
+      expect(await money(d.id)).toEqual({ confirmed: 0n, reserved: 0n, journal: [] });
+      const row = await db.selectFrom('transactions').select(['state', 'failure_reason']).where('id', '=', tx.id).executeTakeFirstOrThrow();
+      expect(row.state).toBe('settled');
+      expect(row.failure_reason).toMatch(/not credited/);
+      const incidents = await db.selectFrom('operator_incidents').select(['kind', 'user_pubkey']).where('operator_pubkey', '=', operator).where('kind', '=', 'uncredited_payment').execute();
+      expect(incidents).toEqual([{ kind: 'uncredited_payment', user_pubkey: d.user }]);
+      const audit = await db.selectFrom('audit_log').select('code').where('user_pubkey', '=', d.user).execute();
+      expect(audit).toEqual([{ code: 'OPERATOR_INCIDENT' }]);
+      expect(ctx.operators.get(operator)?.score).toBe(0);
     });
   });
 

@@ -48,7 +48,7 @@ describe.each(BACKENDS)('a real NWC wallet over the relay, bridge on %s', (backe
     const info = await alice.getInfo();
     expect(info.network).toBe('regtest');
     expect(info.pubkey).toBe(world.bridge.keys.servicePubkey);
-    expect([...info.methods].sort()).toEqual(['get_balance', 'get_info', 'list_transactions', 'lookup_invoice', 'make_invoice', 'pay_invoice']);
+    expect([...info.methods].sort()).toEqual(['get_balance', 'get_budget', 'get_info', 'list_transactions', 'lookup_invoice', 'make_invoice', 'pay_invoice']);
     const bobInfo = await bob.getInfo();
     expect([...bobInfo.methods].sort()).toEqual(['get_balance', 'get_info', 'lookup_invoice', 'make_invoice']);
     expect((await alice.getBalance()).balance).toBe(0);

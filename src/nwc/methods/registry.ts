@@ -1,4 +1,5 @@
 import { getBalance } from './get-balance.ts';
+import { getBudget } from './get-budget.ts';
 import { getInfo } from './get-info.ts';
 import { listTransactions } from './list-transactions.ts';
 import { lookupInvoice } from './lookup-invoice.ts';
@@ -8,7 +9,7 @@ import { payInvoice } from './pay-invoice.ts';
 
 /** Every NIP-47 method the bridge answers; any other answers NOT_IMPLEMENTED. */
 export const METHODS: ReadonlyMap<string, Method> = new Map(
-  [getInfo, getBalance, makeInvoice, payInvoice, lookupInvoice, listTransactions].map((m) => [m.name, m]),
+  [getInfo, getBalance, getBudget, makeInvoice, payInvoice, lookupInvoice, listTransactions].map((m) => [m.name, m]),
 );
 
 export const SERVED_METHODS: readonly string[] = [...METHODS.keys()];

@@ -1,0 +1,59 @@
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import type { Db } from '../../src/db/database.ts';
+import { OperatorDirectory } from '../../src/deposits/operators.ts';
+import { silentLogger } from '../../src/log.ts';
+import type { VaultInfo } from '../../src/protocol/vault-api.ts';
+import { signBalanceUpdate, vaultMultisigPubkey, type BalanceUpdate } from '../../src/protocol/vault-proof.ts';
+import type { VaultClient } from '../../src/vault-client/vault-client.ts';
+import { randomHex32 } from './deposit-rows.ts';
+
+/**
+ * A vault operator the bridge knows (node keys from its /v0/info) without a server: its client
+ * answers `info` only. Tests of money rows use it to sign balance updates as both channel peers
+ * would, so the bridge's signature checks run for real.
+ */
+export async function standInOperator(db: Db): Promise<{ operators: OperatorDirectory; nodePubkey: string; signBalance(depositId: string, balanceMsat: bigint, seq?: number): BalanceUpdate }> {
+  const operatorSecret = secp256k1.utils.randomSecretKey();
+  const peerSecret = secp256k1.utils.randomSecretKey();
+  const nodePubkey = bytesToHex(secp256k1.getPublicKey(operatorSecret, true));
+  const peerPubkey = bytesToHex(secp256k1.getPublicKey(peerSecret, true));
+  const vaultId = randomHex32();
+  const channelId = randomHex32();
+  const info: VaultInfo = {
+    version: '0',
+    operator: { node_pubkey: nodePubkey, alias: 'stand-in' },
+    peer: { node_pubkey: peerPubkey },
+    network: 'regtest',
+    block_height: 101,
+    vaults: [{ vault_id: vaultId, channel_id: channelId, multisig_pubkey: vaultMultisigPubkey(nodePubkey, peerPubkey, channelId, vaultId) }],
+    fees: { routing_base_msat: 0n, routing_ppm: 0, maintenance: { unit_fee_msat: 0n, rate_fee_ppm: 0, period_blocks: 144 } },
+    limits: { min_invoice_msat: 1n, max_invoice_msat: 10n ** 12n, max_deposit_msat: 10n ** 13n },
+    auditors: [],
+    request_max_age_seconds: 300,
+  };
+  const unavailable = () => Promise.reject(new Error('not served by the stand-in operator'));
+  const client: VaultClient = {
+    url: 'http://stand-in.invalid',
+    info: async () => info,
+    openDeposit: unavailable,
+    depositStatus: unavailable,
+    createInvoice: unavailable,
+    invoiceStatus: unavailable,
+    pay: unavailable,
+    paymentStatus: unavailable,
+    pushGrant: unavailable,
+    lock: unavailable,
+    metrics: unavailable,
+    subscribeEvents: () => ({ close: () => undefined }),
+  };
+  const operators = new OperatorDirectory(db, () => client, silentLogger);
+  await operators.connect([{ name: 'stand-in', url: client.url }]);
+  let nextSeq = 1;
+  return {
+    operators,
+    nodePubkey,
+    signBalance: (depositId, balanceMsat, seq = nextSeq++) =>
+      signBalanceUpdate({ deposit_id: depositId, vault_id: vaultId, channel_id: channelId, balance_msat: balanceMsat, seq, created_at: 1_700_000_000 }, operatorSecret, peerSecret),
+  };
+}
