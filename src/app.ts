@@ -61,6 +61,7 @@ export function createWallet(db: Db, keys: BridgeKeys, logger: Logger, vaultTime
 
 const SCORE_REFRESH_MS = 60_000;
 const PENDING_REFRESH_MS = 30_000;
+const PROBE_UNAVAILABLE_MS = 5_000;
 
 /**
  * Starts the bridge in order: operators, their event streams, payments a previous run left in
@@ -90,6 +91,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const timers = [
     setInterval(refreshScores, SCORE_REFRESH_MS),
     setInterval(refreshPending, PENDING_REFRESH_MS),
+    setInterval(() => void operators.probeUnavailable(), PROBE_UNAVAILABLE_MS),
     setInterval(runReconcile, (options.reconcileIntervalSeconds ?? 300) * 1000),
   ];
   for (const t of timers) t.unref();

@@ -166,6 +166,22 @@ export class OperatorDirectory {
       .catch((err: unknown) => this.#logger.error({ err }, 'could not record operator availability'));
   }
 
+  /** Asks each operator marked unavailable whether it answers again. */
+  async probeUnavailable(): Promise<void> {
+    await Promise.all(
+      [...this.#operators.values()]
+        .filter((op) => !op.available)
+        .map(async (op) => {
+          try {
+            await op.client.info();
+            this.observe(op.nodePubkey, true);
+          } catch {
+            // still unavailable
+          }
+        }),
+    );
+  }
+
   /** Fetches auditor reports and recomputes every operator's score. */
   async refreshScores(auditors: readonly AuditorSource[], nowSec: number): Promise<void> {
     for (const op of this.#operators.values()) {

@@ -1,7 +1,7 @@
 import type { Event } from 'nostr-tools/pure';
 import type { TransactionRow } from '../db/schema.ts';
 import { feeLimitFor, type Msat } from '../protocol/amounts.ts';
-import { buildAuthorization } from '../protocol/authorization.ts';
+import { buildAuthorization, REQUEST_MAX_AGE_SECONDS, REQUEST_MAX_SKEW_SECONDS } from '../protocol/authorization.ts';
 import { checkSpendLimits } from '../protocol/grant.ts';
 import { decodePayableInvoice, type DecodedInvoice } from '../protocol/invoice.ts';
 import { Nip47Error, NIP47_CODE_FOR_VAULT_ERROR } from '../protocol/nip47-error.ts';
@@ -187,7 +187,7 @@ async function drive(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow
   const op = ctx.operators.get(deposit.operator_pubkey);
   if (!op && tx.step === 'reserved') return retryElsewhere(ctx, req, tx, tried, deposit.operator_pubkey, 'the vault operator is not connected', 'UNAVAILABLE');
   // A payment the vault may hold waits for it to come back, its money still reserved.
-  if (!op) return awaitOutcome(ctx, tx.id);
+  if (!op) return awaitOutcome(ctx, tx.id, { req, tried });
 
   let known: VaultPayment | null = null;
   let mustSend = tx.step === 'reserved';
@@ -235,7 +235,7 @@ async function drive(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow
     }
   }
   if (known) await applyPaymentState(ctx, deposit.operator_pubkey, tx.id, known);
-  return awaitOutcome(ctx, tx.id);
+  return awaitOutcome(ctx, tx.id, { req, tried });
 }
 
 /**
@@ -369,9 +369,10 @@ async function failOutgoing(ctx: WalletContext, txId: bigint, reason: string, al
 /**
  * Waits until the payment is final, asking its vault now and then (events from the vault's
  * stream wake it sooner). A payment whose vault cannot be reached stays pending: its money is
- * reserved, never released on a guess.
+ * reserved, never released on a guess. With the request at hand (`resume`), a payment the vault
+ * says it never received is sent again.
  */
-async function awaitOutcome(ctx: WalletContext, txId: bigint): Promise<PaymentOutcome> {
+async function awaitOutcome(ctx: WalletContext, txId: bigint, resume?: { req: PaymentRequest; tried: Set<string> }): Promise<PaymentOutcome> {
   let delayMs = 200;
   for (;;) {
     const tx = await ctx.db.selectFrom('transactions').selectAll().where('id', '=', txId).executeTakeFirstOrThrow();
@@ -379,28 +380,49 @@ async function awaitOutcome(ctx: WalletContext, txId: bigint): Promise<PaymentOu
     if (tx.state === 'failed') throw new Nip47Error('PAYMENT_FAILED', tx.failure_reason ?? 'payment failed');
     await ctx.finality.wait(txId, delayMs);
     delayMs = Math.min(delayMs * 2, 5_000);
-    await refreshOutgoing(ctx, txId);
+    if ((await refreshOutgoing(ctx, txId)) === 'absent' && resume) {
+      const current = await ctx.db.selectFrom('transactions').selectAll().where('id', '=', txId).executeTakeFirstOrThrow();
+      return drive(ctx, resume.req, current, resume.tried);
+    }
   }
 }
 
-/** Asks the vault for a sent payment's state and records it. */
-export async function refreshOutgoing(ctx: WalletContext, txId: bigint): Promise<void> {
+/**
+ * How long after its request a payment the vault never received may still be accepted by it:
+ * the vaults' freshness window plus clock skew, with a margin. After that it never will be.
+ */
+const NEVER_ACCEPTED_AFTER_SECONDS = REQUEST_MAX_AGE_SECONDS + REQUEST_MAX_SKEW_SECONDS + 60;
+
+/**
+ * Asks the vault for a sent payment's state and records it. Returns `absent` when the vault
+ * says it never received the payment (which, once the request is too old for any vault to
+ * accept, fails it and releases its reservation), `unreachable` when it could not be asked.
+ */
+export async function refreshOutgoing(ctx: WalletContext, txId: bigint): Promise<'known' | 'absent' | 'unreachable'> {
   const row = await ctx.db
     .selectFrom('transactions')
     .innerJoin('deposits', 'deposits.id', 'transactions.deposit_id')
-    .select(['transactions.state', 'transactions.step', 'transactions.idempotency_key', 'deposits.operator_pubkey', 'deposits.remote_deposit_id'])
+    .select(['transactions.state', 'transactions.step', 'transactions.idempotency_key', 'transactions.created_at', 'deposits.operator_pubkey', 'deposits.remote_deposit_id'])
     .where('transactions.id', '=', txId)
     .executeTakeFirstOrThrow();
-  if (row.state !== 'pending' || row.step !== 'sent' || !row.idempotency_key) return;
+  if (row.state !== 'pending' || row.step !== 'sent' || !row.idempotency_key) return 'known';
   const op = ctx.operators.get(row.operator_pubkey);
-  if (!op) return;
+  if (!op) return 'unreachable';
   try {
     const payment = await op.client.paymentStatus(row.remote_deposit_id, row.idempotency_key);
     ctx.operators.observe(op.nodePubkey, true);
-    if (payment) await applyPaymentState(ctx, row.operator_pubkey, txId, payment);
+    if (payment) {
+      await applyPaymentState(ctx, row.operator_pubkey, txId, payment);
+      return 'known';
+    }
+    if (row.created_at < BigInt(ctx.now() - NEVER_ACCEPTED_AFTER_SECONDS)) {
+      await failOutgoing(ctx, txId, 'the vault never received the payment, and the request is now too old for it to accept');
+    }
+    return 'absent';
   } catch (error) {
     if (error instanceof VaultError && error.code === 'UNAVAILABLE') ctx.operators.observe(op.nodePubkey, false);
     ctx.logger.warn({ txId: txId.toString(), err: error }, 'could not learn a payment outcome; will ask again');
+    return 'unreachable';
   }
 }
 

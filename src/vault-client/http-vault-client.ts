@@ -154,8 +154,9 @@ export class HttpVaultClient implements VaultClient {
     return this.#call('GET', '/v0/metrics', undefined, vaultMetricsSchema, 'vault metrics');
   }
 
+  /** An answer that is not what was asked for: for a POST, the operator may have acted anyway. */
   #expect(condition: boolean, call: string, expected: string): void {
-    if (!condition) throw new VaultError('INTERNAL', `${this.url} ${call}: expected ${expected}`);
+    if (!condition) throw new VaultError('INTERNAL', `${this.url} ${call}: expected ${expected}`, { outcomeUnknown: call.startsWith('POST') });
   }
 
   async #call<S extends z.ZodType>(method: Method, path: string, body: object | undefined, schema: S, expected: string): Promise<z.output<S>> {
@@ -188,7 +189,7 @@ export class HttpVaultClient implements VaultClient {
     try {
       json = JSON.parse(text);
     } catch {
-      throw new VaultError('INTERNAL', `${this.url} ${call}: expected ${expected} as JSON, got something else`, { status: response.status });
+      throw new VaultError('INTERNAL', `${this.url} ${call}: expected ${expected} as JSON, got something else`, { status: response.status, outcomeUnknown: method !== 'GET' });
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
@@ -196,6 +197,7 @@ export class HttpVaultClient implements VaultClient {
       const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
       throw new VaultError('INTERNAL', `${this.url} ${call}: expected ${expected}; invalid${where}: ${issue?.message ?? 'unknown'}`, {
         status: response.status,
+        outcomeUnknown: method !== 'GET',
       });
     }
     return parsed.data;

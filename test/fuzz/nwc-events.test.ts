@@ -64,6 +64,9 @@ const FUNDED_MSAT = 50_000_000;
 const RESPONSE_TIMEOUT_MS = 60_000;
 /** How long after setup the expiring connection's grant ends: inside the run, so both sides are seen. */
 const EXPIRING_AFTER_SECONDS = 6;
+/** FUZZ_COLLECT=1: keep going after a mishandled event and list them all at the end (for triage). */
+const COLLECT = process.env.FUZZ_COLLECT === '1';
+const collected: string[] = [];
 
 interface Sent {
   c: EventCase;
@@ -248,7 +251,11 @@ describe(`NIP-47 fuzz: ${budget.events} generated events`, () => {
       if (responses.length < 2) failures.push(`no response to a request delivered again: ${brief(again.c)}`);
       else if (ids.size !== 1 || !ids.has(again.responseId)) failures.push(`a request delivered again got a different response: ${brief(again.c)}`);
     }
-    if (failures.length > 0) throw new Error(`${failures.length} of ${sent.length} events mishandled:\n${failures.join('\n')}${logTail()}`);
+    if (failures.length === 0) return;
+    const report = `${failures.length} of ${sent.length} events mishandled:\n${failures.join('\n')}${logTail()}`;
+    if (!COLLECT) throw new Error(report);
+    collected.push(report);
+    logged.length = 0;
   }
 
   it(
@@ -261,6 +268,7 @@ describe(`NIP-47 fuzz: ${budget.events} generated events`, () => {
         { numRuns, ...(budget.seed !== undefined ? { seed: budget.seed } : {}), endOnFailure: process.env.FUZZ_SHRINK !== '1' },
       );
       const seconds = (Date.now() - started) / 1000;
+      if (collected.length > 0) console.log(`nwc fuzz: ${collected.length} batches mishandled events:\n${collected.join('\n\n')}`);
       console.log(
         `nwc fuzz: ${stats.events} events (${stats.ignored} to ignore, ${stats.redelivered} delivered again) in ${seconds.toFixed(1)} s\n` +
           `  by category: ${[...stats.byCategory].map(([k, v]) => `${k} ${v}`).join(', ')}\n` +
@@ -269,6 +277,10 @@ describe(`NIP-47 fuzz: ${budget.events} generated events`, () => {
     },
     timeoutFor(budget.events, 40),
   );
+
+  it('mishandled nothing (FUZZ_COLLECT=1 runs)', () => {
+    expect(collected).toEqual([]);
+  });
 
   it('sends exactly one response per answered request and none for the ignored', async () => {
     await responder.drain(RESPONSE_TIMEOUT_MS);

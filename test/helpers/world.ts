@@ -27,7 +27,7 @@ export interface World {
   stop(): Promise<void>;
 }
 
-export async function startWorld(backend: Backend, options: { auditIntervalMs?: number; extraRelays?: number } = {}): Promise<World> {
+export async function startWorld(backend: Backend, options: { auditIntervalMs?: number; extraRelays?: number; vaultTimeoutMs?: number; requestLeaseSeconds?: number } = {}): Promise<World> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bridge-world-'));
   const devnet = await startDevnet({
     dataDir: null,
@@ -53,6 +53,8 @@ export async function startWorld(backend: Backend, options: { auditIntervalMs?: 
       httpPort: 0,
       alias: 'test-bridge',
       drainTimeoutMs: 500,
+      ...(options.vaultTimeoutMs ? { vaultTimeoutMs: options.vaultTimeoutMs } : {}),
+      ...(options.requestLeaseSeconds ? { requestLeaseSeconds: options.requestLeaseSeconds } : {}),
       logger: silentLogger,
       devnet: () => devnet.describe(),
     });
