@@ -5,8 +5,6 @@ import { Relay } from 'nostr-tools/relay';
 
 /** Delays between connection attempts to a relay, growing with each failure (jitter added). */
 const RECONNECT_BACKOFF_MS = [250, 500, 1_000, 2_000, 5_000, 10_000];
-/** How far back a (re)subscription asks for requests: covers one sent while the socket was down. */
-const RESUBSCRIBE_LOOKBACK_SECONDS = 60;
 
 interface RelayState {
   url: string;
@@ -17,7 +15,8 @@ interface RelayState {
 
 /** What the responder needs of relays: a subscription and a way to publish. */
 export interface RelayTransport {
-  subscribe(filters: Filter[], onEvent: (event: Event) => void): void;
+  /** `filters` is asked again at every (re)subscription, so a `since` in it can follow the clock. */
+  subscribe(filters: () => Filter[], onEvent: (event: Event) => void): void;
   publish(event: Event): Promise<void>;
 }
 
@@ -29,7 +28,7 @@ export interface RelayTransport {
 export class RelayPool implements RelayTransport {
   readonly #relays: RelayState[];
   readonly #logger: Logger;
-  #filters: Filter[] = [];
+  #filters: () => Filter[] = () => [];
   #onEvent: ((event: Event) => void) | undefined;
   #closed = false;
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -45,7 +44,7 @@ export class RelayPool implements RelayTransport {
   }
 
   /** Subscribes on every relay; returns at once, connecting in the background until each answers. */
-  subscribe(filters: Filter[], onEvent: (event: Event) => void): void {
+  subscribe(filters: () => Filter[], onEvent: (event: Event) => void): void {
     this.#filters = filters;
     this.#onEvent = onEvent;
     for (const state of this.#relays) void this.#connect(state, 0);
@@ -74,9 +73,8 @@ export class RelayPool implements RelayTransport {
       this.#retry(state, 0);
     };
     this.#logger.info({ relay: state.url }, 'relay connected');
-    const since = Math.floor(Date.now() / 1000) - RESUBSCRIBE_LOOKBACK_SECONDS;
     relay.subscribe(
-      this.#filters.map((f) => ({ ...f, since: Math.max(f.since ?? 0, since) })),
+      this.#filters(),
       {
         onevent: (event) => this.#onEvent?.(event),
         oneose: () => {

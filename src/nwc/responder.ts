@@ -61,7 +61,12 @@ export class NwcResponder {
    * requests whose claim lapsed (an instance that died, or this one before a restart).
    */
   async start(): Promise<void> {
-    this.#pool.subscribe([{ kinds: [KIND.nwcRequest], '#p': [this.#keys.servicePubkey], since: nowSeconds() - 60 }], (event) => this.receive(event));
+    // Requests sent while a relay connection was down are asked for again on reconnect, as far
+    // back as the freshness window: older ones would only be refused.
+    this.#pool.subscribe(
+      () => [{ kinds: [KIND.nwcRequest], '#p': [this.#keys.servicePubkey], since: nowSeconds() - this.#options.maxRequestAgeSeconds }],
+      (event) => this.receive(event),
+    );
     await this.#takeOverLapsedClaims();
     this.#leaseTimer = setInterval(() => {
       void this.#renewClaims()
