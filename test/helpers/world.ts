@@ -22,6 +22,10 @@ export interface World {
   bridge: RunningBridge;
   backend: Backend;
   masterKey: Uint8Array;
+  /** The PostgreSQL database the bridge uses (postgres backend only). */
+  databaseUrl: string | undefined;
+  /** Starts another bridge instance on the same database, keys, relays and vaults (postgres only). */
+  startAnotherInstance(): Promise<RunningBridge>;
   /** Stops the bridge and starts it again on the same database, keys and devnet. */
   restartBridge(): Promise<RunningBridge>;
   stop(): Promise<void>;
@@ -40,6 +44,7 @@ export async function startWorld(backend: Backend, options: { auditIntervalMs?: 
   const extraRelays = await Promise.all(Array.from({ length: options.extraRelays ?? 0 }, () => startRelay({ port: 0 })));
   const pg = backend === 'postgres' ? await createPostgresDatabase() : undefined;
   const masterKey = crypto.getRandomValues(new Uint8Array(32));
+  const others: RunningBridge[] = [];
   const start = async () => {
     const { db } = await openDatabase(pg ? { databaseUrl: pg.url } : { pgliteDir: path.join(dir, 'pglite') });
     await migrateToLatest(db);
@@ -65,12 +70,20 @@ export async function startWorld(backend: Backend, options: { auditIntervalMs?: 
     bridge: await start(),
     backend,
     masterKey,
+    databaseUrl: pg?.url,
+    startAnotherInstance: async () => {
+      if (!pg) throw new Error('several instances need PostgreSQL');
+      const other = await start();
+      others.push(other);
+      return other;
+    },
     restartBridge: async () => {
       await world.bridge.stop();
       world.bridge = await start();
       return world.bridge;
     },
     stop: async () => {
+      for (const other of others) await other.stop();
       await world.bridge.stop();
       await devnet.stop();
       for (const relay of extraRelays) await relay.stop();
