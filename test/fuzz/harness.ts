@@ -9,7 +9,6 @@ import { Writable } from 'node:stream';
 import { sql } from 'kysely';
 import { pino, type Logger } from 'pino';
 import type { Event } from 'nostr-tools/pure';
-import type { Filter } from 'nostr-tools/filter';
 import { v2 as nip44 } from 'nostr-tools/nip44';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -122,7 +121,7 @@ export function leakedInternals(text: string): string | undefined {
  * every published event is recorded by the `e` tag it answers.
  */
 export class CapturingTransport implements RelayTransport {
-  filters: Filter[] = [];
+  filters: Parameters<RelayTransport['subscribe']>[0] | undefined;
   #onEvent: ((event: Event) => void) | undefined;
   /** Responses by the request id in their `e` tag. */
   readonly responses = new Map<string, Event[]>();
@@ -131,7 +130,7 @@ export class CapturingTransport implements RelayTransport {
   readonly #waiters = new Map<string, Set<() => void>>();
   published = 0;
 
-  subscribe(filters: Filter[], onEvent: (event: Event) => void): void {
+  subscribe(filters: Parameters<RelayTransport['subscribe']>[0], onEvent: (event: Event) => void): void {
     this.filters = filters;
     this.#onEvent = onEvent;
   }

@@ -11,7 +11,8 @@ import { httpAuthHeader } from '../../src/protocol/nip98.ts';
 import { signDepositOpen } from '../../src/protocol/user-statements.ts';
 import { HttpVaultClient } from '../../src/vault-client/http-vault-client.ts';
 import { RawNwcClient } from '../helpers/raw-nwc-client.ts';
-import type { World } from '../helpers/world.ts';
+import { waitFor } from '../helpers/world.ts';
+import type { FuzzWorld as World } from './fuzz-world.ts';
 
 export interface Registered {
   userSecret: Uint8Array;
@@ -62,4 +63,20 @@ export async function vaultMetrics(world: World): Promise<Map<string, string>> {
     out.set(op.url, `total ${m.total_balance_msat} settled payments ${m.payments_settled} settled invoices ${m.invoices_settled}`);
   }
   return out;
+}
+
+/** Funds a connection as a wallet user would: make_invoice, paid by the devnet's outside payer. */
+export async function fund(world: World, connection: Registered, amountMsat: number): Promise<void> {
+  const client = rawClient(connection);
+  try {
+    const balance = async () => (await client.request('get_balance')).result.balance as number;
+    const before = await balance();
+    const made = await client.request('make_invoice', { amount: amountMsat });
+    expect(made.error).toBeNull();
+    const paid = await world.devnet.payInvoice(made.result.invoice as string);
+    expect(paid.state).toBe('settled');
+    await waitFor(async () => (await balance()) === before + amountMsat, 'funding');
+  } finally {
+    client.close();
+  }
 }
