@@ -1,6 +1,6 @@
 import { startBridge, type RunningBridge } from '../../src/app.ts';
 import { startDevnet, type Devnet } from '../../src/devnet/devnet.ts';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger, type Logger } from '../../src/log.ts';
 import { openTestDatabase } from '../helpers/database.ts';
 import { waitFor } from '../helpers/world.ts';
 
@@ -16,7 +16,7 @@ export interface FuzzWorld {
  * database (`openTestDatabase('pglite')`): the fuzz suites write a row or more per generated
  * input, and PGlite on disk writes files on every commit.
  */
-export async function startFuzzWorld(): Promise<FuzzWorld> {
+export async function startFuzzWorld(logger: Logger = silentLogger): Promise<FuzzWorld> {
   const devnet = await startDevnet({ dataDir: null, relayPort: 0, controlPort: 0, operatorPorts: [0, 0, 0], auditorPort: 0 });
   const { db } = await openTestDatabase('pglite');
   const masterKey = crypto.getRandomValues(new Uint8Array(32));
@@ -30,7 +30,7 @@ export async function startFuzzWorld(): Promise<FuzzWorld> {
     httpPort: 0,
     alias: 'fuzz-world',
     drainTimeoutMs: 500,
-    logger: silentLogger,
+    logger,
     devnet: () => devnet.describe(),
   });
   const world: FuzzWorld = {

@@ -1,0 +1,4 @@
+/** Shard 2 of the NIP-47 event fuzz (nwc-events.ts says what it shows). */
+import { describeEventFuzz } from './nwc-events.ts';
+
+describeEventFuzz(2, 2);
