@@ -50,13 +50,13 @@ export interface RunningBridge {
 }
 
 /** The deposit services on a database, with a directory of operators called with the bridge's vault key. */
-export function createWallet(db: Db, keys: BridgeKeys, logger: Logger, vaultTimeoutMs?: number): WalletContext {
+export function createWallet(db: Db, keys: BridgeKeys, logger: Logger, vaultTimeoutMs?: number, stopping: AbortSignal = new AbortController().signal): WalletContext {
   const operators = new OperatorDirectory(
     db,
     (url) => new HttpVaultClient({ url, secretKey: keys.vaultAuthSecret, logger, ...(vaultTimeoutMs ? { timeoutMs: vaultTimeoutMs } : {}) }),
     logger.child({ component: 'operators' }),
   );
-  return { db, operators, logger: logger.child({ component: 'deposits' }), finality: new FinalityNotifier(), now: nowSeconds };
+  return { db, operators, logger: logger.child({ component: 'deposits' }), finality: new FinalityNotifier(), stopping, now: nowSeconds };
 }
 
 const SCORE_REFRESH_MS = 60_000;
@@ -71,7 +71,8 @@ const PROBE_UNAVAILABLE_MS = 5_000;
 export async function startBridge(options: BridgeOptions): Promise<RunningBridge> {
   const { db, logger } = options;
   const keys = deriveBridgeKeys(options.masterKey);
-  const wallet = createWallet(db, keys, logger, options.vaultTimeoutMs);
+  const stopping = new AbortController();
+  const wallet = createWallet(db, keys, logger, options.vaultTimeoutMs, stopping.signal);
   const { operators } = wallet;
   const followers = new VaultEventFollower(wallet);
   operators.onConnect((nodePubkey) => {
@@ -129,6 +130,8 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     stop: () =>
       (stopped ??= (async () => {
         await http.close();
+        // Work waiting on vaults gives up at once; its requests are resumed by the next start.
+        stopping.abort();
         await responder.drain(options.drainTimeoutMs ?? 10_000);
         stopInfo();
         for (const t of timers) clearInterval(t);

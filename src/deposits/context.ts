@@ -8,23 +8,35 @@ export interface WalletContext {
   operators: OperatorDirectory;
   logger: Logger;
   finality: FinalityNotifier;
+  /** Aborted when the bridge stops: work that waits on vaults gives up and leaves its request to be resumed. */
+  stopping: AbortSignal;
   /** Unix seconds. */
   now(): number;
+}
+
+/** Thrown out of work abandoned because the bridge is stopping; the request is resumed later. */
+export class BridgeStopping extends Error {
+  constructor() {
+    super('the bridge is stopping');
+    this.name = 'BridgeStopping';
+  }
 }
 
 /** Wakes whoever waits on a payment when it becomes final, whichever path finalized it. */
 export class FinalityNotifier {
   readonly #waiters = new Map<bigint, Set<() => void>>();
 
-  /** Resolves when `txId` is notified or after `timeoutMs`, whichever comes first. */
-  wait(txId: bigint, timeoutMs: number): Promise<void> {
+  /** Resolves when `txId` is notified, after `timeoutMs`, or when `signal` aborts, whichever comes first. */
+  wait(txId: bigint, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       const wake = () => {
         clearTimeout(timer);
         this.#waiters.get(txId)?.delete(wake);
+        signal?.removeEventListener('abort', wake);
         resolve();
       };
       const timer = setTimeout(wake, timeoutMs);
+      signal?.addEventListener('abort', wake, { once: true });
       const set = this.#waiters.get(txId) ?? new Set();
       set.add(wake);
       this.#waiters.set(txId, set);

@@ -12,7 +12,7 @@ import { verifyBalanceUpdate } from '../protocol/vault-proof.ts';
 import { VaultError } from '../vault-client/vault-client.ts';
 import { payingDepositsInOrder } from './allocation.ts';
 import type { Connection } from './connections.ts';
-import type { WalletContext } from './context.ts';
+import { BridgeStopping, type WalletContext } from './context.ts';
 import { depositCandidates } from './deposit-candidates.ts';
 import { recordIncident } from './incidents.ts';
 import { changeDepositMoney, type Trx } from './journal.ts';
@@ -378,7 +378,9 @@ async function awaitOutcome(ctx: WalletContext, txId: bigint, resume?: { req: Pa
     const tx = await ctx.db.selectFrom('transactions').selectAll().where('id', '=', txId).executeTakeFirstOrThrow();
     if (tx.state === 'settled') return { preimage: tx.preimage ?? '', feesPaidMsat: tx.fee_msat };
     if (tx.state === 'failed') throw new Nip47Error('PAYMENT_FAILED', tx.failure_reason ?? 'payment failed');
-    await ctx.finality.wait(txId, delayMs);
+    if (ctx.stopping.aborted) throw new BridgeStopping();
+    await ctx.finality.wait(txId, delayMs, ctx.stopping);
+    if (ctx.stopping.aborted) throw new BridgeStopping();
     delayMs = Math.min(delayMs * 2, 5_000);
     if ((await refreshOutgoing(ctx, txId)) === 'absent' && resume) {
       const current = await ctx.db.selectFrom('transactions').selectAll().where('id', '=', txId).executeTakeFirstOrThrow();

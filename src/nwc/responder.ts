@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Event } from 'nostr-tools/pure';
 import { findConnection, requireGrantedMethod, type Connection } from '../deposits/connections.ts';
-import type { WalletContext } from '../deposits/context.ts';
+import { BridgeStopping, type WalletContext } from '../deposits/context.ts';
 import type { Db } from '../db/database.ts';
 import { randomUUID } from 'node:crypto';
 import { REQUEST_MAX_AGE_SECONDS, REQUEST_MAX_SKEW_SECONDS, requestExpired } from '../protocol/authorization.ts';
@@ -111,7 +111,10 @@ export class NwcResponder {
   }
 
   #track(work: Promise<void>): void {
-    const tracked = work.catch((error: unknown) => this.#logger.error({ err: error }, 'request handling failed'));
+    const tracked = work.catch((error: unknown) => {
+      if (error instanceof BridgeStopping) this.#logger.info('a request in flight is left to be resumed after the stop');
+      else this.#logger.error({ err: error }, 'request handling failed');
+    });
     this.#inFlight.add(tracked);
     void tracked.finally(() => this.#inFlight.delete(tracked));
   }
@@ -209,6 +212,7 @@ export class NwcResponder {
       const result = await method.handle({ wallet: this.#wallet, connection, request: event, encryption, key, bridge: this.#identity }, params.data);
       return { result_type: body.method, result, error: null };
     } catch (error) {
+      if (error instanceof BridgeStopping) throw error;
       if (error instanceof Nip47Error) return errorResponse(body.method, error.code, error.message);
       this.#logger.error({ err: error, method: body.method, id: event.id }, 'internal error answering a request');
       return errorResponse(body.method, 'INTERNAL', 'internal error');

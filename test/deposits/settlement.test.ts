@@ -43,7 +43,7 @@ describe.each(BACKENDS)('finalizing money movements (%s)', (backend) => {
     ({ db, close } = await openTestDatabase(backend));
     const standIn = await standInOperator(db);
     ({ nodePubkey: operator, signBalance } = standIn);
-    ctx = { db, operators: standIn.operators, logger: silentLogger, finality: new FinalityNotifier(), now: () => NOW };
+    ctx = { db, operators: standIn.operators, logger: silentLogger, finality: new FinalityNotifier(), stopping: new AbortController().signal, now: () => NOW };
   });
   afterAll(async () => {
     await close();

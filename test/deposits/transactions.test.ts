@@ -21,7 +21,7 @@ function walletContext(db: Db): WalletContext {
     },
     silentLogger,
   );
-  return { db, operators, logger: silentLogger, finality: new FinalityNotifier(), now: () => NOW };
+  return { db, operators, logger: silentLogger, finality: new FinalityNotifier(), stopping: new AbortController().signal, now: () => NOW };
 }
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {

@@ -24,14 +24,19 @@ describe('a vault that goes away while it holds a payment', () => {
     const event = client.signRequest(client.encrypt(JSON.stringify({ method: 'pay_invoice', params: { invoice } })));
     const answered = client.send(event, 60_000);
     const tx = async () => world.bridge.wallet.db.selectFrom('transactions').selectAll().where('request_event_id', '=', event.id).executeTakeFirst();
-    await waitFor(async () => (await tx())?.step === 'sent', 'payment held by the vault');
+    await waitFor(async () => (await tx())?.step === 'sent', 'payment sent to the vault');
+    // 'sent' is written before the call: wait until the vault really holds it.
+    const sent = (await tx())!;
+    const holding = await world.bridge.wallet.db.selectFrom('deposits').selectAll().where('id', '=', sent.deposit_id).executeTakeFirstOrThrow();
+    const vault = world.bridge.wallet.operators.get(holding.operator_pubkey)!.client;
+    await waitFor(async () => (await vault.paymentStatus(holding.remote_deposit_id, event.id))?.state === 'pending', 'payment held by the vault');
 
     // The bridge restarts while the vault holding the payment is unreachable.
     for (const op of world.devnet.operators) op.faults.down = true;
     world.bridge = await world.restartBridge();
     await new Promise((r) => setTimeout(r, 1_500));
     const during = await tx();
-    expect(during?.state).toBe('pending');
+    expect(during?.state, during?.failure_reason ?? '').toBe('pending');
     const deposit = await world.bridge.wallet.db.selectFrom('deposits').selectAll().where('id', '=', during!.deposit_id).executeTakeFirstOrThrow();
     expect(deposit.reserved_msat).toBe(during!.amount_msat + during!.fee_reserve_msat);
 
