@@ -18,7 +18,7 @@ import fc from 'fast-check';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { SERVED_METHODS } from '../../src/nwc/methods/registry.ts';
 import { startFuzzWorld, type FuzzWorld } from './fuzz-world.ts';
-import { brief, clientKeys, fuzzBudget, installCrashGuard, leakedInternals, moneySnapshot, recordingLogger, timeoutFor, type LoggedEntry, type MoneySnapshot } from './harness.ts';
+import { brief, clientKeys, fuzzBudget, installCrashGuard, journalMismatches, leakedInternals, moneySnapshot, recordingLogger, timeoutFor, type LoggedEntry, type MoneySnapshot } from './harness.ts';
 import { buildRequest, httpCaseArb, type HttpCase, type HttpWorld } from './http-cases.ts';
 import { makeInvoicePools } from './nwc-cases.ts';
 import { fund, register, vaultDeposits, vaultMetrics } from './setup.ts';
@@ -154,6 +154,7 @@ describe(`HTTP fuzz: ${budget.http} generated requests`, () => {
     for (const [id, money] of before.deposits) expect(after.deposits.get(id), `deposit ${id}`).toEqual(money);
     for (const [id, money] of after.deposits) if (!before.deposits.has(id)) expect(money, `new deposit ${id}`).toEqual({ confirmed: 0n, reserved: 0n });
     expect(after.journalEntries).toBe(before.journalEntries);
+    expect(await journalMismatches(db)).toEqual([]);
     expect(after.settled).toEqual(before.settled);
     const owner = await db.selectFrom('users').select('locked').where('pubkey', '=', ownerPubkey).executeTakeFirstOrThrow();
     expect(owner.locked).toBe(false);
