@@ -170,6 +170,22 @@ for (const [name, locked] of [
 }
 
 program
+  .command('revoke')
+  .description('revoke a connection: the bridge and every vault refuse it from now on')
+  .requiredOption('--url <url>', 'the bridge HTTP URL', baseUrl)
+  .requiredOption('--user-key <hex|nsec>', 'your user key', secretKeyArg)
+  .requiredOption('--connection <pubkey>', "the connection's public key (hex)")
+  .action(async (opts: { url: string; userKey: Uint8Array; connection: string }) => {
+    if (!/^[0-9a-f]{64}$/.test(opts.connection)) throw new InvalidArgumentError('--connection must be 64 hex characters');
+    const revocation = signGrant(grantTerms(opts.connection, [], { revoked: true }), opts.userKey);
+    await signedCall(`${opts.url}/api/connections`, 'POST', opts.userKey, z.object({ revoked: z.literal(true) }), {
+      grant: revocation,
+      deposit_open: signDepositOpen(opts.userKey),
+    });
+    process.stdout.write('revoked\n');
+  });
+
+program
   .command('audit')
   .description('your audit log: every refused request, and incidents at your vault operators')
   .requiredOption('--url <url>', 'the bridge HTTP URL', baseUrl)

@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.ts';
+import { storableText } from '../protocol/storable.ts';
 import type { Trx } from './journal.ts';
 
 export interface AuditEntry {
@@ -18,9 +19,10 @@ export async function recordAudit(db: Trx, entry: AuditEntry): Promise<void> {
       user_pubkey: entry.userPubkey,
       connection_pubkey: entry.connectionPubkey ?? null,
       request_event_id: entry.requestEventId ?? null,
-      method: entry.method ?? null,
+      // A method name is whatever the app sent: keep it readable, and storable.
+      method: entry.method == null ? null : storableText(entry.method).slice(0, 64),
       code: entry.code,
-      message: entry.message.slice(0, 500),
+      message: storableText(entry.message).slice(0, 500),
     })
     .execute();
 }

@@ -73,7 +73,9 @@ export async function registerConnection(
   const grant = parsed.value;
   if (grant.userPubkey !== registration.authPubkey) throw new ApiRefusal('FORBIDDEN', 'the grant must be signed by the key that signs the request');
   const inForce = grantInForce(grant, Math.floor(Date.now() / 1000));
-  if (!inForce.ok) throw new ApiRefusal('BAD_REQUEST', inForce.error.message);
+  // A revocation is a grant too: not in force, but the newest word on an existing connection.
+  const revocation = grant.revoked && inForce.ok === false && inForce.error.code === 'UNAUTHORIZED';
+  if (!inForce.ok && !revocation) throw new ApiRefusal('BAD_REQUEST', inForce.error.message);
   const unknown = grant.methods.filter((m) => !servedMethods.includes(m));
   if (unknown.length > 0) throw new ApiRefusal('BAD_REQUEST', `methods not served by this bridge: ${unknown.join(', ')}`);
   const owner = verifyDepositOpen(registration.depositOpenEvent);
@@ -85,6 +87,7 @@ export async function registerConnection(
   if (existing && existing.grant_created_at >= BigInt(grant.createdAt)) {
     throw new ApiRefusal('CONFLICT', 'a newer or equal grant for this connection is already registered');
   }
+  if (revocation && !existing) throw new ApiRefusal('NOT_FOUND', 'no such connection to revoke');
 
   await db
     .insertInto('users')

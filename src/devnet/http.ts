@@ -10,7 +10,8 @@ import type { Logger } from '../log.ts';
  * documented error body: `{"error": {"code", "message"}}`, never a stack trace.
  */
 export function createApp(logger: Logger): FastifyInstance {
-  const app = fastify({ logger: false, forceCloseConnections: true, bodyLimit: 256 * 1024, return503OnClosing: true });
+  // Path ids up to the schemas' 128 characters reach the route (fastify's default stops at 100).
+  const app = fastify({ logger: false, forceCloseConnections: true, bodyLimit: 256 * 1024, return503OnClosing: true, routerOptions: { maxParamLength: 256 } });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
   app.setNotFoundHandler((request, reply) => {

@@ -12,7 +12,7 @@ import type { z } from 'zod';
 import type { Event } from 'nostr-tools/pure';
 import type { Msat } from '../protocol/amounts.ts';
 import { REQUEST_MAX_AGE_SECONDS, verifyPaymentAuthorization } from '../protocol/authorization.ts';
-import { budgetWindowStart, checkSpendLimits, parseGrant, VELOCITY_WINDOW_SECONDS } from '../protocol/grant.ts';
+import { budgetWindowStart, checkSpendLimits, GRANT_MAX_SKEW_SECONDS, parseGrant, VELOCITY_WINDOW_SECONDS } from '../protocol/grant.ts';
 import { bytesToHex } from '../protocol/hex.ts';
 import { decodePayableInvoice } from '../protocol/invoice.ts';
 import { fail, ok, type Result, type VaultErrorCode } from '../protocol/result.ts';
@@ -611,6 +611,8 @@ export class VaultOperator {
     const lock = verifyDepositLock(event);
     if (!lock.ok) return lock;
     if (lock.value.owner !== deposit.value.owner) return fail('UNAUTHORIZED', 'lock is not signed by the deposit owner');
+    // Newest wins, so a statement from a fast clock would outrank the owner's next one.
+    if (lock.value.createdAt > nowSeconds() + GRANT_MAX_SKEW_SECONDS) return fail('BAD_REQUEST', 'the lock is dated in the future');
     const result = transaction(this.#db, () => {
       const row = this.#get('SELECT locked, created_at FROM locks WHERE owner = ?', lock.value.owner);
       const current = row ? { locked: int(row, 'locked') === 1, createdAt: int(row, 'created_at') } : null;

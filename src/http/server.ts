@@ -9,6 +9,7 @@ import type { WalletContext } from '../deposits/context.ts';
 import { applyUserLock } from '../deposits/locks.ts';
 import { verifyHttpAuth } from '../protocol/nip98.ts';
 import { nostrEventSchema, nowSeconds } from '../protocol/nostr-event.ts';
+import { isStorable } from '../protocol/storable.ts';
 
 export interface HttpDependencies {
   db: Db;
@@ -68,6 +69,7 @@ export function createHttpServer(deps: HttpDependencies) {
     } catch {
       throw new ApiRefusal('BAD_REQUEST', 'body must be JSON');
     }
+    if (!isStorable(json)) throw new ApiRefusal('BAD_REQUEST', 'body holds characters that cannot be stored (NUL or an unpaired surrogate)');
     const parsed = schema.safeParse(json);
     if (!parsed.success) throw new ApiRefusal('BAD_REQUEST', `body must be ${expected}`);
     return parsed.data;
@@ -96,7 +98,8 @@ export function createHttpServer(deps: HttpDependencies) {
       { authPubkey: user, grantEvent: registration.grant, depositOpenEvent: registration.deposit_open },
       deps.logger,
     );
-    return reply.status(201).send({
+    return reply.status(connection.grant.revoked ? 200 : 201).send({
+      revoked: connection.grant.revoked,
       wallet_service_pubkey: deps.servicePubkey,
       relays: deps.relays,
       connection_pubkey: connection.pubkey,

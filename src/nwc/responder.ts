@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { REQUEST_MAX_AGE_SECONDS, REQUEST_MAX_SKEW_SECONDS, requestExpired } from '../protocol/authorization.ts';
 import { recordAudit } from '../deposits/audit.ts';
 import { KIND } from '../protocol/kinds.ts';
+import { isStorable, storableText } from '../protocol/storable.ts';
 import { Nip47Error, type Nip47ErrorCode } from '../protocol/nip47-error.ts';
 import { nowSeconds, signEvent, tagValue } from '../protocol/nostr-event.ts';
 import { nwcRequestBodySchema } from '../protocol/nwc-request.ts';
@@ -138,6 +139,11 @@ export class NwcResponder {
       await this.#respond(event, encryption, key, errorResponse(this.#methodOf(event, encryption, key), 'UNAUTHORIZED', 'no wallet is connected to this key'), false);
       return;
     }
+    if (!isStorable(event)) {
+      // It cannot be recorded, so it is answered but never acted on.
+      await this.#respond(event, encryption, key, errorResponse('unknown', 'BAD_REQUEST', 'the request event holds characters that cannot be stored (NUL or an unpaired surrogate)'), false);
+      return;
+    }
     if (!alreadyClaimed) {
       const claimed = await this.#db
         .insertInto('nwc_requests')
@@ -199,11 +205,12 @@ export class NwcResponder {
     } catch {
       return errorResponse('unknown', 'BAD_REQUEST', `request content does not decrypt (${encryption}) to JSON`);
     }
-    await this.#db.updateTable('nwc_requests').set({ method: body.method.slice(0, 64) }).where('event_id', '=', event.id).execute();
+    await this.#db.updateTable('nwc_requests').set({ method: storableText(body.method).slice(0, 64) }).where('event_id', '=', event.id).execute();
     const method = METHODS.get(body.method);
     if (!method) return errorResponse(body.method, 'NOT_IMPLEMENTED', `method ${body.method} is not implemented`);
     try {
       requireGrantedMethod(connection, body.method, nowSeconds());
+      if (!isStorable(body.params)) return errorResponse(body.method, 'BAD_REQUEST', 'invalid params: characters that cannot be stored (NUL or an unpaired surrogate)');
       const params = method.params.safeParse(body.params);
       if (!params.success) {
         const issue = params.error.issues[0];

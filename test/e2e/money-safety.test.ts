@@ -2,7 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NWCClient } from '@getalby/sdk';
 import { finalizeEvent } from 'nostr-tools/pure';
 import { Relay } from 'nostr-tools/relay';
+import { buildAuthorization } from '../../src/protocol/authorization.ts';
 import { budgetWindow } from '../../src/protocol/budget.ts';
+import { sharedKey } from '../../src/protocol/nwc-encryption.ts';
+import { HttpVaultClient } from '../../src/vault-client/http-vault-client.ts';
 import { RawNwcClient } from '../helpers/raw-nwc-client.ts';
 import { connectRaw, fund, vaultPaymentActivity } from '../helpers/wallet.ts';
 import { runCli, startWorld, waitFor, type World } from '../helpers/world.ts';
@@ -151,5 +154,35 @@ describe('money safety on the bridge', () => {
     expect(rows).toHaveLength(1);
     const responses = await db().selectFrom('nwc_requests').select('response_event').where('event_id', '=', event.id).execute();
     expect(responses).toHaveLength(1);
+  });
+
+  it('revokes a connection: the bridge answers UNAUTHORIZED, and a vault refuses the old grant even from a hostile bridge', async () => {
+    const victim = await connectRaw(world, 'nip44_v2', ['--user-key', userKey]);
+    try {
+      expect((await victim.client.request('get_balance')).error).toBeNull();
+      const oldGrant = (await db().selectFrom('connections').select('grant_event').where('pubkey', '=', victim.client.pubkey).executeTakeFirstOrThrow()).grant_event;
+      const revoked = await runCli(['revoke', '--url', world.bridge.url, '--user-key', userKey, '--connection', victim.client.pubkey]);
+      expect(revoked.lastLine).toBe('revoked');
+      const refused = await victim.client.request('get_balance');
+      expect(refused.error?.code).toBe('UNAUTHORIZED');
+      expect(refused.error?.message).toMatch(/revoked/);
+
+      // A hostile bridge still holding the old grant and a fresh request from the app.
+      const { invoice } = world.devnet.createPayeeInvoice(1_000_000n);
+      const request = victim.client.signRequest(victim.client.encrypt(JSON.stringify({ method: 'pay_invoice', params: { invoice } })));
+      const deposit = await db().selectFrom('deposits').selectAll().where('user_pubkey', '=', oldGrant.pubkey).where('confirmed_msat', '>', 10_000_000n).executeTakeFirstOrThrow();
+      const vault = new HttpVaultClient({ url: world.bridge.wallet.operators.get(deposit.operator_pubkey)!.url, secretKey: world.bridge.keys.vaultAuthSecret });
+      const key = sharedKey('nip44_v2', victim.client.secret, victim.client.walletPubkey);
+      const attempt = vault.pay(deposit.remote_deposit_id, {
+        invoice,
+        amountMsat: 1_000_000n,
+        maxFeeMsat: 10_000n,
+        idempotencyKey: request.id,
+        authorization: buildAuthorization(oldGrant, request, 'nip44_v2', key),
+      });
+      await expect(attempt).rejects.toMatchObject({ code: 'STALE_GRANT' });
+    } finally {
+      victim.client.close();
+    }
   });
 });

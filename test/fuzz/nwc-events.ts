@@ -72,19 +72,9 @@ interface Sent {
   expectation: Expectation;
 }
 
-/** Below this many events one shard runs them all: a second world is not worth its start-up. */
-const SHARD_FROM = 10_000;
-
 /** Defines the suite for shard `shard` (1-based) of `shards`: its own world, its share of the events. */
 export function describeEventFuzz(shard: number, shards: number): void {
   const budget = fuzzBudget();
-  if (budget.events < SHARD_FROM && shard > 1) {
-    describe.skip(`NIP-47 fuzz, shard ${shard}/${shards}: shard 1 runs all ${budget.events} events (fewer than ${SHARD_FROM})`, () => {
-      it('has nothing to run', () => undefined);
-    });
-    return;
-  }
-  if (budget.events < SHARD_FROM) shards = 1;
   const events = Math.ceil(budget.events / shards);
   const seed = budget.seed === undefined ? undefined : budget.seed + shard;
   const collected: string[] = [];
