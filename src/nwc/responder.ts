@@ -139,18 +139,15 @@ export class NwcResponder {
       await this.#respond(event, encryption, key, errorResponse(this.#methodOf(event, encryption, key), 'UNAUTHORIZED', 'no wallet is connected to this key'), false);
       return;
     }
-    if (!isStorable(event)) {
-      // It cannot be recorded, so it is answered but never acted on.
-      await this.#respond(event, encryption, key, errorResponse('unknown', 'BAD_REQUEST', 'the request event holds characters that cannot be stored (NUL or an unpaired surrogate)'), false);
-      return;
-    }
+    // An event PostgreSQL cannot hold as is is recorded with those characters replaced, and refused.
+    const storable = isStorable(event);
     if (!alreadyClaimed) {
       const claimed = await this.#db
         .insertInto('nwc_requests')
         .values({
           event_id: event.id,
           connection_pubkey: connection.pubkey,
-          event: JSON.stringify(event),
+          event: JSON.stringify(storable ? event : { ...event, content: storableText(event.content), tags: event.tags.map((t) => t.map(storableText)) }),
           method: null,
           state: 'processing',
           response_event: null,
@@ -168,7 +165,11 @@ export class NwcResponder {
         return;
       }
     }
-    const response = alreadyClaimed ? await this.#answer(event, connection, encryption, key) : await this.#answerFresh(event, connection, encryption, key);
+    const response = !storable
+      ? errorResponse('unknown', 'BAD_REQUEST', 'the request event holds characters that cannot be stored (NUL or an unpaired surrogate)')
+      : alreadyClaimed
+        ? await this.#answer(event, connection, encryption, key)
+        : await this.#answerFresh(event, connection, encryption, key);
     if (response.error) {
       await recordAudit(this.#db, {
         userPubkey: connection.userPubkey,

@@ -14,6 +14,7 @@ import { bech32 } from '@scure/base';
 import type { Event } from 'nostr-tools/pure';
 import { encryptFor, type ClientKeys } from './harness.ts';
 import { fastFinalizeEvent } from './fast-sign.ts';
+import { isStorable } from '../../src/protocol/storable.ts';
 
 export type Scheme = 'nip44_v2' | 'nip04';
 export type KnownActor = 'full' | 'limited' | 'poor' | 'revoked' | 'expiring';
@@ -570,6 +571,16 @@ export function signerOf(c: EventCase, signers: Signers): ClientKeys {
   return c.actor === 'stranger' ? (signers.strangers[c.stranger % signers.strangers.length] as ClientKeys) : signers.known[c.actor];
 }
 
+/** The params of a request body, or undefined when it has none to read. */
+function paramsOf(text: string): unknown {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && 'params' in value ? value.params : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function plaintextOf(plain: Plain): string {
   return plain.t === 'text' ? plain.text : plain.request.json;
 }
@@ -651,6 +662,9 @@ export function expectationFor(c: EventCase, ctx: OracleContext): Expectation {
 
   if (scheme === 'unsupported') return answer(['UNSUPPORTED_ENCRYPTION'], null, false, undefined);
   if (c.actor === 'stranger') return answer(['UNAUTHORIZED']);
+  // An event PostgreSQL cannot hold is refused whole, whatever it asks.
+  const rawContent = c.content.t === 'raw' ? c.content.text : '';
+  if (!c.extraTags.every((t) => t.every(storable)) || !storable(rawContent)) return answer(['BAD_REQUEST'], null, false, undefined);
 
   // Requests outside the freshness window are not executed (EXPIRED); the rules below still hold too.
   const stale = c.createdAt < STALE_BEFORE - 20 || c.createdAt > STALE_AFTER + 20;
@@ -671,6 +685,7 @@ export function expectationFor(c: EventCase, ctx: OracleContext): Expectation {
   if (refusal === 'certain') return answer([refusalCode, ...(spec.params !== 'valid' ? ['BAD_REQUEST'] : []), ...extra]);
   const maybeExpired = refusal === 'boundary' ? ['EXPIRED'] : [];
   if (spec.params === 'invalid') return answer(['BAD_REQUEST', ...maybeExpired, ...extra]);
+  if (!isStorable(paramsOf(plaintextOf(plain)))) return answer(['BAD_REQUEST', ...maybeExpired, ...extra]);
 
   const allowed = new Set<string>([...maybeExpired, ...extra]);
   if (spec.params === 'ambiguous') allowed.add('BAD_REQUEST');
