@@ -7,9 +7,12 @@ import { reconcile } from './deposits/reconcile.ts';
 import { VaultEventFollower } from './deposits/vault-events.ts';
 import { createHttpServer } from './http/server.ts';
 import { nowSeconds } from './protocol/nostr-event.ts';
-import { publishInfoEvent } from './nwc/info-event.ts';
+import { InfoEventPublisher } from './nwc/info-event.ts';
+import { NotificationSender } from './nwc/notifications.ts';
+import type { RateLimit } from './nwc/rate-limiter.ts';
 import { deriveBridgeKeys, type BridgeKeys } from './nwc/keys.ts';
 import { SERVED_METHODS } from './nwc/methods/registry.ts';
+import { GRANTABLE_CAPABILITIES } from './deposits/connections.ts';
 import { RelayPool } from './nwc/relay-pool.ts';
 import { NwcResponder } from './nwc/responder.ts';
 import { AuditorClient } from './vault-client/auditor-client.ts';
@@ -40,6 +43,8 @@ export interface BridgeOptions {
   requestLeaseSeconds?: number;
   /** How often balances are compared with what the vaults signed (default 300 s). */
   reconcileIntervalSeconds?: number;
+  /** Requests per second and burst each connection may send (default 10/s, burst 60). */
+  rateLimit?: RateLimit;
 }
 
 export interface RunningBridge {
@@ -98,11 +103,16 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   for (const t of timers) t.unref();
 
   const pool = new RelayPool(options.relays, logger.child({ component: 'relays' }));
-  const identity = { alias: options.alias, servicePubkey: keys.servicePubkey, servedMethods: SERVED_METHODS };
+  const identity = { alias: options.alias, servedMethods: SERVED_METHODS };
+  const capabilities = [...SERVED_METHODS, ...GRANTABLE_CAPABILITIES];
   const responder = new NwcResponder(db, pool, keys, wallet, identity, logger.child({ component: 'nwc' }), {
     ...(options.requestMaxAgeSeconds ? { maxRequestAgeSeconds: options.requestMaxAgeSeconds } : {}),
     ...(options.requestLeaseSeconds ? { leaseSeconds: options.requestLeaseSeconds } : {}),
+    ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
   });
+  const infoEvents = new InfoEventPublisher(db, pool, keys, capabilities, logger.child({ component: 'nwc' }));
+  const notifier = new NotificationSender(db, pool, keys, logger.child({ component: 'notifications' }));
+  wallet.notifications = notifier;
 
   let publicUrl = options.publicUrl;
   const http = createHttpServer({
@@ -111,7 +121,12 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     logger,
     servicePubkey: keys.servicePubkey,
     relays: options.relays,
-    servedMethods: SERVED_METHODS,
+    servedMethods: capabilities,
+    servicePubkeyFor: (connectionPubkey) => keys.forConnection(connectionPubkey).pubkey,
+    onRegistered: (connection) => {
+      responder.listenFor(connection);
+      void infoEvents.publishFor(connection).catch((err: unknown) => logger.warn({ err: String(err) }, 'could not publish a connection info event; will retry'));
+    },
     publicUrl: () => publicUrl ?? '',
     ready: () => ({ ready: pool.isLive(), database: true, relays: pool.status() }),
     devnet: options.devnet,
@@ -120,7 +135,8 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   publicUrl ??= address;
 
   await responder.start();
-  const stopInfo = publishInfoEvent(pool, keys, SERVED_METHODS, logger.child({ component: 'nwc' }));
+  infoEvents.start();
+  notifier.start();
 
   let stopped: Promise<void> | undefined;
   return {
@@ -133,7 +149,8 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
         // Work waiting on vaults gives up at once; its requests are resumed by the next start.
         stopping.abort();
         await responder.drain(options.drainTimeoutMs ?? 10_000);
-        stopInfo();
+        infoEvents.stop();
+        await notifier.stop();
         for (const t of timers) clearInterval(t);
         followers.stop();
         pool.close();

@@ -98,6 +98,7 @@ program
   .option('--max-amount-sat <sat>', 'largest single payment, in sats', positiveInteger)
   .option('--max-payments-per-hour <n>', 'at most this many payments in any hour', positiveInteger)
   .option('--max-sat-per-hour <sat>', 'at most this much paid in any hour, in sats', positiveInteger)
+  .addOption(new Option('--format <format>', 'how to print the connection: a NWC URI, or the connection string BTCPay Server takes').choices(['uri', 'btcpay']).default('uri'))
   .action(async (opts: {
     url: string;
     userKey?: Uint8Array;
@@ -108,6 +109,7 @@ program
     maxAmountSat?: bigint;
     maxPaymentsPerHour?: bigint;
     maxSatPerHour?: bigint;
+    format: 'uri' | 'btcpay';
   }) => {
     if (opts.renewal && opts.budgetSat === undefined) throw new InvalidArgumentError('--renewal needs --budget-sat');
     const info = await fetchJson(`${opts.url}/api/info`, bridgeInfoSchema);
@@ -138,7 +140,8 @@ program
     const uri = new URL(`nostr+walletconnect://${registered.wallet_service_pubkey}`);
     for (const relay of registered.relays) uri.searchParams.append('relay', relay);
     uri.searchParams.set('secret', bytesToHex(connectionSecret));
-    process.stdout.write(`Connection registered (${methods.join(', ')}). Paste this into your NWC wallet:\n${uri.toString()}\n`);
+    const connection = opts.format === 'btcpay' ? `type=nwc;key=${uri.toString()}` : uri.toString();
+    process.stdout.write(`Connection registered (${methods.join(', ')}). Paste this into your ${opts.format === 'btcpay' ? 'BTCPay Server store' : 'NWC wallet'}:\n${connection}\n`);
   });
 
 /** A call to the bridge's API signed (NIP-98) with the user's key. */

@@ -74,6 +74,9 @@ export interface ConnectionsTable {
   vault_operators: Json<string[] | null>;
   velocity_payments_per_hour: Defaulted<number | null>;
   velocity_amount_msat_per_hour: Defaulted<bigint | null>;
+  /** This connection's own wallet service key, or null for the bridge-wide key (older connections). */
+  service_pubkey: Defaulted<string | null>;
+  info_published_at: Defaulted<Date | null>;
   revoked: boolean;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
@@ -167,6 +170,20 @@ export interface OperatorIncidentsTable {
   created_at: CreatedAt;
 }
 
+export type NotificationType = 'payment_received' | 'payment_sent' | 'hold_invoice_accepted';
+
+/** The notification outbox. */
+export interface NotificationsTable {
+  id: Generated<bigint>;
+  connection_pubkey: string;
+  transaction_id: bigint;
+  type: NotificationType;
+  /** The signed kind 23197 (NIP-44) and 23196 (NIP-04) events, once built. */
+  events: ColumnType<NostrEvent[] | null, string | null | undefined, string | null>;
+  published_at: Defaulted<Date | null>;
+  created_at: CreatedAt;
+}
+
 export interface Database {
   users: UsersTable;
   vault_operators: VaultOperatorsTable;
@@ -177,6 +194,7 @@ export interface Database {
   journal_entries: JournalEntriesTable;
   audit_log: AuditLogTable;
   operator_incidents: OperatorIncidentsTable;
+  notifications: NotificationsTable;
 }
 
 export type DepositRow = Selectable<DepositsTable>;

@@ -13,6 +13,8 @@ import type { KnownOperator, OperatorDirectory } from './operators.ts';
 export interface Connection {
   pubkey: string;
   userPubkey: string;
+  /** The wallet service key this connection talks to, or null for the bridge-wide key. */
+  servicePubkey: string | null;
   name: string;
   grant: Grant;
   grantEvent: Event;
@@ -22,6 +24,7 @@ export function connectionFromRow(row: ConnectionRow): Connection {
   return {
     pubkey: row.pubkey,
     userPubkey: row.user_pubkey,
+    servicePubkey: row.service_pubkey,
     name: row.name,
     grantEvent: row.grant_event,
     grant: {
@@ -54,7 +57,12 @@ export interface Registration {
   authPubkey: string;
   grantEvent: Event;
   depositOpenEvent: Event;
+  /** The wallet service key a new connection gets (derived by the NWC layer). */
+  servicePubkeyFor: (connectionPubkey: string) => string;
 }
+
+/** Capabilities a grant may list besides the NIP-47 methods. */
+export const GRANTABLE_CAPABILITIES = ['notifications'] as const;
 
 /**
  * Registers (or updates) a connection: checks the user's signatures, records the user, opens
@@ -76,7 +84,7 @@ export async function registerConnection(
   // A revocation is a grant too: not in force, but the newest word on an existing connection.
   const revocation = grant.revoked && inForce.ok === false && inForce.error.code === 'UNAUTHORIZED';
   if (!inForce.ok && !revocation) throw new ApiRefusal('BAD_REQUEST', inForce.error.message);
-  const unknown = grant.methods.filter((m) => !servedMethods.includes(m));
+  const unknown = grant.methods.filter((m) => !servedMethods.includes(m) && !(GRANTABLE_CAPABILITIES as readonly string[]).includes(m));
   if (unknown.length > 0) throw new ApiRefusal('BAD_REQUEST', `methods not served by this bridge: ${unknown.join(', ')}`);
   const owner = verifyDepositOpen(registration.depositOpenEvent);
   if (!owner.ok) throw new ApiRefusal('BAD_REQUEST', owner.error.message);
@@ -117,7 +125,7 @@ export async function registerConnection(
   // The conditional upsert keeps the newest grant even if two registrations race.
   const stored = await db
     .insertInto('connections')
-    .values({ pubkey: grant.connectionPubkey, ...columns })
+    .values({ pubkey: grant.connectionPubkey, service_pubkey: registration.servicePubkeyFor(grant.connectionPubkey), ...columns })
     .onConflict((oc) =>
       oc
         .column('pubkey')

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/database.ts';
+import type { NotificationSink } from './notification-outbox.ts';
 import type { OperatorDirectory } from './operators.ts';
 
 /** What the deposit services share: the database, the operators, a logger and a clock. */
@@ -8,6 +9,8 @@ export interface WalletContext {
   operators: OperatorDirectory;
   logger: Logger;
   finality: FinalityNotifier;
+  /** Sends queued notifications; absent where nothing sends them (tools, tests of money rows). */
+  notifications?: NotificationSink | undefined;
   /** Aborted when the bridge stops: work that waits on vaults gives up and leaves its request to be resumed. */
   stopping: AbortSignal;
   /** Unix seconds. */

@@ -9,7 +9,8 @@ import { chooseReceiveDeposit } from './allocation.ts';
 import type { WalletContext } from './context.ts';
 import { depositCandidates } from './deposit-candidates.ts';
 import { recordIncident } from './incidents.ts';
-import { changeDepositMoney } from './journal.ts';
+import { queueNotifications } from './notification-outbox.ts';
+import { changeDepositMoney, inTransaction } from './journal.ts';
 import type { KnownOperator } from './operators.ts';
 import { recordBalanceUpdate } from './vault-records.ts';
 
@@ -165,14 +166,14 @@ export async function applyInvoiceSettled(ctx: WalletContext, operatorPubkey: st
   const update = settled.balanceUpdate;
   const credited = update !== null && verifyBalanceUpdate(update, op.nodePubkey, op.peerNodePubkey).ok && update.deposit_id === settled.remoteDepositId;
 
-  const outcome = await ctx.db.transaction().execute(async (trx) => {
+  const outcome = await inTransaction(ctx.db, async (trx) => {
     const tx = await trx
       .selectFrom('transactions')
       .selectAll()
       .where('deposit_id', '=', deposit.id)
       .where('type', '=', 'incoming')
       .where('payment_hash', '=', settled.paymentHash)
-      .forUpdate()
+      .forNoKeyUpdate()
       .executeTakeFirst();
     if (!tx || tx.state === 'settled') return null;
     if (!credited) {
@@ -204,8 +205,10 @@ export async function applyInvoiceSettled(ctx: WalletContext, operatorPubkey: st
       .where('id', '=', tx.id)
       .execute();
     await recordBalanceUpdate(ctx, trx, deposit.id, operatorPubkey, settled.balanceUpdate);
+    await queueNotifications(trx, deposit.user_pubkey, tx.id, 'payment_received');
     return 'credited';
   });
+  if (outcome === 'credited') ctx.notifications?.poke();
   if (outcome === 'uncredited') {
     await recordIncident(ctx, {
       operatorPubkey,

@@ -47,3 +47,22 @@ export async function changeDepositMoney(trx: Trx, change: MoneyChange): Promise
     .execute();
   return row;
 }
+
+/** PostgreSQL's codes for a transaction it aborted to break a deadlock or a serialization conflict. */
+const RETRYABLE = new Set(['40P01', '40001']);
+
+/**
+ * Runs `work` in a database transaction, again (up to three times) when PostgreSQL aborts it to
+ * break a deadlock: rows are locked in whatever order requests arrive, and a lost race is
+ * simply run again on fresh data.
+ */
+export async function inTransaction<T>(db: Kysely<Database>, work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction().execute(work);
+    } catch (error) {
+      const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+      if (attempt >= 3 || typeof code !== 'string' || !RETRYABLE.has(code)) throw error;
+    }
+  }
+}

@@ -15,7 +15,8 @@ import type { Connection } from './connections.ts';
 import { BridgeStopping, type WalletContext } from './context.ts';
 import { depositCandidates } from './deposit-candidates.ts';
 import { recordIncident } from './incidents.ts';
-import { changeDepositMoney, type Trx } from './journal.ts';
+import { queueNotifications } from './notification-outbox.ts';
+import { changeDepositMoney, inTransaction, type Trx } from './journal.ts';
 import { spendUsage } from './spending.ts';
 import { recordBalanceUpdate } from './vault-records.ts';
 
@@ -101,9 +102,11 @@ async function admit(ctx: WalletContext, req: PaymentRequest, invoice: DecodedIn
   const maxFee = feeLimitFor(amount, grant.feeLimit);
   const need = amount + maxFee;
 
-  return ctx.db.transaction().execute(async (trx) => {
+  return inTransaction(ctx.db, async (trx) => {
     // Serializes admissions of one connection across instances, so budget use is read fresh.
-    await trx.selectFrom('connections').select('pubkey').where('pubkey', '=', req.connection.pubkey).forUpdate().executeTakeFirstOrThrow();
+    // NO KEY UPDATE: foreign-key checks of rows pointing at the connection (the notification
+    // outbox, written while a deposit row is locked) take KEY SHARE and must not wait on it.
+    await trx.selectFrom('connections').select('pubkey').where('pubkey', '=', req.connection.pubkey).forNoKeyUpdate().executeTakeFirstOrThrow();
     const user = await trx.selectFrom('users').select('locked').where('pubkey', '=', req.connection.userPubkey).executeTakeFirstOrThrow();
     if (user.locked) throw new Nip47Error('RESTRICTED', 'the owner has locked their deposits: no payment leaves them until unlocked');
     const limits = checkSpendLimits(grant, amount, maxFee, await spendUsage(trx, req.connection, now));
@@ -254,8 +257,8 @@ async function retryElsewhere(
 ): Promise<PaymentOutcome> {
   tried.add(operatorPubkey);
   const need = tx.amount_msat + tx.fee_reserve_msat;
-  const moved = await ctx.db.transaction().execute(async (trx) => {
-    const current = await trx.selectFrom('transactions').selectAll().where('id', '=', tx.id).forUpdate().executeTakeFirstOrThrow();
+  const moved = await inTransaction(ctx.db, async (trx) => {
+    const current = await trx.selectFrom('transactions').selectAll().where('id', '=', tx.id).forNoKeyUpdate().executeTakeFirstOrThrow();
     if (current.state !== 'pending' || current.step === 'final') return null;
     const order = await payableDeposits(ctx, trx, req, need, tried);
     if (order.length === 0) return null;
@@ -293,10 +296,10 @@ export async function applyPaymentState(ctx: WalletContext, operatorPubkey: stri
     return;
   }
   const op = ctx.operators.get(operatorPubkey);
-  const settled = await ctx.db.transaction().execute(async (trx) => {
-    const tx = await trx.selectFrom('transactions').selectAll().where('id', '=', txId).forUpdate().executeTakeFirstOrThrow();
+  const settled = await inTransaction(ctx.db, async (trx) => {
+    const tx = await trx.selectFrom('transactions').selectAll().where('id', '=', txId).forNoKeyUpdate().executeTakeFirstOrThrow();
     if (tx.state !== 'pending') return null;
-    const deposit = await trx.selectFrom('deposits').select('confirmed_msat').where('id', '=', tx.deposit_id).forUpdate().executeTakeFirstOrThrow();
+    const deposit = await trx.selectFrom('deposits').select('confirmed_msat').where('id', '=', tx.deposit_id).forNoKeyUpdate().executeTakeFirstOrThrow();
     // A fee above the limit the vault was given is charged only as far as a balance signed by
     // both channel peers proves the vault took it; the violation is recorded either way.
     let charged = payment.fee_msat;
@@ -332,10 +335,12 @@ export async function applyPaymentState(ctx: WalletContext, operatorPubkey: stri
       .where('id', '=', txId)
       .execute();
     await recordBalanceUpdate(ctx, trx, tx.deposit_id, operatorPubkey, payment.balance_update);
+    await queueNotifications(trx, tx.user_pubkey, tx.id, 'payment_sent');
     return { tx, violation };
   });
   if (!settled) return;
   ctx.finality.notify(txId);
+  ctx.notifications?.poke();
   if (settled.violation) {
     await recordIncident(ctx, {
       operatorPubkey,
@@ -349,8 +354,8 @@ export async function applyPaymentState(ctx: WalletContext, operatorPubkey: stri
 
 /** Fails a pending payment and releases its reservation (once). */
 async function failOutgoing(ctx: WalletContext, txId: bigint, reason: string, alsoInTransaction?: (trx: Trx, depositId: bigint) => Promise<void>): Promise<void> {
-  const failed = await ctx.db.transaction().execute(async (trx) => {
-    const tx = await trx.selectFrom('transactions').selectAll().where('id', '=', txId).forUpdate().executeTakeFirstOrThrow();
+  const failed = await inTransaction(ctx.db, async (trx) => {
+    const tx = await trx.selectFrom('transactions').selectAll().where('id', '=', txId).forNoKeyUpdate().executeTakeFirstOrThrow();
     if (tx.state !== 'pending') return false;
     await changeDepositMoney(trx, {
       depositId: tx.deposit_id,

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Db } from '../db/database.ts';
 import { ApiRefusal } from '../deposits/api-refusal.ts';
 import { listAudit } from '../deposits/audit.ts';
-import { registerConnection } from '../deposits/connections.ts';
+import { registerConnection, type Connection } from '../deposits/connections.ts';
 import type { WalletContext } from '../deposits/context.ts';
 import { applyUserLock } from '../deposits/locks.ts';
 import { verifyHttpAuth } from '../protocol/nip98.ts';
@@ -18,6 +18,10 @@ export interface HttpDependencies {
   servicePubkey: string;
   relays: readonly string[];
   servedMethods: readonly string[];
+  /** The wallet service key a new connection gets. */
+  servicePubkeyFor: (connectionPubkey: string) => string;
+  /** Called with each connection registered (or updated) here. */
+  onRegistered: (connection: Connection) => void;
   /** The base URL clients use (NIP-98 `u` tags are checked against it); set after listen when not configured. */
   publicUrl: () => string;
   /** Whether the bridge is ready: database migrated and relay subscription live. */
@@ -95,12 +99,13 @@ export function createHttpServer(deps: HttpDependencies) {
       deps.db,
       deps.wallet.operators,
       deps.servedMethods,
-      { authPubkey: user, grantEvent: registration.grant, depositOpenEvent: registration.deposit_open },
+      { authPubkey: user, grantEvent: registration.grant, depositOpenEvent: registration.deposit_open, servicePubkeyFor: deps.servicePubkeyFor },
       deps.logger,
     );
+    deps.onRegistered(connection);
     return reply.status(connection.grant.revoked ? 200 : 201).send({
       revoked: connection.grant.revoked,
-      wallet_service_pubkey: deps.servicePubkey,
+      wallet_service_pubkey: connection.servicePubkey ?? deps.servicePubkey,
       relays: deps.relays,
       connection_pubkey: connection.pubkey,
       user_pubkey: connection.userPubkey,

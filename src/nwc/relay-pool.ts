@@ -6,36 +6,43 @@ import { Relay } from 'nostr-tools/relay';
 /** Delays between connection attempts to a relay, growing with each failure (jitter added). */
 const RECONNECT_BACKOFF_MS = [250, 500, 1_000, 2_000, 5_000, 10_000];
 
-interface RelayState {
-  url: string;
-  relay: Relay | undefined;
-  /** True once the subscription got EOSE on the current connection. */
-  live: boolean;
-}
-
-/** What the responder needs of relays: a subscription and a way to publish. */
+/** What the NWC layer needs of relays: named subscriptions it can update, and publishing. */
 export interface RelayTransport {
-  /** `filters` is asked again at every (re)subscription, so a `since` in it can follow the clock. */
-  subscribe(filters: () => Filter[], onEvent: (event: Event) => void): void;
+  /** Where every event of every subscription goes. */
+  onEvent(handler: (event: Event) => void): void;
+  /**
+   * Opens or replaces subscription `id` on every relay (a REQ with the same id replaces the
+   * previous one, NIP-01). `filters` is asked again at every (re)send, so a `since` in it follows
+   * the clock; after a reconnect every subscription is sent again.
+   */
+  setSubscription(id: string, filters: () => Filter[]): void;
   publish(event: Event): Promise<void>;
 }
 
+interface RelayState {
+  url: string;
+  relay: Relay | undefined;
+  /** Subscriptions that got EOSE on the current connection. */
+  eosed: Set<string>;
+}
+
 /**
- * One websocket per relay and one subscription on each. The pool reconnects by itself, with
- * backoff and jitter, whatever ended the connection (nostr-tools' own reconnect gives up after
- * an abnormal closure), and resubscribes each time. Publishes succeed when any relay accepts.
+ * One websocket per relay. The pool reconnects by itself, with backoff and jitter, whatever
+ * ended the connection (nostr-tools' own reconnect gives up after an abnormal closure), and
+ * sends every subscription again each time. Publishes succeed when any relay accepts.
  */
 export class RelayPool implements RelayTransport {
   readonly #relays: RelayState[];
   readonly #logger: Logger;
-  #filters: () => Filter[] = () => [];
+  readonly #subscriptions = new Map<string, () => Filter[]>();
   #onEvent: ((event: Event) => void) | undefined;
+  #started = false;
   #closed = false;
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #connectListeners: Array<(url: string) => void> = [];
 
   constructor(urls: readonly string[], logger: Logger) {
-    this.#relays = urls.map((url) => ({ url, relay: undefined, live: false }));
+    this.#relays = urls.map((url) => ({ url, relay: undefined, eosed: new Set() }));
     this.#logger = logger;
   }
 
@@ -43,11 +50,34 @@ export class RelayPool implements RelayTransport {
     return this.#relays.map((r) => r.url);
   }
 
-  /** Subscribes on every relay; returns at once, connecting in the background until each answers. */
-  subscribe(filters: () => Filter[], onEvent: (event: Event) => void): void {
-    this.#filters = filters;
-    this.#onEvent = onEvent;
-    for (const state of this.#relays) void this.#connect(state, 0);
+  onEvent(handler: (event: Event) => void): void {
+    this.#onEvent = handler;
+  }
+
+  setSubscription(id: string, filters: () => Filter[]): void {
+    this.#subscriptions.set(id, filters);
+    if (!this.#started) {
+      this.#started = true;
+      for (const state of this.#relays) void this.#connect(state, 0);
+      return;
+    }
+    for (const state of this.#relays) if (state.relay?.connected) this.#send(state, state.relay, id, filters);
+  }
+
+  #send(state: RelayState, relay: Relay, id: string, filters: () => Filter[]): void {
+    state.eosed.delete(id);
+    relay.subscribe(filters(), {
+      id,
+      onevent: (event) => this.#onEvent?.(event),
+      oneose: () => {
+        const first = state.eosed.size === 0;
+        state.eosed.add(id);
+        if (first) for (const listener of this.#connectListeners) listener(state.url);
+      },
+      onclose: () => {
+        state.eosed.delete(id);
+      },
+    });
   }
 
   async #connect(state: RelayState, attempt: number): Promise<void> {
@@ -65,27 +95,16 @@ export class RelayPool implements RelayTransport {
       return;
     }
     state.relay = relay;
+    state.eosed.clear();
     relay.onclose = () => {
-      state.live = false;
+      state.eosed.clear();
       if (state.relay !== relay || this.#closed) return;
       state.relay = undefined;
       this.#logger.warn({ relay: state.url }, 'relay connection lost; reconnecting');
       this.#retry(state, 0);
     };
-    this.#logger.info({ relay: state.url }, 'relay connected');
-    relay.subscribe(
-      this.#filters(),
-      {
-        onevent: (event) => this.#onEvent?.(event),
-        oneose: () => {
-          state.live = true;
-          for (const listener of this.#connectListeners) listener(state.url);
-        },
-        onclose: () => {
-          state.live = false;
-        },
-      },
-    );
+    this.#logger.info({ relay: state.url, subscriptions: this.#subscriptions.size }, 'relay connected');
+    for (const [id, filters] of this.#subscriptions) this.#send(state, relay, id, filters);
   }
 
   #retry(state: RelayState, attempt: number): void {
@@ -99,14 +118,18 @@ export class RelayPool implements RelayTransport {
     this.#timers.add(timer);
   }
 
-  /** True when at least one relay has the subscription live (EOSE seen on an open socket). */
-  isLive(): boolean {
-    return this.#relays.some((r) => r.live && r.relay?.connected === true);
+  #live(state: RelayState): boolean {
+    return state.relay?.connected === true && this.#subscriptions.size > 0 && [...this.#subscriptions.keys()].every((id) => state.eosed.has(id));
   }
 
-  /** Each relay and whether its subscription is live. */
+  /** True when at least one relay has every subscription live (EOSE seen on an open socket). */
+  isLive(): boolean {
+    return this.#relays.some((r) => this.#live(r));
+  }
+
+  /** Each relay and whether its subscriptions are live. */
   status(): { url: string; live: boolean }[] {
-    return this.#relays.map((r) => ({ url: r.url, live: r.live && r.relay?.connected === true }));
+    return this.#relays.map((r) => ({ url: r.url, live: this.#live(r) }));
   }
 
   /** Publishes to every connected relay; resolves when one accepts, rejects when none does. */
@@ -127,7 +150,7 @@ export class RelayPool implements RelayTransport {
     for (const state of this.#relays) {
       state.relay?.close();
       state.relay = undefined;
-      state.live = false;
+      state.eosed.clear();
     }
   }
 }

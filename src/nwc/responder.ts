@@ -1,21 +1,23 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Event } from 'nostr-tools/pure';
+import type { Db } from '../db/database.ts';
+import { recordAudit } from '../deposits/audit.ts';
 import { findConnection, requireGrantedMethod, type Connection } from '../deposits/connections.ts';
 import { BridgeStopping, type WalletContext } from '../deposits/context.ts';
-import type { Db } from '../db/database.ts';
-import { randomUUID } from 'node:crypto';
 import { REQUEST_MAX_AGE_SECONDS, REQUEST_MAX_SKEW_SECONDS, requestExpired } from '../protocol/authorization.ts';
-import { recordAudit } from '../deposits/audit.ts';
 import { KIND } from '../protocol/kinds.ts';
-import { isStorable, storableText } from '../protocol/storable.ts';
 import { Nip47Error, type Nip47ErrorCode } from '../protocol/nip47-error.ts';
 import { nowSeconds, signEvent, tagValue } from '../protocol/nostr-event.ts';
-import { nwcRequestBodySchema } from '../protocol/nwc-request.ts';
 import { decryptContent, encryptContent, requestEncryption, sharedKey, type NwcEncryption } from '../protocol/nwc-encryption.ts';
+import { nwcRequestBodySchema } from '../protocol/nwc-request.ts';
+import { isStorable, storableText } from '../protocol/storable.ts';
 import type { BridgeKeys } from './keys.ts';
 import type { BridgeIdentity } from './methods/method.ts';
 import { METHODS } from './methods/registry.ts';
+import { RateLimiter, DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limiter.ts';
 import type { RelayTransport } from './relay-pool.ts';
+import { DEFAULT_SUBSCRIPTION_SHAPE, ServiceKeySubscriptions, type SubscriptionShape } from './service-subscriptions.ts';
 
 interface Nip47Response {
   result_type: string;
@@ -25,13 +27,32 @@ interface Nip47Response {
 
 /** Requests larger than this are answered with BAD_REQUEST without decrypting. */
 const MAX_CONTENT_LENGTH = 64 * 1024;
+/** How often an instance looks for connections registered at another instance. */
+const NEW_CONNECTIONS_POLL_MS = 5_000;
+
+export interface ResponderOptions {
+  /** Requests older than this when first seen are not executed (at most the vaults' 300 s). */
+  maxRequestAgeSeconds: number;
+  /** How long a claim on a request holds without renewal before another instance may take it. */
+  leaseSeconds: number;
+  rateLimit: RateLimit;
+  subscriptionShape: SubscriptionShape;
+}
+
+/** The wallet service key a request was addressed to, and the connection it belongs to (null: the bridge-wide key). */
+interface ServiceKey {
+  secret: Uint8Array;
+  pubkey: string;
+  connectionPubkey: string | null;
+}
 
 /**
- * Answers NIP-47 requests addressed to the wallet service key: authenticates the connection,
- * stores the request id before acting (a request seen again gets the stored response and
- * never a second payment), decrypts with the scheme the request names, validates, dispatches
- * to one handler per method, and publishes the encrypted response. A request from a known
- * connection always gets a response.
+ * Answers NIP-47 requests addressed to the bridge's wallet service keys (one per connection,
+ * and the bridge-wide one of older connections): authenticates the connection, stores the
+ * request id before acting (a request seen again gets the stored response and never a second
+ * payment), decrypts with the scheme the request names, validates, dispatches to one handler
+ * per method, and publishes the encrypted response. A request from a known connection always
+ * gets a response.
  */
 export class NwcResponder {
   readonly #db: Db;
@@ -44,8 +65,13 @@ export class NwcResponder {
   readonly #instance = randomUUID();
   readonly #inFlight = new Set<Promise<void>>();
   readonly #keyCache = new Map<string, Uint8Array>();
+  /** Per-connection service pubkey → connection pubkey. */
+  readonly #serviceKeys = new Map<string, string>();
+  readonly #subscriptions: ServiceKeySubscriptions;
+  readonly #rateLimiter: RateLimiter;
   #accepting = true;
-  #leaseTimer: NodeJS.Timeout | undefined;
+  #timers: NodeJS.Timeout[] = [];
+  #connectionsSeenUntil = new Date(0);
 
   constructor(db: Db, pool: RelayTransport, keys: BridgeKeys, wallet: WalletContext, identity: BridgeIdentity, logger: Logger, options: Partial<ResponderOptions> = {}) {
     this.#db = db;
@@ -54,27 +80,70 @@ export class NwcResponder {
     this.#wallet = wallet;
     this.#identity = identity;
     this.#logger = logger;
-    this.#options = { maxRequestAgeSeconds: REQUEST_MAX_AGE_SECONDS, leaseSeconds: 30, ...options };
+    this.#options = {
+      maxRequestAgeSeconds: REQUEST_MAX_AGE_SECONDS,
+      leaseSeconds: 30,
+      rateLimit: DEFAULT_RATE_LIMIT,
+      subscriptionShape: DEFAULT_SUBSCRIPTION_SHAPE,
+      ...options,
+    };
+    this.#rateLimiter = new RateLimiter(this.#options.rateLimit);
+    // Requests sent while a relay connection was down are asked for again on reconnect, as far
+    // back as the freshness window: older ones would only be refused.
+    this.#subscriptions = new ServiceKeySubscriptions(
+      pool,
+      (pubkeys) => ({ kinds: [KIND.nwcRequest], '#p': pubkeys, since: nowSeconds() - this.#options.maxRequestAgeSeconds }),
+      this.#options.subscriptionShape,
+    );
   }
 
   /**
-   * Subscribes to requests for the service key, then keeps its claims alive and takes over
-   * requests whose claim lapsed (an instance that died, or this one before a restart).
+   * Subscribes to requests for every wallet service key, then keeps its claims alive, takes
+   * over requests whose claim lapsed (an instance that died, or this one before a restart),
+   * and picks up connections registered at other instances.
    */
   async start(): Promise<void> {
-    // Requests sent while a relay connection was down are asked for again on reconnect, as far
-    // back as the freshness window: older ones would only be refused.
-    this.#pool.subscribe(
-      () => [{ kinds: [KIND.nwcRequest], '#p': [this.#keys.servicePubkey], since: nowSeconds() - this.#options.maxRequestAgeSeconds }],
-      (event) => this.receive(event),
-    );
+    this.#pool.onEvent((event) => this.receive(event));
+    this.#subscriptions.add([this.#keys.servicePubkey]);
+    await this.#loadNewConnections();
     await this.#takeOverLapsedClaims();
-    this.#leaseTimer = setInterval(() => {
+    const upkeep = setInterval(() => {
       void this.#renewClaims()
         .then(() => this.#takeOverLapsedClaims())
         .catch((error: unknown) => this.#logger.error({ err: error }, 'request lease upkeep failed'));
     }, (this.#options.leaseSeconds * 1000) / 3);
-    this.#leaseTimer.unref();
+    const poll = setInterval(() => {
+      void this.#loadNewConnections().catch((error: unknown) => this.#logger.error({ err: error }, 'could not load new connections'));
+    }, NEW_CONNECTIONS_POLL_MS);
+    this.#timers = [upkeep, poll];
+    for (const t of this.#timers) t.unref();
+  }
+
+  /** Starts listening on a connection's wallet service key (called when it is registered here). */
+  listenFor(connection: Pick<Connection, 'pubkey' | 'servicePubkey'>): void {
+    if (connection.servicePubkey === null) return;
+    this.#serviceKeys.set(connection.servicePubkey, connection.pubkey);
+    this.#subscriptions.add([connection.servicePubkey]);
+  }
+
+  /** How many subscriptions the responder holds on each relay. */
+  get subscriptionCount(): number {
+    return this.#subscriptions.subscriptionCount;
+  }
+
+  async #loadNewConnections(): Promise<void> {
+    const rows = await this.#db
+      .selectFrom('connections')
+      .select(['pubkey', 'service_pubkey', 'created_at'])
+      .where('service_pubkey', 'is not', null)
+      .where('created_at', '>=', this.#connectionsSeenUntil)
+      .orderBy('created_at')
+      .execute();
+    for (const row of rows) if (row.service_pubkey) this.#serviceKeys.set(row.service_pubkey, row.pubkey);
+    this.#subscriptions.add(rows.flatMap((r) => (r.service_pubkey ? [r.service_pubkey] : [])));
+    // A second back: a row committed late with an earlier timestamp is not missed.
+    const last = rows.at(-1)?.created_at;
+    if (last) this.#connectionsSeenUntil = new Date(last.getTime() - 1000);
   }
 
   #leaseUntil(): Date {
@@ -120,23 +189,41 @@ export class NwcResponder {
     void tracked.finally(() => this.#inFlight.delete(tracked));
   }
 
+  /** The wallet service key an event is addressed to, if it is one of ours. */
+  #serviceKeyOf(event: Event): ServiceKey | undefined {
+    const pubkey = tagValue(event, 'p');
+    if (pubkey === undefined) return undefined;
+    if (pubkey === this.#keys.servicePubkey) return { secret: this.#keys.serviceSecret, pubkey, connectionPubkey: null };
+    const connectionPubkey = this.#serviceKeys.get(pubkey);
+    if (connectionPubkey === undefined) return undefined;
+    return { ...this.#keys.forConnection(connectionPubkey), connectionPubkey };
+  }
+
   async #process(event: Event, { alreadyClaimed }: { alreadyClaimed: boolean }): Promise<void> {
-    if (event.kind !== KIND.nwcRequest || tagValue(event, 'p') !== this.#keys.servicePubkey) return;
+    if (event.kind !== KIND.nwcRequest) return;
+    const service = this.#serviceKeyOf(event);
+    if (!service) return;
     if (!alreadyClaimed && requestExpired(event, nowSeconds())) {
       this.#logger.info({ id: event.id }, 'not executing a request past its expiration tag');
       return;
     }
     const wanted = requestEncryption(event);
     const encryption: NwcEncryption = typeof wanted === 'string' ? wanted : 'nip44_v2';
-    const key = this.#sharedKey(encryption, event.pubkey);
+    const key = this.#sharedKey(encryption, service, event.pubkey);
 
     if (typeof wanted !== 'string') {
-      await this.#respond(event, encryption, key, errorResponse('unknown', 'UNSUPPORTED_ENCRYPTION', `encryption ${wanted.unsupported} is not supported; use nip44_v2 or nip04`), false);
+      await this.#respond(event, service, encryption, key, errorResponse('unknown', 'UNSUPPORTED_ENCRYPTION', `encryption ${wanted.unsupported} is not supported; use nip44_v2 or nip04`), false);
       return;
     }
     const connection = await findConnection(this.#db, event.pubkey);
-    if (!connection) {
-      await this.#respond(event, encryption, key, errorResponse(this.#methodOf(event, encryption, key), 'UNAUTHORIZED', 'no wallet is connected to this key'), false);
+    // A connection answers on its own service key only (the bridge-wide one for older connections).
+    if (!connection || (connection.servicePubkey ?? this.#keys.servicePubkey) !== service.pubkey) {
+      await this.#respond(event, service, encryption, key, errorResponse(this.#methodOf(event, encryption, key), 'UNAUTHORIZED', 'no wallet is connected to this key'), false);
+      return;
+    }
+    if (!alreadyClaimed && !this.#rateLimiter.take(connection.pubkey)) {
+      // Not stored: the same request sent again later is answered on its merits.
+      await this.#respond(event, service, encryption, key, errorResponse(this.#methodOf(event, encryption, key), 'RATE_LIMITED', 'too many requests from this connection; retry in a few seconds'), false);
       return;
     }
     // An event PostgreSQL cannot hold as is is recorded with those characters replaced, and refused.
@@ -168,8 +255,8 @@ export class NwcResponder {
     const response = !storable
       ? errorResponse('unknown', 'BAD_REQUEST', 'the request event holds characters that cannot be stored (NUL or an unpaired surrogate)')
       : alreadyClaimed
-        ? await this.#answer(event, connection, encryption, key)
-        : await this.#answerFresh(event, connection, encryption, key);
+        ? await this.#answer(event, service, connection, encryption, key)
+        : await this.#answerFresh(event, service, connection, encryption, key);
     if (response.error) {
       await recordAudit(this.#db, {
         userPubkey: connection.userPubkey,
@@ -180,11 +267,11 @@ export class NwcResponder {
         message: response.error.message,
       });
     }
-    await this.#respond(event, encryption, key, response, true);
+    await this.#respond(event, service, encryption, key, response, true);
   }
 
   /** A request seen for the first time is executed only while fresh (a replay from a relay's store is not). */
-  async #answerFresh(event: Event, connection: Connection, encryption: NwcEncryption, key: Uint8Array): Promise<Nip47Response> {
+  async #answerFresh(event: Event, service: ServiceKey, connection: Connection, encryption: NwcEncryption, key: Uint8Array): Promise<Nip47Response> {
     const now = nowSeconds();
     const maxAge = this.#options.maxRequestAgeSeconds;
     if (event.created_at < now - maxAge || event.created_at > now + REQUEST_MAX_SKEW_SECONDS) {
@@ -193,10 +280,10 @@ export class NwcResponder {
       const why = event.created_at < now - maxAge ? `older than ${maxAge} s` : 'dated in the future';
       return errorResponse(method, 'EXPIRED', `request not executed: it is ${why}`);
     }
-    return this.#answer(event, connection, encryption, key);
+    return this.#answer(event, service, connection, encryption, key);
   }
 
-  async #answer(event: Event, connection: Connection, encryption: NwcEncryption, key: Uint8Array): Promise<Nip47Response> {
+  async #answer(event: Event, service: ServiceKey, connection: Connection, encryption: NwcEncryption, key: Uint8Array): Promise<Nip47Response> {
     if (event.content.length > MAX_CONTENT_LENGTH) return errorResponse('unknown', 'BAD_REQUEST', 'request too large');
     let body: { method: string; params: Record<string, unknown> };
     try {
@@ -217,7 +304,10 @@ export class NwcResponder {
         const issue = params.error.issues[0];
         return errorResponse(body.method, 'BAD_REQUEST', `invalid params: ${issue ? `${issue.path.join('.') || 'params'}: ${issue.message}` : 'invalid'}`);
       }
-      const result = await method.handle({ wallet: this.#wallet, connection, request: event, encryption, key, bridge: this.#identity }, params.data);
+      const result = await method.handle(
+        { wallet: this.#wallet, connection, request: event, encryption, key, bridge: this.#identity, servicePubkey: service.pubkey },
+        params.data,
+      );
       return { result_type: body.method, result, error: null };
     } catch (error) {
       if (error instanceof BridgeStopping) throw error;
@@ -227,8 +317,8 @@ export class NwcResponder {
     }
   }
 
-  /** Encrypts, signs, stores (for a claimed request) and publishes a response. */
-  async #respond(request: Event, encryption: NwcEncryption, key: Uint8Array, response: Nip47Response, store: boolean): Promise<void> {
+  /** Encrypts, signs with the key the request was addressed to, stores (for a claimed request) and publishes a response. */
+  async #respond(request: Event, service: ServiceKey, encryption: NwcEncryption, key: Uint8Array, response: Nip47Response, store: boolean): Promise<void> {
     const event = signEvent(
       {
         kind: KIND.nwcResponse,
@@ -239,7 +329,7 @@ export class NwcResponder {
         ],
         content: encryptContent(encryption, key, JSON.stringify(response)),
       },
-      this.#keys.serviceSecret,
+      service.secret,
     );
     if (store) {
       await this.#db
@@ -256,11 +346,11 @@ export class NwcResponder {
     }
   }
 
-  #sharedKey(encryption: NwcEncryption, pubkey: string): Uint8Array {
-    const cacheKey = `${encryption}:${pubkey}`;
+  #sharedKey(encryption: NwcEncryption, service: ServiceKey, pubkey: string): Uint8Array {
+    const cacheKey = `${encryption}:${service.pubkey}:${pubkey}`;
     let key = this.#keyCache.get(cacheKey);
     if (!key) {
-      key = sharedKey(encryption, this.#keys.serviceSecret, pubkey);
+      key = sharedKey(encryption, service.secret, pubkey);
       if (this.#keyCache.size > 10_000) this.#keyCache.clear();
       this.#keyCache.set(cacheKey, key);
     }
@@ -278,7 +368,7 @@ export class NwcResponder {
   /** Stops taking requests and waits (up to `timeoutMs`) for those in flight to be answered. */
   async drain(timeoutMs: number): Promise<void> {
     this.#accepting = false;
-    clearInterval(this.#leaseTimer);
+    for (const t of this.#timers) clearInterval(t);
     await Promise.race([Promise.allSettled([...this.#inFlight]), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
     // What is still unanswered is handed over at once rather than when the lease lapses.
     await this.#db
@@ -288,13 +378,6 @@ export class NwcResponder {
       .where('state', '=', 'processing')
       .execute();
   }
-}
-
-export interface ResponderOptions {
-  /** Requests older than this when first seen are not executed (at most the vaults' 300 s). */
-  maxRequestAgeSeconds: number;
-  /** How long a claim on a request holds without renewal before another instance may take it. */
-  leaseSeconds: number;
 }
 
 function errorResponse(resultType: string, code: Nip47ErrorCode, message: string): Nip47Response {

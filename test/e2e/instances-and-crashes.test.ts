@@ -41,7 +41,7 @@ describe('two bridge instances on one PostgreSQL and one relay', () => {
     await waitFor(async () => (await fetch(`${second.url}/health`)).status === 200, 'second instance healthy');
     const { client } = await connectRaw(world, 'nip44_v2');
     await fund(world, client, 100_000_000);
-    const responses = await collectResponses(world.devnet.relayUrl, world.bridge.keys.servicePubkey);
+    const responses = await collectResponses(world.devnet.relayUrl, client.walletPubkey);
     try {
       const invoices = Array.from({ length: 10 }, () => world!.devnet.createPayeeInvoice(1_000_000n));
       const requests = [

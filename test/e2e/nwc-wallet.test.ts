@@ -28,6 +28,7 @@ describe.each(BACKENDS)('a real NWC wallet over the relay, bridge on %s', (backe
   let world: World;
   let alice: NWCClient;
   let bob: NWCClient;
+  let aliceService: string;
 
   beforeAll(async () => {
     world = await startWorld(backend);
@@ -36,6 +37,7 @@ describe.each(BACKENDS)('a real NWC wallet over the relay, bridge on %s', (backe
     expect(a.stderr).toMatch(/nsec1/); // a new user key was generated and shown
     alice = new NWCClient({ nostrWalletConnectUrl: a.lastLine });
     bob = new NWCClient({ nostrWalletConnectUrl: b.lastLine });
+    aliceService = new URL(a.lastLine.replace('nostr+walletconnect://', 'http://')).hostname;
   });
 
   afterAll(async () => {
@@ -47,7 +49,10 @@ describe.each(BACKENDS)('a real NWC wallet over the relay, bridge on %s', (backe
   it('describes the wallet: regtest network and the methods granted', async () => {
     const info = await alice.getInfo();
     expect(info.network).toBe('regtest');
-    expect(info.pubkey).toBe(world.bridge.keys.servicePubkey);
+    // Each connection has its own wallet service key, derived from the bridge's master key.
+    expect(info.pubkey).toBe(aliceService);
+    expect(aliceService).not.toBe(world.bridge.keys.servicePubkey);
+    expect(aliceService).toBe(world.bridge.keys.forConnection(alice.publicKey).pubkey);
     expect([...info.methods].sort()).toEqual(['get_balance', 'get_budget', 'get_info', 'list_transactions', 'lookup_invoice', 'make_invoice', 'pay_invoice']);
     const bobInfo = await bob.getInfo();
     expect([...bobInfo.methods].sort()).toEqual(['get_balance', 'get_info', 'lookup_invoice', 'make_invoice']);

@@ -121,7 +121,8 @@ export function leakedInternals(text: string): string | undefined {
  * every published event is recorded by the `e` tag it answers.
  */
 export class CapturingTransport implements RelayTransport {
-  filters: Parameters<RelayTransport['subscribe']>[0] | undefined;
+  /** The subscriptions the responder asked for, by id. */
+  readonly subscriptions = new Map<string, Parameters<RelayTransport['setSubscription']>[1]>();
   #onEvent: ((event: Event) => void) | undefined;
   /** Responses by the request id in their `e` tag. */
   readonly responses = new Map<string, Event[]>();
@@ -130,13 +131,16 @@ export class CapturingTransport implements RelayTransport {
   readonly #waiters = new Map<string, Set<() => void>>();
   published = 0;
 
-  subscribe(filters: Parameters<RelayTransport['subscribe']>[0], onEvent: (event: Event) => void): void {
-    this.filters = filters;
-    this.#onEvent = onEvent;
+  onEvent(handler: (event: Event) => void): void {
+    this.#onEvent = handler;
+  }
+
+  setSubscription(id: string, filters: Parameters<RelayTransport['setSubscription']>[1]): void {
+    this.subscriptions.set(id, filters);
   }
 
   get subscribed(): boolean {
-    return this.#onEvent !== undefined;
+    return this.#onEvent !== undefined && this.subscriptions.size > 0;
   }
 
   async publish(event: Event): Promise<void> {
@@ -194,6 +198,8 @@ export class CapturingTransport implements RelayTransport {
 export interface ClientKeys {
   secretKey: Uint8Array;
   pubkey: string;
+  /** The wallet service key this client talks to (its connection's own, or the bridge-wide one). */
+  servicePubkey: string;
   nip44: Uint8Array;
   nip04: Uint8Array;
 }
@@ -202,6 +208,7 @@ export function clientKeys(secretKey: Uint8Array, pubkey: string, servicePubkey:
   return {
     secretKey,
     pubkey,
+    servicePubkey,
     nip44: nip44.utils.getConversationKey(secretKey, servicePubkey),
     nip04: secp256k1.getSharedSecret(secretKey, hexToBytes(`02${servicePubkey}`)).slice(1, 33),
   };

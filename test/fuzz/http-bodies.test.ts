@@ -60,8 +60,8 @@ describe(`HTTP fuzz: ${budget.http} generated requests`, () => {
       operatorUrls,
       ownDeposits: operatorUrls.map((url) => deposits.find((d) => d.url === url)?.id ?? 'missing'),
       keys: { owner: owner.userSecret, watcher: world.bridge.keys.vaultAuthSecret, stranger: generateSecretKey() },
-      connection: clientKeys(owner.secret, owner.pubkey, world.bridge.keys.servicePubkey),
-      servicePubkey: world.bridge.keys.servicePubkey,
+      connection: clientKeys(owner.secret, owner.pubkey, world.bridge.keys.forConnection(owner.pubkey).pubkey),
+      servicePubkey: world.bridge.keys.forConnection(owner.pubkey).pubkey,
       grant: grantRow.grant_event,
       invoices: makeInvoicePools([]).unknownPayee,
     };

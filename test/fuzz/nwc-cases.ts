@@ -560,7 +560,6 @@ export function bodyMethod(text: string): string | undefined {
 // From a case to a signed event
 
 export interface Signers {
-  servicePubkey: string;
   known: Record<KnownActor, ClientKeys>;
   strangers: ClientKeys[];
   /** Keys of nobody, for sealing with the wrong key. */
@@ -589,10 +588,10 @@ export function plaintextOf(plain: Plain): string {
 export function materialize(c: EventCase, signers: Signers, now: number, salt?: number): Event {
   const keys = signerOf(c, signers);
   const tags: string[][] = [];
-  if (c.p === 'service') tags.push(['p', signers.servicePubkey]);
+  if (c.p === 'service') tags.push(['p', keys.servicePubkey]);
   else if (c.p === 'other') tags.push(['p', bytesToHex(randomBytes(32))]);
   else if (c.p === 'empty') tags.push(['p']);
-  else if (c.p === 'uppercase') tags.push(['p', signers.servicePubkey.toUpperCase()]);
+  else if (c.p === 'uppercase') tags.push(['p', keys.servicePubkey.toUpperCase()]);
   if (c.encryption !== null) tags.push(['encryption', c.encryption]);
   if (c.expiration !== null) tags.push(['expiration', typeof c.expiration === 'number' ? String(now + c.expiration) : c.expiration]);
   tags.push(...c.extraTags);

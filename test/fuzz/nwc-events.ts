@@ -115,7 +115,8 @@ export function describeEventFuzz(shard: number, shards: number): void {
 
       await fund(world, full, FUNDED_MSAT);
       const service = world.bridge.keys.servicePubkey;
-      const keysOf = (r: { secret: Uint8Array; pubkey: string }) => clientKeys(r.secret, r.pubkey, service);
+      // Each connection talks to its own wallet service key; strangers to the bridge-wide one.
+      const keysOf = (r: { secret: Uint8Array; pubkey: string }) => clientKeys(r.secret, r.pubkey, world.bridge.keys.forConnection(r.pubkey).pubkey);
       const strangers: ClientKeys[] = Array.from({ length: STRANGERS }, () => {
         const secret = generateSecretKey();
         return clientKeys(secret, getPublicKey(secret), service);
@@ -128,7 +129,6 @@ export function describeEventFuzz(shard: number, shards: number): void {
       expiringAt = nowSeconds() + EXPIRING_AFTER_SECONDS;
       const expiring = await register(world, all, { expiresAt: expiringAt }, full.userSecret);
       signers = {
-        servicePubkey: service,
         known: { full: keysOf(full), limited: keysOf(limited), poor: keysOf(poor), revoked: keysOf(revoked), expiring: keysOf(expiring) },
         strangers,
         wrong: clientKeys(nobody, getPublicKey(nobody), service),
@@ -140,8 +140,10 @@ export function describeEventFuzz(shard: number, shards: number): void {
         transport,
         world.bridge.keys,
         world.bridge.wallet,
-        { alias: 'fuzz-bridge', servicePubkey: service, servedMethods: SERVED_METHODS },
+        { alias: 'fuzz-bridge', servedMethods: SERVED_METHODS },
         recording.logger,
+        // The fuzz sends far faster than any app: rate limiting has its own test.
+        { rateLimit: { perSecond: 1e9, burst: 1e9 } },
       );
       await responder.start();
       expect(transport.subscribed).toBe(true);
@@ -164,7 +166,7 @@ export function describeEventFuzz(shard: number, shards: number): void {
       if (!expectation.respond) return 'answered an event that must be ignored';
       const keys = signerOf(c, signers);
       if (response.kind !== 23195) return `response kind ${response.kind}`;
-      if (response.pubkey !== signers.servicePubkey) return 'response not signed by the service key';
+      if (response.pubkey !== keys.servicePubkey) return 'response not signed by the service key';
       if (!response.tags.some((t) => t[0] === 'p' && t[1] === event.pubkey)) return 'response has no p tag of the requester';
       // Verifying costs as much as signing: every 20th response is enough to catch a bad signer.
     if (++checked % 20 === 0 && !verifyEvent({ ...response })) return 'response signature does not verify';
@@ -194,7 +196,7 @@ export function describeEventFuzz(shard: number, shards: number): void {
       if (typeof result !== 'object' || result === null) return `result is not an object: ${brief(result)}`;
       switch (expectation.outcome) {
         case 'info':
-          if (result.pubkey !== signers.servicePubkey || !Array.isArray(result.methods)) return `get_info result ${brief(result)}`;
+          if (result.pubkey !== keys.servicePubkey || !Array.isArray(result.methods)) return `get_info result ${brief(result)}`;
           break;
         case 'balance': {
           const limit = c.actor === 'full' || c.actor === 'expiring' || c.actor === 'limited' ? FUNDED_MSAT : 0;

@@ -130,8 +130,8 @@ describe(`broken signatures never reach the NIP-47 handler (${budget.relay} even
 
   beforeAll(async () => {
     world = await startFuzzWorld(recording.logger);
-    service = world.bridge.keys.servicePubkey;
     const connection = await register(world, [...SERVED_METHODS]);
+    service = world.bridge.keys.forConnection(connection.pubkey).pubkey;
     conn = clientKeys(connection.secret, connection.pubkey, service);
   }, 120_000);
 
@@ -218,14 +218,15 @@ describe(`broken signatures never reach the NIP-47 handler (${budget.relay} even
     const reached: Event[] = [];
     // The real pool, with what reaches the handler recorded on the way.
     const transport: RelayTransport = {
-      subscribe: (filters, onEvent) =>
-        pool.subscribe(filters, (event) => {
+      onEvent: (handler) =>
+        pool.onEvent((event) => {
           reached.push(event);
-          onEvent(event);
+          handler(event);
         }),
+      setSubscription: (id, filters) => pool.setSubscription(id, filters),
       publish: (event) => pool.publish(event),
     };
-    const responder = new NwcResponder(world.bridge.wallet.db, transport, world.bridge.keys, world.bridge.wallet, { alias: 'hostile-relay', servicePubkey: service, servedMethods: SERVED_METHODS }, recording.logger);
+    const responder = new NwcResponder(world.bridge.wallet.db, transport, world.bridge.keys, world.bridge.wallet, { alias: 'hostile-relay', servedMethods: SERVED_METHODS }, recording.logger, { rateLimit: { perSecond: 1e9, burst: 1e9 } });
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
     const brokenIds: string[] = [];
     const controls: string[] = [];

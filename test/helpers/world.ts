@@ -8,6 +8,7 @@ import { openDatabase } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { startDevnet, type Devnet } from '../../src/devnet/devnet.ts';
 import { startRelay, type DevnetRelay } from '../../src/devnet/relay.ts';
+import { pino } from 'pino';
 import { silentLogger } from '../../src/log.ts';
 import { createPostgresDatabase, type Backend } from './database.ts';
 
@@ -60,7 +61,8 @@ export async function startWorld(backend: Backend, options: { auditIntervalMs?: 
       drainTimeoutMs: 500,
       ...(options.vaultTimeoutMs ? { vaultTimeoutMs: options.vaultTimeoutMs } : {}),
       ...(options.requestLeaseSeconds ? { requestLeaseSeconds: options.requestLeaseSeconds } : {}),
-      logger: silentLogger,
+      // WORLD_LOG=<file> keeps the bridge's errors, for looking into a failing test.
+      logger: process.env.WORLD_LOG ? pino({ level: 'error' }, pino.destination(process.env.WORLD_LOG)) : silentLogger,
       devnet: () => devnet.describe(),
     });
   };

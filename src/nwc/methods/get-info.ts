@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { NOTIFICATION_TYPES } from '../notification-types.ts';
 import { defineMethod } from './method.ts';
 
 export const getInfo = defineMethod({
@@ -10,12 +11,12 @@ export const getInfo = defineMethod({
     return {
       alias: ctx.bridge.alias,
       color: '#f7931a',
-      pubkey: ctx.bridge.servicePubkey,
+      pubkey: ctx.servicePubkey,
       network: ctx.wallet.operators.network() ?? 'regtest',
       block_height: blockHeight,
       block_hash: '',
       methods: ctx.bridge.servedMethods.filter((m) => ctx.connection.grant.methods.includes(m)),
-      notifications: [],
+      notifications: ctx.connection.grant.methods.includes('notifications') ? [...NOTIFICATION_TYPES] : [],
     };
   },
 });

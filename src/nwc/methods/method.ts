@@ -7,7 +7,6 @@ import type { NwcEncryption } from '../../protocol/nwc-encryption.ts';
 /** What the bridge says about itself in get_info. */
 export interface BridgeIdentity {
   alias: string;
-  servicePubkey: string;
   /** NIP-47 methods this bridge serves (the registry's names). */
   servedMethods: readonly string[];
 }
@@ -22,6 +21,8 @@ export interface MethodContext {
   /** The shared key of (connection, wallet service). */
   key: Uint8Array;
   bridge: BridgeIdentity;
+  /** The wallet service key the request was addressed to. */
+  servicePubkey: string;
 }
 
 /** One NIP-47 method: its name, its params schema, and its handler returning the `result`. */

@@ -1,0 +1,29 @@
+import { sql } from 'kysely';
+import type { NotificationType } from '../db/schema.ts';
+import type { Trx } from './journal.ts';
+
+/** Something that sends the outbox soon after it is written (the NWC layer's sender). */
+export interface NotificationSink {
+  poke(): void;
+}
+
+/**
+ * Queues a notification about a transaction for every connection of the user that was
+ * granted `notifications`, in the caller's database transaction, so a settlement and its
+ * notification commit together. Queued once per connection, transaction and type.
+ */
+export async function queueNotifications(trx: Trx, userPubkey: string, transactionId: bigint, type: NotificationType): Promise<void> {
+  await trx
+    .insertInto('notifications')
+    .columns(['connection_pubkey', 'transaction_id', 'type'])
+    .expression((eb) =>
+      eb
+        .selectFrom('connections')
+        .select([sql.ref<string>('pubkey').as('connection_pubkey'), sql.lit(transactionId).as('transaction_id'), sql.lit(type).as('type')])
+        .where('user_pubkey', '=', userPubkey)
+        .where('revoked', '=', false)
+        .where(sql<boolean>`methods @> '["notifications"]'::jsonb`),
+    )
+    .onConflict((oc) => oc.constraint('notifications_once').doNothing())
+    .execute();
+}
