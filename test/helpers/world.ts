@@ -8,6 +8,7 @@ import { openDatabase } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { startDevnet, type Devnet } from '../../src/devnet/devnet.ts';
 import { startRelay, type DevnetRelay } from '../../src/devnet/relay.ts';
+import type { RateLimit } from '../../src/nwc/rate-limiter.ts';
 import { pino } from 'pino';
 import { silentLogger } from '../../src/log.ts';
 import { createPostgresDatabase, type Backend } from './database.ts';
@@ -32,7 +33,10 @@ export interface World {
   stop(): Promise<void>;
 }
 
-export async function startWorld(backend: Backend, options: { auditIntervalMs?: number; extraRelays?: number; vaultTimeoutMs?: number; requestLeaseSeconds?: number } = {}): Promise<World> {
+export async function startWorld(
+  backend: Backend,
+  options: { auditIntervalMs?: number; extraRelays?: number; vaultTimeoutMs?: number; requestLeaseSeconds?: number; rateLimit?: RateLimit } = {},
+): Promise<World> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bridge-world-'));
   const devnet = await startDevnet({
     dataDir: null,
@@ -61,6 +65,7 @@ export async function startWorld(backend: Backend, options: { auditIntervalMs?: 
       drainTimeoutMs: 500,
       ...(options.vaultTimeoutMs ? { vaultTimeoutMs: options.vaultTimeoutMs } : {}),
       ...(options.requestLeaseSeconds ? { requestLeaseSeconds: options.requestLeaseSeconds } : {}),
+      ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
       // WORLD_LOG=<file> keeps the bridge's errors, for looking into a failing test.
       logger: process.env.WORLD_LOG ? pino({ level: 'error' }, pino.destination(process.env.WORLD_LOG)) : silentLogger,
       devnet: () => devnet.describe(),
