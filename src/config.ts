@@ -34,6 +34,9 @@ const envSchema = z.object({
   REQUEST_LEASE_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
   /** How often balances are compared with what the vaults signed. */
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(5).default(300),
+  /** Requests per second each connection may send, on average and in a burst (RATE_LIMITED beyond). */
+  RATE_LIMIT_PER_SECOND: z.coerce.number().positive().default(10),
+  RATE_LIMIT_BURST: z.coerce.number().int().positive().default(60),
 });
 
 export interface Config {
@@ -55,6 +58,7 @@ export interface Config {
   requestMaxAgeSeconds: number;
   requestLeaseSeconds: number;
   reconcileIntervalSeconds: number;
+  rateLimit: { perSecond: number; burst: number };
 }
 
 export class ConfigError extends Error {
@@ -89,5 +93,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     requestMaxAgeSeconds: e.REQUEST_MAX_AGE_SECONDS,
     requestLeaseSeconds: e.REQUEST_LEASE_SECONDS,
     reconcileIntervalSeconds: e.RECONCILE_INTERVAL_SECONDS,
+    rateLimit: { perSecond: e.RATE_LIMIT_PER_SECOND, burst: e.RATE_LIMIT_BURST },
   });
 }

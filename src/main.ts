@@ -108,6 +108,7 @@ export async function runService(config: Config): Promise<void> {
     requestMaxAgeSeconds: config.requestMaxAgeSeconds,
     requestLeaseSeconds: config.requestLeaseSeconds,
     reconcileIntervalSeconds: config.reconcileIntervalSeconds,
+    rateLimit: config.rateLimit,
   });
   onSignals(async () => {
     await bridge.stop();
