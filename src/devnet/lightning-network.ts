@@ -1,8 +1,10 @@
 /**
  * A simulated Lightning network for the devnet: nodes with persistent secp256k1 keys, BOLT 11
- * invoices signed by their node, and payments that are in flight for a moment and then settle
- * (the payee hands over the preimage) or fail with a reason. A payment leaving a node pays that
- * node's routing fee; a payment to an invoice of the paying node itself pays none.
+ * invoices signed by their node, keysend payments to a node, and payments that are in flight
+ * for a moment and then settle (the payee hands over the preimage) or fail with a reason and a
+ * failure code. A payee may hold a payment (a hold invoice) and settle or fail it later. A
+ * payment leaving a node pays that node's routing fee; a payment to the paying node itself
+ * pays none. Blocks come every ten minutes of wall time, or on demand (`mineBlocks`).
  */
 import bolt11 from 'bolt11';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
@@ -12,6 +14,8 @@ import type { DatabaseSync } from 'node:sqlite';
 import type { Msat } from '../protocol/amounts.ts';
 import { bytesToHex, hexToBytes } from '../protocol/hex.ts';
 import { decodeInvoice } from '../protocol/invoice.ts';
+import type { TlvRecord } from '../protocol/nwc-request.ts';
+import type { PaymentFailureCode } from '../protocol/vault-api.ts';
 import { int, openDatabase, text } from './sqlite.ts';
 
 /** bolt11's network object for regtest (`lnbcrt`). */
@@ -31,7 +35,7 @@ export function nodePubkeyOf(secret: Uint8Array): string {
   return bytesToHex(secp256k1.getPublicKey(secret, true));
 }
 
-function paymentHashOf(preimage: Uint8Array): string {
+export function paymentHashOf(preimage: Uint8Array): string {
   return bytesToHex(sha256(preimage));
 }
 
@@ -46,6 +50,8 @@ export interface InvoiceParams {
   descriptionHash: string | null;
   timestamp: number;
   expirySeconds: number;
+  /** The min_final_cltv_expiry tag (default 80, LND's). */
+  minFinalCltvExpiry?: number;
 }
 
 /** Min final CLTV delta written into devnet invoices (LND's default). */
@@ -67,7 +73,7 @@ export function buildInvoice(p: InvoiceParams): string {
         { tagName: 'payment_secret', data: p.paymentSecret },
         purpose,
         { tagName: 'expire_time', data: p.expirySeconds },
-        { tagName: 'min_final_cltv_expiry', data: MIN_FINAL_CLTV_EXPIRY },
+        { tagName: 'min_final_cltv_expiry', data: p.minFinalCltvExpiry ?? MIN_FINAL_CLTV_EXPIRY },
         {
           tagName: 'feature_bits',
           data: { word_length: 4, var_onion_optin: { required: true }, payment_secret: { required: true }, basic_mpp: { supported: true } },
@@ -87,7 +93,21 @@ export function newPaymentSecrets(): { preimage: string; paymentHash: string; pa
   return { preimage: bytesToHex(preimage), paymentHash: paymentHashOf(preimage), paymentSecret: bytesToHex(randomBytes(32)) };
 }
 
-export type ReceiveOutcome = { ok: true; preimage: string } | { ok: false; reason: string };
+/** A payee's final answer: the preimage, or a refusal with its reason and failure code. */
+export type FinalReceiveOutcome = { ok: true; preimage: string } | { ok: false; reason: string; code?: PaymentFailureCode };
+
+/**
+ * What a payee answers an incoming payment: final, or `held` (a hold invoice): the payment
+ * stays in flight until the payee calls `LightningNetwork.resolveHeld`.
+ */
+export type ReceiveOutcome = FinalReceiveOutcome | { ok: 'held' };
+
+/** An incoming payment as the payee sees it; `keysend` is set for a keysend (no invoice). */
+export interface IncomingPayment {
+  paymentHash: string;
+  amountMsat: Msat;
+  keysend: { preimage: string; tlvRecords: readonly TlvRecord[] } | null;
+}
 
 /** A node as the network sees it. */
 export interface NetworkNode {
@@ -95,24 +115,42 @@ export interface NetworkNode {
   /** False while the node is offline: nothing routes to it and it sends nothing. */
   online(): boolean;
   /**
-   * Takes an incoming payment for one of the node's invoices: checks and records it durably,
-   * synchronously, and hands out the preimage, or refuses with a reason.
+   * Takes an incoming payment for one of the node's invoices (or a keysend): checks and
+   * records it durably, synchronously, and hands out the preimage, refuses with a reason, or
+   * holds it.
    */
-  receive(paymentHash: string, amountMsat: Msat): ReceiveOutcome;
+  receive(payment: IncomingPayment): ReceiveOutcome;
 }
 
-export interface SendRequest {
-  payerPubkey: string;
-  invoice: string;
-  /** The amount to deliver; null means the invoice's own amount. */
-  amountMsat: Msat | null;
-  /** The most the payer pays in routing fees; null for no limit. */
-  maxFeeMsat: Msat | null;
-}
+export type SendRequest =
+  | {
+      payerPubkey: string;
+      invoice: string;
+      /** The amount to deliver; null means the invoice's own amount. */
+      amountMsat: Msat | null;
+      /** The most the payer pays in routing fees; null for no limit. */
+      maxFeeMsat: Msat | null;
+      keysend?: undefined;
+    }
+  | {
+      payerPubkey: string;
+      keysend: { destination: string; preimage: string; tlvRecords: readonly TlvRecord[] };
+      amountMsat: Msat;
+      maxFeeMsat: Msat | null;
+      invoice?: undefined;
+    };
 
 export type PaymentOutcome =
   | { state: 'settled'; paymentHash: string; amountMsat: Msat; feeMsat: Msat; preimage: string }
-  | { state: 'failed'; paymentHash: string | null; reason: string };
+  | { state: 'failed'; paymentHash: string | null; reason: string; code: PaymentFailureCode };
+
+/** A route found up to a payee that holds the payment: what to answer once it decides. */
+type Routed = PaymentOutcome | { held: string; complete: (outcome: FinalReceiveOutcome) => PaymentOutcome };
+
+interface HeldPayment {
+  complete(outcome: FinalReceiveOutcome): void;
+  dropped: (() => void) | null;
+}
 
 /** Block height at genesis; regtest wallets start just past coinbase maturity. */
 const GENESIS_HEIGHT = 101;
@@ -130,20 +168,28 @@ export class LightningNetwork {
   readonly #nodes = new Map<string, NetworkNode>();
   /** Payments in flight, with what to tell a waiting caller if the network closes first. */
   readonly #inFlight = new Map<NodeJS.Timeout, (() => void) | null>();
+  /** Payments a payee holds, by `payee:payment_hash`. */
+  readonly #held = new Map<string, HeldPayment>();
+  readonly #blockListeners = new Set<(height: number) => void>();
   readonly #settleDelayMs: number;
   readonly #genesisMs: number;
+  #minedBlocks: number;
 
   constructor(options: LightningNetworkOptions) {
     this.#db = openDatabase(options.dbPath);
     this.#settleDelayMs = options.settleDelayMs ?? 20;
     this.#db.exec(`
       CREATE TABLE IF NOT EXISTS node_keys (name TEXT PRIMARY KEY, secret TEXT NOT NULL) STRICT;
-      CREATE TABLE IF NOT EXISTS chain (id INTEGER PRIMARY KEY CHECK (id = 1), genesis_ms INTEGER NOT NULL) STRICT;
+      CREATE TABLE IF NOT EXISTS chain (id INTEGER PRIMARY KEY CHECK (id = 1), genesis_ms INTEGER NOT NULL, mined INTEGER NOT NULL DEFAULT 0) STRICT;
     `);
+    // A chain table from before `mined` existed gets the column.
+    const columns = this.#db.prepare('PRAGMA table_info(chain)').all().map((c) => text(c, 'name'));
+    if (!columns.includes('mined')) this.#db.exec('ALTER TABLE chain ADD COLUMN mined INTEGER NOT NULL DEFAULT 0');
     this.#db.prepare('INSERT OR IGNORE INTO chain (id, genesis_ms) VALUES (1, ?)').run(Date.now());
-    const row = this.#db.prepare('SELECT genesis_ms FROM chain WHERE id = 1').get();
+    const row = this.#db.prepare('SELECT genesis_ms, mined FROM chain WHERE id = 1').get();
     if (!row) throw new Error('chain genesis missing');
     this.#genesisMs = int(row, 'genesis_ms');
+    this.#minedBlocks = int(row, 'mined');
   }
 
   /** The persistent secret key of the node (or other devnet key) called `name`; made on first use. */
@@ -154,9 +200,25 @@ export class LightningNetwork {
     return hexToBytes(text(row, 'secret'));
   }
 
-  /** One block every ten minutes of wall time since the devnet's first start. */
+  /** One block every ten minutes of wall time since the devnet's first start, plus the blocks mined on demand. */
   blockHeight(nowMs = Date.now()): number {
-    return GENESIS_HEIGHT + Math.max(0, Math.floor((nowMs - this.#genesisMs) / BLOCK_INTERVAL_MS));
+    return GENESIS_HEIGHT + Math.max(0, Math.floor((nowMs - this.#genesisMs) / BLOCK_INTERVAL_MS)) + this.#minedBlocks;
+  }
+
+  /** Mines `count` blocks at once (kept across restarts) and tells the block listeners. Returns the new height. */
+  mineBlocks(count: number): number {
+    if (!Number.isInteger(count) || count < 1 || count > 100_000) throw new RangeError('count must be an integer from 1 to 100000');
+    this.#minedBlocks += count;
+    this.#db.prepare('UPDATE chain SET mined = ? WHERE id = 1').run(this.#minedBlocks);
+    const height = this.blockHeight();
+    for (const listener of this.#blockListeners) listener(height);
+    return height;
+  }
+
+  /** Called with the new height after `mineBlocks` (wall-time blocks are not announced: poll `blockHeight`). */
+  onBlocks(listener: (height: number) => void): () => void {
+    this.#blockListeners.add(listener);
+    return () => this.#blockListeners.delete(listener);
   }
 
   addNode(pubkey: string, node: NetworkNode): void {
@@ -175,7 +237,12 @@ export class LightningNetwork {
   send(request: SendRequest, onOutcome: (outcome: PaymentOutcome) => void, onDropped: (() => void) | null = null): void {
     const timer = setTimeout(() => {
       this.#inFlight.delete(timer);
-      onOutcome(this.#route(request));
+      const routed = this.#route(request);
+      if ('held' in routed) {
+        this.#held.set(routed.held, { complete: (outcome) => onOutcome(routed.complete(outcome)), dropped: onDropped });
+        return;
+      }
+      onOutcome(routed);
     }, this.#settleDelayMs);
     this.#inFlight.set(timer, onDropped);
   }
@@ -183,42 +250,89 @@ export class LightningNetwork {
   /** Sends and waits for the outcome; a payment dropped by `close()` fails (it never reached the payee). */
   pay(request: SendRequest): Promise<PaymentOutcome> {
     return new Promise((resolve) =>
-      this.send(request, resolve, () => resolve({ state: 'failed', paymentHash: null, reason: 'network stopped' })),
+      this.send(request, resolve, () => resolve({ state: 'failed', paymentHash: null, reason: 'network stopped', code: 'NO_ROUTE' })),
     );
   }
 
-  #route(request: SendRequest): PaymentOutcome {
-    const decoded = decodeInvoice(request.invoice);
-    if (!decoded.ok) return { state: 'failed', paymentHash: null, reason: `invalid invoice: ${decoded.error.message}` };
-    const invoice = decoded.value;
-    const failed = (reason: string): PaymentOutcome => ({ state: 'failed', paymentHash: invoice.paymentHash, reason });
-    if (invoice.network !== 'regtest') return failed(`invoice is for ${invoice.network}, this network is regtest`);
-    if (invoice.expiresAt <= Math.floor(Date.now() / 1000)) return failed('invoice expired');
-    const amount = request.amountMsat ?? invoice.amountMsat;
-    if (amount === null || amount <= 0n) return failed('amountless invoice needs an amount');
-    if (invoice.amountMsat !== null && amount !== invoice.amountMsat) return failed('amount does not match the invoice');
-
-    const payer = this.#nodes.get(request.payerPubkey);
-    if (!payer?.online()) return failed('payer node is offline');
-    const payee = this.#nodes.get(invoice.payeeNodeKey);
-    if (!payee?.online()) return failed(`no route to ${invoice.payeeNodeKey}`);
-    const fee = invoice.payeeNodeKey === request.payerPubkey ? 0n : routingFee(payer.policy, amount);
-    if (request.maxFeeMsat !== null && fee > request.maxFeeMsat) {
-      return failed(`route fee ${fee} msat exceeds the fee limit of ${request.maxFeeMsat} msat`);
-    }
-    const received = payee.receive(invoice.paymentHash, amount);
-    if (!received.ok) return failed(received.reason);
-    if (paymentHashOf(hexToBytes(received.preimage)) !== invoice.paymentHash) return failed('payee returned a wrong preimage');
-    return { state: 'settled', paymentHash: invoice.paymentHash, amountMsat: amount, feeMsat: fee, preimage: received.preimage };
+  /** True while `payee` holds a payment for `paymentHash`. */
+  isHeld(payeePubkey: string, paymentHash: string): boolean {
+    return this.#held.has(`${payeePubkey}:${paymentHash}`);
   }
 
-  /** Drops payments still in flight (their payers resend them after a restart) and closes the store. */
+  /**
+   * The payee's decision on a payment it held: settles it (the payer learns the preimage and
+   * pays its fee) or fails it. The payer's outcome is delivered synchronously. Returns false
+   * when no such payment is held.
+   */
+  resolveHeld(payeePubkey: string, paymentHash: string, outcome: FinalReceiveOutcome): boolean {
+    const key = `${payeePubkey}:${paymentHash}`;
+    const held = this.#held.get(key);
+    if (!held) return false;
+    this.#held.delete(key);
+    held.complete(outcome);
+    return true;
+  }
+
+  #route(request: SendRequest): Routed {
+    let paymentHash: string;
+    let payeePubkey: string;
+    let amount: Msat;
+    let incoming: IncomingPayment;
+    if (request.keysend !== undefined) {
+      const { destination, preimage, tlvRecords } = request.keysend;
+      paymentHash = paymentHashOf(hexToBytes(preimage));
+      payeePubkey = destination;
+      amount = request.amountMsat;
+      if (amount <= 0n) return { state: 'failed', paymentHash, reason: 'keysend needs a positive amount', code: 'REJECTED' };
+      incoming = { paymentHash, amountMsat: amount, keysend: { preimage, tlvRecords } };
+    } else {
+      const decoded = decodeInvoice(request.invoice);
+      if (!decoded.ok) return { state: 'failed', paymentHash: null, reason: `invalid invoice: ${decoded.error.message}`, code: 'REJECTED' };
+      const invoice = decoded.value;
+      paymentHash = invoice.paymentHash;
+      payeePubkey = invoice.payeeNodeKey;
+      const rejected = (reason: string): PaymentOutcome => ({ state: 'failed', paymentHash, reason, code: 'REJECTED' });
+      if (invoice.network !== 'regtest') return rejected(`invoice is for ${invoice.network}, this network is regtest`);
+      if (invoice.expiresAt <= Math.floor(Date.now() / 1000)) return { state: 'failed', paymentHash, reason: 'invoice expired', code: 'INVOICE_EXPIRED' };
+      const requested = request.amountMsat ?? invoice.amountMsat;
+      if (requested === null || requested <= 0n) return rejected('amountless invoice needs an amount');
+      if (invoice.amountMsat !== null && requested !== invoice.amountMsat) return rejected('amount does not match the invoice');
+      amount = requested;
+      incoming = { paymentHash, amountMsat: amount, keysend: null };
+    }
+    const failed = (reason: string, code: PaymentFailureCode): PaymentOutcome => ({ state: 'failed', paymentHash, reason, code });
+
+    const payer = this.#nodes.get(request.payerPubkey);
+    if (!payer?.online()) return failed('payer node is offline', 'NO_ROUTE');
+    const payee = this.#nodes.get(payeePubkey);
+    if (!payee?.online()) return failed(`no route to ${payeePubkey}`, 'NO_ROUTE');
+    const fee = payeePubkey === request.payerPubkey ? 0n : routingFee(payer.policy, amount);
+    if (request.maxFeeMsat !== null && fee > request.maxFeeMsat) {
+      return failed(`route fee ${fee} msat exceeds the fee limit of ${request.maxFeeMsat} msat`, 'FEE_LIMIT_EXCEEDED');
+    }
+    const complete = (received: FinalReceiveOutcome): PaymentOutcome => {
+      if (!received.ok) return failed(received.reason, received.code ?? 'REJECTED');
+      if (paymentHashOf(hexToBytes(received.preimage)) !== paymentHash) return failed('payee returned a wrong preimage', 'REJECTED');
+      return { state: 'settled', paymentHash, amountMsat: amount, feeMsat: fee, preimage: received.preimage };
+    };
+    const received = payee.receive(incoming);
+    if (received.ok === 'held') return { held: `${payeePubkey}:${paymentHash}`, complete };
+    return complete(received);
+  }
+
+  /**
+   * Drops payments still in flight and those held by their payee (their payers resend them
+   * after a restart) and closes the store.
+   */
   close(): void {
     for (const [timer, onDropped] of this.#inFlight) {
       clearTimeout(timer);
       onDropped?.();
     }
     this.#inFlight.clear();
+    for (const held of this.#held.values()) held.dropped?.();
+    this.#held.clear();
+    this.#blockListeners.clear();
     this.#nodes.clear();
     this.#db.close();
   }

@@ -1,7 +1,10 @@
 /**
  * The devnet's Nostr relay: @nostr-relay/core on a `ws` server with an in-memory event store.
- * Regular and replaceable events are kept (ephemeral kinds 20000–29999, such as NWC requests
- * and responses, are only forwarded); incoming messages are checked by @nostr-relay/validator.
+ * Regular and replaceable events are kept. Ephemeral kinds 20000–29999 are forwarded, and the
+ * NWC ones (requests 23194, responses 23195, notifications 23196 and 23197) are also retained
+ * for a short time (60 s by default), so a client that subscribes again with `since` after a
+ * disconnection receives what was sent meanwhile (NIP-47 asks relays to keep these events
+ * until consumed or stale). Incoming messages are checked by @nostr-relay/validator.
  */
 import { createServer } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -18,6 +21,7 @@ import {
   type EventRepositoryUpsertResult,
   type Filter,
   type Logger as RelayLogger,
+  type BroadcastPlugin,
 } from '@nostr-relay/common';
 import { Validator } from '@nostr-relay/validator';
 import { nostrEventSchema } from '../protocol/nostr-event.ts';
@@ -51,11 +55,37 @@ function newestFirst(a: RelayEvent, b: RelayEvent): number {
   return b.created_at - a.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
-/** An in-memory EventRepository: regular, replaceable and addressable events; never ephemeral ones. */
+/** NWC kinds the devnet relay retains although they are ephemeral: request, response, notifications. */
+export const RETAINED_EPHEMERAL_KINDS: readonly number[] = [23194, 23195, 23196, 23197];
+/** How long retained ephemeral events are kept by default. */
+export const DEFAULT_EPHEMERAL_RETENTION_SECONDS = 60;
+
+/**
+ * An in-memory EventRepository: regular, replaceable and addressable events. Ephemeral events
+ * are never stored by `upsert`; `retain` keeps one until a deadline, and `find` answers with
+ * it until then (a REQ returns it with the stored events).
+ */
 export class MemoryEventRepository extends EventRepository {
   readonly #events = new Map<string, RelayEvent>();
   /** Replaceable address (`kind:pubkey[:d]`) → id of the event that holds it. */
   readonly #addresses = new Map<string, string>();
+  /** Retained ephemeral events and when they are dropped (ms since the epoch). */
+  readonly #retained = new Map<string, { event: RelayEvent; untilMs: number }>();
+
+  /** Keeps an ephemeral event findable until `untilMs` (a resend of the same id extends it). */
+  retain(event: RelayEvent, untilMs: number): void {
+    this.#retained.set(event.id, { event, untilMs });
+  }
+
+  /** Retained ephemeral events not yet past their deadline (past ones are dropped). */
+  #liveRetained(nowMs: number): RelayEvent[] {
+    const live: RelayEvent[] = [];
+    for (const [id, entry] of this.#retained) {
+      if (entry.untilMs <= nowMs) this.#retained.delete(id);
+      else live.push(entry.event);
+    }
+    return live;
+  }
 
   isSearchSupported(): boolean {
     return false;
@@ -85,14 +115,40 @@ export class MemoryEventRepository extends EventRepository {
 
   find(filter: Filter): RelayEvent[] {
     if (filter.search !== undefined) return [];
-    const now = Math.floor(Date.now() / 1000);
-    const matches = [...this.#events.values()].filter((e) => matchesFilter(e, filter) && !isExpired(e, now)).sort(newestFirst);
+    const nowMs = Date.now();
+    const now = Math.floor(nowMs / 1000);
+    const candidates = [...this.#events.values(), ...this.#liveRetained(nowMs)];
+    const matches = candidates.filter((e) => matchesFilter(e, filter) && !isExpired(e, now)).sort(newestFirst);
     return filter.limit === undefined ? matches : matches.slice(0, filter.limit);
   }
 
   async destroy(): Promise<void> {
     this.#events.clear();
     this.#addresses.clear();
+    this.#retained.clear();
+  }
+}
+
+/**
+ * The relay plugin that retains NWC events: every broadcast event of a retained ephemeral kind
+ * is kept in the repository for `seconds` before it goes out to the live subscribers.
+ */
+export class EphemeralRetentionPlugin implements BroadcastPlugin {
+  readonly #repository: MemoryEventRepository;
+  readonly #kinds: ReadonlySet<number>;
+  readonly #ms: number;
+
+  constructor(repository: MemoryEventRepository, seconds: number, kinds: readonly number[] = RETAINED_EPHEMERAL_KINDS) {
+    this.#repository = repository;
+    this.#kinds = new Set(kinds);
+    this.#ms = seconds * 1000;
+  }
+
+  async broadcast(event: RelayEvent, next: () => Promise<void>): Promise<void> {
+    if (this.#ms > 0 && this.#kinds.has(event.kind) && EventUtils.getType(event.kind) === EventType.EPHEMERAL) {
+      this.#repository.retain(event, Date.now() + this.#ms);
+    }
+    return next();
   }
 }
 
@@ -131,6 +187,11 @@ export interface RelayOptions {
   port?: number;
   /** Keeps stored events across a stop and start in the same process; a fresh store by default. */
   repository?: MemoryEventRepository;
+  /**
+   * How long NWC events (kinds 23194–23197, ephemeral) stay findable after they were
+   * published (default 60 s; 0 keeps none, as a plain relay would).
+   */
+  ephemeralRetentionSeconds?: number;
   logger?: Logger;
 }
 
@@ -139,6 +200,8 @@ export interface DevnetRelay {
   readonly url: string;
   readonly port: number;
   readonly repository: MemoryEventRepository;
+  /** For tests: the number of open subscriptions of each connected client, in connection order. */
+  subscriptionCounts(): number[];
   /** Closes every socket and the listener; the port is free again when this resolves. */
   stop(): Promise<void>;
 }
@@ -167,7 +230,9 @@ export async function startRelay(options: RelayOptions = {}): Promise<DevnetRela
     // request (or tests of the bridge's own deduplication) would go unheard.
     eventHandlingResultCacheTtl: 0,
   });
+  relay.register(new EphemeralRetentionPlugin(repository, options.ephemeralRetentionSeconds ?? DEFAULT_EPHEMERAL_RETENTION_SECONDS));
   const validator = new Validator();
+  const clients = new Set<RelayClient>();
 
   const server = createServer((request, response) => {
     if (request.headers.accept?.includes('application/nostr+json')) {
@@ -182,6 +247,7 @@ export async function startRelay(options: RelayOptions = {}): Promise<DevnetRela
 
   wss.on('connection', (socket, request) => {
     const client = new RelayClient(socket);
+    clients.add(client);
     relay.handleConnection(client, request.socket.remoteAddress);
     socket.on('message', async (data) => {
       try {
@@ -195,7 +261,10 @@ export async function startRelay(options: RelayOptions = {}): Promise<DevnetRela
         client.send(JSON.stringify(createOutgoingNoticeMessage(reason)));
       }
     });
-    socket.on('close', () => relay.handleDisconnect(client));
+    socket.on('close', () => {
+      clients.delete(client);
+      relay.handleDisconnect(client);
+    });
     socket.on('error', (error) => log.debug({ err: error.message }, 'relay socket error'));
   });
 
@@ -216,6 +285,7 @@ export async function startRelay(options: RelayOptions = {}): Promise<DevnetRela
     url,
     port,
     repository,
+    subscriptionCounts: () => [...clients].map((c) => c.subscriptions.size),
     stop: async () => {
       for (const socket of wss.clients) socket.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));

@@ -1,9 +1,10 @@
 /**
  * The reference vault operator's state and rules (docs/vault-api.md), without HTTP: one vault
  * in the channel between its node N_A and a simulated peer N_B, deposits inside it, invoices
- * with vault proofs, payments checked against the user's authorization before any balance
- * decrease, balance updates signed by both peers, and an event log. State lives in SQLite; every
- * balance change is a ledger row, and balances are sums of the ledger.
+ * (fixed-amount, amountless, and hold invoices) with vault proofs, payments (invoices,
+ * keysends, lightning addresses it resolves itself) checked against the user's authorization
+ * before any balance decrease, balance updates signed by both peers, and an event log. State
+ * lives in SQLite; every balance change is a ledger row, and balances are sums of the ledger.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
@@ -11,14 +12,19 @@ import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import type { z } from 'zod';
 import type { Event } from 'nostr-tools/pure';
 import type { Msat } from '../protocol/amounts.ts';
-import { REQUEST_MAX_AGE_SECONDS, verifyPaymentAuthorization } from '../protocol/authorization.ts';
+import { REQUEST_MAX_AGE_SECONDS, verifyPaymentAuthorization, type PaymentTarget } from '../protocol/authorization.ts';
 import { budgetWindowStart, checkSpendLimits, GRANT_MAX_SKEW_SECONDS, parseGrant, VELOCITY_WINDOW_SECONDS } from '../protocol/grant.ts';
-import { bytesToHex } from '../protocol/hex.ts';
-import { decodePayableInvoice } from '../protocol/invoice.ts';
+import { bytesToHex, hexToBytes } from '../protocol/hex.ts';
+import { decodeInvoice, decodePayableInvoice, type DecodedInvoice } from '../protocol/invoice.ts';
+import { resolveLightningAddress, type ResolvedLightningAddress } from '../protocol/lnurl.ts';
+import { canonicalTlvRecords, tlvRecordsSchema, tlvRecordsToWire, type TlvRecord } from '../protocol/nwc-request.ts';
+import type { LightningAddress } from '../protocol/payment-target.ts';
 import { fail, ok, type Result, type VaultErrorCode } from '../protocol/result.ts';
 import { verifyDepositLock, verifyDepositOpen } from '../protocol/user-statements.ts';
 import {
+  DEFAULT_HOLD_CLTV_EXPIRY_DELTA,
   VAULT_API_VERSION,
+  type createHoldInvoiceRequestSchema,
   type createInvoiceRequestSchema,
   type depositSchema,
   type depositStatusSchema,
@@ -29,6 +35,8 @@ import {
   type vaultInvoiceSchema,
   type vaultMetricsSchema,
   type vaultPaymentSchema,
+  paymentFailureCodeSchema,
+  type PaymentFailureCode,
 } from '../protocol/vault-api.ts';
 import { signBalanceUpdate, signVaultProof, vaultMultisigPubkey, type balanceUpdateSchema } from '../protocol/vault-proof.ts';
 import { silentLogger, type Logger } from '../log.ts';
@@ -36,12 +44,14 @@ import {
   buildInvoice,
   newPaymentSecrets,
   nodePubkeyOf,
+  paymentHashOf,
+  type IncomingPayment,
   type LightningNetwork,
   type PaymentOutcome,
   type ReceiveOutcome,
   type RoutingPolicy,
 } from './lightning-network.ts';
-import { bigint, int, intOrNull, openDatabase, text, textOrNull, transaction } from './sqlite.ts';
+import { bigint, bigintOrNull, int, intOrNull, openDatabase, text, textOrNull, transaction } from './sqlite.ts';
 import { VaultFaults } from './vault-faults.ts';
 
 /** Wire shapes as the schemas read them (msats as decimal strings). */
@@ -57,6 +67,7 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 type WireEventData = DistributiveOmit<WireEvent, 'seq'>;
 
 export type CreateInvoiceBody = z.output<typeof createInvoiceRequestSchema>;
+export type CreateHoldInvoiceBody = z.output<typeof createHoldInvoiceRequestSchema>;
 export type PayBody = z.output<typeof payRequestSchema>;
 
 /** What the devnet's operators accept: invoices from 1 sat to 1 BTC, deposits up to 10 BTC. */
@@ -80,10 +91,16 @@ export interface VaultOperatorOptions {
   auditors: string[];
   /** How long a payment call waits for the network before answering `pending`. */
   paymentWaitMs?: number;
+  /** How often held payments are checked against their settle deadline (default 1 000 ms; mined blocks are checked at once). */
+  holdCheckIntervalMs?: number;
+  /** Per request to a lightning address's server (default 10 000 ms). */
+  lnurlTimeoutMs?: number;
   logger?: Logger;
 }
 
 const NETWORK = 'regtest';
+/** The schema `#migrate` brings a database to (PRAGMA user_version). */
+const SCHEMA_VERSION = 2;
 const MAINTENANCE_PERIOD_BLOCKS = 144;
 const DEFAULT_INVOICE_EXPIRY_SECONDS = 3600;
 
@@ -108,7 +125,10 @@ export class VaultOperator {
   readonly #policy: RoutingPolicy;
   readonly #auditors: string[];
   readonly #paymentWaitMs: number;
+  readonly #lnurlTimeoutMs: number;
   readonly #log: Logger;
+  readonly #holdTimer: NodeJS.Timeout;
+  readonly #stopBlocks: () => void;
   readonly #listeners = new Set<() => void>();
   readonly #waiters = new Map<string, Set<() => void>>();
   /** Payments handed to the network and not yet back. */
@@ -124,6 +144,7 @@ export class VaultOperator {
     this.#policy = options.routingPolicy;
     this.#auditors = options.auditors;
     this.#paymentWaitMs = options.paymentWaitMs ?? 2_000;
+    this.#lnurlTimeoutMs = options.lnurlTimeoutMs ?? 10_000;
     this.#log = (options.logger ?? silentLogger).child({ operator: options.name });
     this.#migrate();
     this.nodePubkey = nodePubkeyOf(this.#nodeSecret);
@@ -135,8 +156,13 @@ export class VaultOperator {
     this.#network.addNode(this.nodePubkey, {
       policy: this.#policy,
       online: () => !this.faults.down && !this.#closed,
-      receive: (hash, amount) => this.#receive(hash, amount),
+      receive: (payment) => this.#receive(payment),
     });
+    // Held payments past their settle deadline are canceled: on every mined block, and on a timer for wall-time blocks.
+    this.#stopBlocks = this.#network.onBlocks(() => this.#expireHolds());
+    this.#holdTimer = setInterval(() => this.#expireHolds(), options.holdCheckIntervalMs ?? 1_000);
+    this.#holdTimer.unref();
+    this.#expireHolds();
     // Payments accepted before a restart and not finished are sent now.
     this.#dispatchPending(false);
   }
@@ -173,43 +199,6 @@ export class VaultOperator {
         peer_sig TEXT NOT NULL,
         PRIMARY KEY (deposit_id, seq)
       ) STRICT;
-      CREATE TABLE IF NOT EXISTS invoices (
-        payment_hash TEXT PRIMARY KEY,
-        deposit_id TEXT NOT NULL REFERENCES deposits (deposit_id),
-        invoice TEXT NOT NULL,
-        amount_msat INTEGER NOT NULL,
-        description TEXT,
-        description_hash TEXT,
-        preimage TEXT NOT NULL,
-        peer_sig TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        settled_at INTEGER,
-        balance_seq INTEGER
-      ) STRICT;
-      CREATE TABLE IF NOT EXISTS payments (
-        deposit_id TEXT NOT NULL REFERENCES deposits (deposit_id),
-        idempotency_key TEXT NOT NULL,
-        fingerprint TEXT NOT NULL,
-        request_id TEXT NOT NULL,
-        owner TEXT NOT NULL,
-        connection TEXT NOT NULL,
-        payment_hash TEXT NOT NULL,
-        invoice TEXT NOT NULL,
-        amount_msat INTEGER NOT NULL,
-        max_fee_msat INTEGER NOT NULL,
-        fee_msat INTEGER NOT NULL DEFAULT 0,
-        state TEXT NOT NULL CHECK (state IN ('pending', 'settled', 'failed')),
-        preimage TEXT,
-        failure_reason TEXT,
-        created_at INTEGER NOT NULL,
-        finished_at INTEGER,
-        balance_seq INTEGER,
-        PRIMARY KEY (deposit_id, idempotency_key)
-      ) STRICT;
-      CREATE INDEX IF NOT EXISTS payments_by_request ON payments (request_id);
-      CREATE INDEX IF NOT EXISTS payments_by_connection ON payments (owner, connection, created_at);
-      CREATE INDEX IF NOT EXISTS payments_pending ON payments (state) WHERE state = 'pending';
       CREATE TABLE IF NOT EXISTS grants (
         owner TEXT NOT NULL,
         connection TEXT NOT NULL,
@@ -240,6 +229,93 @@ export class VaultOperator {
         created_at INTEGER NOT NULL
       ) STRICT;
     `);
+    const versionRow = this.#db.prepare('PRAGMA user_version').get();
+    const version = versionRow ? int(versionRow, 'user_version') : 0;
+    if (version >= SCHEMA_VERSION) return;
+    transaction(this.#db, () => {
+      // Version 1 (no user_version) had invoices and payments without hold invoices, amountless
+      // invoices, keysends, lightning addresses and failure codes: the tables are rebuilt.
+      const v1 = this.#db.prepare("SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = 'invoices'").get() !== undefined;
+      if (v1) this.#db.exec('ALTER TABLE invoices RENAME TO invoices_v1; ALTER TABLE payments RENAME TO payments_v1;');
+      this.#db.exec(`
+        CREATE TABLE invoices (
+          payment_hash TEXT PRIMARY KEY,
+          deposit_id TEXT NOT NULL REFERENCES deposits (deposit_id),
+          invoice TEXT NOT NULL,
+          -- 0: amountless ("any amount"); received_msat is what arrived.
+          amount_msat INTEGER NOT NULL,
+          received_msat INTEGER,
+          description TEXT,
+          description_hash TEXT,
+          -- A hold invoice's preimage is the client's: unknown until it settles.
+          preimage TEXT,
+          hold INTEGER NOT NULL DEFAULT 0 CHECK (hold IN (0, 1)),
+          min_cltv_expiry_delta INTEGER,
+          peer_sig TEXT NOT NULL,
+          created_at INTEGER NOT NULL,
+          expires_at INTEGER NOT NULL,
+          accepted_at INTEGER,
+          settle_deadline INTEGER,
+          settled_at INTEGER,
+          canceled_at INTEGER,
+          balance_seq INTEGER,
+          CHECK (hold = 1 OR preimage IS NOT NULL)
+        ) STRICT;
+        CREATE TABLE payments (
+          deposit_id TEXT NOT NULL REFERENCES deposits (deposit_id),
+          idempotency_key TEXT NOT NULL,
+          fingerprint TEXT NOT NULL,
+          request_id TEXT NOT NULL,
+          owner TEXT NOT NULL,
+          connection TEXT NOT NULL,
+          kind TEXT NOT NULL DEFAULT 'invoice' CHECK (kind IN ('invoice', 'keysend', 'lnurl')),
+          payment_hash TEXT NOT NULL,
+          -- The BOLT 11 paid (for lnurl the one resolved); null for a keysend.
+          invoice TEXT,
+          destination TEXT NOT NULL,
+          keysend_preimage TEXT,
+          tlv_records TEXT,
+          lnurl_address TEXT,
+          amount_msat INTEGER NOT NULL,
+          max_fee_msat INTEGER NOT NULL,
+          fee_msat INTEGER NOT NULL DEFAULT 0,
+          state TEXT NOT NULL CHECK (state IN ('pending', 'settled', 'failed')),
+          preimage TEXT,
+          failure_reason TEXT,
+          failure_code TEXT,
+          created_at INTEGER NOT NULL,
+          finished_at INTEGER,
+          balance_seq INTEGER,
+          PRIMARY KEY (deposit_id, idempotency_key),
+          CHECK ((kind = 'keysend') = (invoice IS NULL)),
+          CHECK ((kind = 'keysend') = (keysend_preimage IS NOT NULL))
+        ) STRICT;
+      `);
+      if (v1) {
+        this.#db.exec(`
+          INSERT INTO invoices (payment_hash, deposit_id, invoice, amount_msat, received_msat, description, description_hash, preimage, peer_sig, created_at, expires_at, settled_at, balance_seq)
+          SELECT payment_hash, deposit_id, invoice, amount_msat, CASE WHEN settled_at IS NULL THEN NULL ELSE amount_msat END, description, description_hash, preimage, peer_sig, created_at, expires_at, settled_at, balance_seq
+          FROM invoices_v1;
+          INSERT INTO payments (deposit_id, idempotency_key, fingerprint, request_id, owner, connection, kind, payment_hash, invoice, destination, amount_msat, max_fee_msat, fee_msat, state, preimage, failure_reason, failure_code, created_at, finished_at, balance_seq)
+          SELECT deposit_id, idempotency_key, fingerprint, request_id, owner, connection, 'invoice', payment_hash, invoice, '', amount_msat, max_fee_msat, fee_msat, state, preimage, failure_reason, CASE state WHEN 'failed' THEN 'REJECTED' END, created_at, finished_at, balance_seq
+          FROM payments_v1;
+          DROP TABLE invoices_v1;
+          DROP TABLE payments_v1;
+        `);
+        const update = this.#db.prepare('UPDATE payments SET destination = ? WHERE deposit_id = ? AND idempotency_key = ?');
+        for (const row of this.#db.prepare("SELECT deposit_id, idempotency_key, invoice FROM payments WHERE destination = ''").all()) {
+          const decoded = decodeInvoice(text(row, 'invoice'));
+          update.run(decoded.ok ? decoded.value.payeeNodeKey : '', text(row, 'deposit_id'), text(row, 'idempotency_key'));
+        }
+      }
+      this.#db.exec(`
+        CREATE INDEX payments_by_request ON payments (request_id);
+        CREATE INDEX payments_by_connection ON payments (owner, connection, created_at);
+        CREATE INDEX payments_pending ON payments (state) WHERE state = 'pending';
+        CREATE INDEX invoices_held ON invoices (settle_deadline) WHERE accepted_at IS NOT NULL AND settled_at IS NULL AND canceled_at IS NULL;
+        PRAGMA user_version = ${SCHEMA_VERSION};
+      `);
+    });
   }
 
   #meta(key: string, make: () => string): string {
@@ -425,26 +501,37 @@ export class VaultOperator {
     const row = this.#get('SELECT * FROM invoices WHERE deposit_id = ? AND payment_hash = ?', depositId, paymentHash);
     if (!row) return null;
     const settledAt = intOrNull(row, 'settled_at');
+    const canceledAt = intOrNull(row, 'canceled_at');
+    const acceptedAt = intOrNull(row, 'accepted_at');
     const expiresAt = int(row, 'expires_at');
     const amount = bigint(row, 'amount_msat');
+    const received = bigintOrNull(row, 'received_msat');
+    const hold = int(row, 'hold') === 1;
     const balanceSeq = intOrNull(row, 'balance_seq');
+    const state = canceledAt !== null ? 'canceled' : settledAt !== null ? 'settled' : acceptedAt !== null ? 'accepted' : expiresAt <= nowSeconds() ? 'expired' : 'pending';
     return {
       invoice: text(row, 'invoice'),
       payment_hash: paymentHash,
-      amount_msat: amount.toString(),
+      // An amountless invoice shows what it received once paid.
+      amount_msat: (amount === 0n && received !== null ? received : amount).toString(),
       description: textOrNull(row, 'description'),
       description_hash: textOrNull(row, 'description_hash'),
       created_at: int(row, 'created_at'),
       expires_at: expiresAt,
-      state: settledAt !== null ? 'settled' : expiresAt <= nowSeconds() ? 'expired' : 'pending',
+      state,
       settled_at: settledAt,
-      preimage: settledAt === null ? null : text(row, 'preimage'),
+      preimage: settledAt === null ? null : textOrNull(row, 'preimage'),
       proof: {
         ...this.#proofFields(depositId, paymentHash),
         amount_msat: amount.toString(),
         peer_sig: text(row, 'peer_sig'),
       },
       balance_update: balanceSeq === null ? null : this.#balanceUpdate(depositId, balanceSeq),
+      hold,
+      accepted_at: acceptedAt,
+      settle_deadline: intOrNull(row, 'settle_deadline'),
+      min_cltv_expiry_delta: hold ? intOrNull(row, 'min_cltv_expiry_delta') : null,
+      canceled_at: canceledAt,
     };
   }
 
@@ -472,6 +559,8 @@ export class VaultOperator {
     if (!row) return null;
     const state = text(row, 'state');
     if (state !== 'pending' && state !== 'settled' && state !== 'failed') throw new TypeError(`payment state ${state}`);
+    const kind = text(row, 'kind');
+    if (kind !== 'invoice' && kind !== 'keysend' && kind !== 'lnurl') throw new TypeError(`payment kind ${kind}`);
     const balanceSeq = intOrNull(row, 'balance_seq');
     return {
       idempotency_key: idempotencyKey,
@@ -482,9 +571,13 @@ export class VaultOperator {
       fee_msat: bigint(row, 'fee_msat').toString(),
       preimage: textOrNull(row, 'preimage'),
       failure_reason: textOrNull(row, 'failure_reason'),
+      failure_code: failureCodeOf(textOrNull(row, 'failure_code')),
       created_at: int(row, 'created_at'),
       settled_at: state === 'settled' ? intOrNull(row, 'finished_at') : null,
       balance_update: balanceSeq === null ? null : this.#balanceUpdate(depositId, balanceSeq),
+      kind,
+      invoice: textOrNull(row, 'invoice'),
+      destination: textOrNull(row, 'destination') || null,
     };
   }
 
@@ -521,50 +614,234 @@ export class VaultOperator {
     });
   }
 
+  /**
+   * An invoice paying into the deposit, with a vault proof by the channel peer. Without
+   * `amount_msat` it is amountless: the proof says "0" (any amount) and the deposit is credited
+   * with what arrives.
+   */
   createInvoice(caller: string, depositId: string, body: CreateInvoiceBody): Result<WireInvoice> {
     const deposit = this.#visibleDeposit(caller, depositId);
     if (!deposit.ok) return deposit;
-    const amount = body.amount_msat;
-    if (amount < LIMITS.minInvoiceMsat) return fail('BAD_REQUEST', `amount below the minimum of ${LIMITS.minInvoiceMsat} msat`);
-    if (amount > LIMITS.maxInvoiceMsat) return fail('BAD_REQUEST', `amount above the maximum of ${LIMITS.maxInvoiceMsat} msat`);
+    const amount = body.amount_msat ?? null;
+    const checked = this.#checkInvoiceRequest(amount, body);
+    if (!checked.ok) return checked;
+    const { preimage, paymentHash, paymentSecret } = newPaymentSecrets();
+    return ok(this.#issueInvoice(depositId, { amount, paymentHash, paymentSecret, preimage, hold: null, body }));
+  }
+
+  #checkInvoiceRequest(amount: Msat | null, body: { description?: string | undefined; description_hash?: string | undefined }): Result<void> {
+    if (amount !== null && amount < LIMITS.minInvoiceMsat) return fail('BAD_REQUEST', `amount below the minimum of ${LIMITS.minInvoiceMsat} msat`);
+    if (amount !== null && amount > LIMITS.maxInvoiceMsat) return fail('BAD_REQUEST', `amount above the maximum of ${LIMITS.maxInvoiceMsat} msat`);
     if (body.description !== undefined && body.description_hash !== undefined) {
       return fail('BAD_REQUEST', 'give description or description_hash, not both');
     }
-    const { preimage, paymentHash, paymentSecret } = newPaymentSecrets();
+    return ok(undefined);
+  }
+
+  /** Builds, signs (invoice by N_A, proof by N_B) and stores an invoice; returns its wire form. */
+  #issueInvoice(
+    depositId: string,
+    p: {
+      amount: Msat | null;
+      paymentHash: string;
+      paymentSecret: string;
+      preimage: string | null;
+      /** A hold invoice's min_cltv_expiry_delta, or null for an ordinary invoice. */
+      hold: number | null;
+      body: { description?: string | undefined; description_hash?: string | undefined; expiry_seconds?: number | undefined };
+    },
+  ): WireInvoice {
     const createdAt = nowSeconds();
-    const expiry = body.expiry_seconds ?? DEFAULT_INVOICE_EXPIRY_SECONDS;
-    const descriptionHash = body.description_hash ?? null;
-    const description = descriptionHash === null ? (body.description ?? '') : null;
+    const expiry = p.body.expiry_seconds ?? DEFAULT_INVOICE_EXPIRY_SECONDS;
+    const descriptionHash = p.body.description_hash ?? null;
+    const description = descriptionHash === null ? (p.body.description ?? '') : null;
     const invoice = buildInvoice({
       nodeSecret: this.#nodeSecret,
-      amountMsat: amount,
-      paymentHash,
-      paymentSecret,
+      amountMsat: p.amount,
+      paymentHash: p.paymentHash,
+      paymentSecret: p.paymentSecret,
       description,
       descriptionHash,
       timestamp: createdAt,
       expirySeconds: expiry,
+      ...(p.hold === null ? {} : { minFinalCltvExpiry: p.hold }),
     });
     // The invalidProof fault: a random key signs in place of the channel peer.
     const proofSigner = this.faults.invalidProof ? randomBytes(32) : this.#peerSecret;
-    const proof = signVaultProof({ ...this.#proofFields(depositId, paymentHash), amount_msat: amount }, proofSigner);
+    const proof = signVaultProof({ ...this.#proofFields(depositId, p.paymentHash), amount_msat: p.amount ?? 0n }, proofSigner);
     this.#run(
-      `INSERT INTO invoices (payment_hash, deposit_id, invoice, amount_msat, description, description_hash, preimage, peer_sig, created_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      paymentHash,
+      `INSERT INTO invoices (payment_hash, deposit_id, invoice, amount_msat, description, description_hash, preimage, hold, min_cltv_expiry_delta, peer_sig, created_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      p.paymentHash,
       depositId,
       invoice,
-      amount,
+      p.amount ?? 0n,
       description,
       descriptionHash,
-      preimage,
+      p.preimage,
+      p.hold === null ? 0 : 1,
+      p.hold,
       proof.peer_sig,
       createdAt,
       createdAt + expiry,
     );
-    const wire = this.#invoiceWire(depositId, paymentHash);
+    const wire = this.#invoiceWire(depositId, p.paymentHash);
     if (wire === null) throw new Error('invoice vanished after insert');
+    return wire;
+  }
+
+  /**
+   * A hold invoice for the client's payment hash. The same request again (same deposit, hash,
+   * amount, description, expiry and CLTV delta) returns the existing invoice (`created`
+   * false); any other use of a known payment hash is CONFLICT.
+   */
+  createHoldInvoice(caller: string, depositId: string, body: CreateHoldInvoiceBody): Result<{ created: boolean; invoice: WireInvoice }> {
+    const deposit = this.#visibleDeposit(caller, depositId);
+    if (!deposit.ok) return deposit;
+    const checked = this.#checkInvoiceRequest(body.amount_msat, body);
+    if (!checked.ok) return checked;
+    const delta = body.min_cltv_expiry_delta ?? DEFAULT_HOLD_CLTV_EXPIRY_DELTA;
+    return transaction(this.#db, () => {
+      const existing = this.#get('SELECT * FROM invoices WHERE payment_hash = ?', body.payment_hash);
+      if (existing) {
+        const descriptionHash = body.description_hash ?? null;
+        const same =
+          text(existing, 'deposit_id') === depositId &&
+          int(existing, 'hold') === 1 &&
+          bigint(existing, 'amount_msat') === body.amount_msat &&
+          textOrNull(existing, 'description_hash') === descriptionHash &&
+          textOrNull(existing, 'description') === (descriptionHash === null ? (body.description ?? '') : null) &&
+          int(existing, 'expires_at') - int(existing, 'created_at') === (body.expiry_seconds ?? DEFAULT_INVOICE_EXPIRY_SECONDS) &&
+          intOrNull(existing, 'min_cltv_expiry_delta') === delta;
+        if (!same) return fail('CONFLICT', 'an invoice with this payment hash already exists');
+        const wire = this.#invoiceWire(depositId, body.payment_hash);
+        if (wire === null) throw new Error('hold invoice vanished');
+        return ok({ created: false, invoice: wire });
+      }
+      const invoice = this.#issueInvoice(depositId, {
+        amount: body.amount_msat,
+        paymentHash: body.payment_hash,
+        paymentSecret: bytesToHex(randomBytes(32)),
+        preimage: null,
+        hold: delta,
+        body,
+      });
+      this.#log.info({ deposit: depositId, payment_hash: body.payment_hash }, 'hold invoice created');
+      return ok({ created: true, invoice });
+    });
+  }
+
+  /**
+   * Settles a held payment with its preimage: credits the deposit with the amount held, signs
+   * the balance with both peers, emits `invoice_settled`, and hands the preimage to the payer.
+   * Settling a settled invoice again with its preimage returns it unchanged.
+   */
+  settleHoldInvoice(caller: string, depositId: string, paymentHash: string, preimage: string): Result<WireInvoice> {
+    const deposit = this.#visibleDeposit(caller, depositId);
+    if (!deposit.ok) return deposit;
+    if (paymentHashOf(hexToBytes(preimage)) !== paymentHash) return fail('BAD_REQUEST', 'the preimage does not hash to this payment hash');
+    // A payment past its settle deadline is canceled first, never settled.
+    this.#expireHolds();
+    const settled = transaction(this.#db, (): Result<boolean> => {
+      const row = this.#get('SELECT * FROM invoices WHERE deposit_id = ? AND payment_hash = ?', depositId, paymentHash);
+      if (!row) return fail('NOT_FOUND', 'no such invoice');
+      if (int(row, 'hold') !== 1) return fail('BAD_REQUEST', 'not a hold invoice');
+      if (intOrNull(row, 'settled_at') !== null) return ok(false);
+      if (intOrNull(row, 'canceled_at') !== null) return fail('BAD_REQUEST', 'the hold invoice was canceled');
+      if (intOrNull(row, 'accepted_at') === null) return fail('BAD_REQUEST', 'no payment is held for this invoice yet');
+      if (!this.#network.isHeld(this.nodePubkey, paymentHash)) {
+        return fail('UNAVAILABLE', 'the held payment is not back since a restart (its payer has not resent it); settle again later');
+      }
+      const amount = bigintOrNull(row, 'received_msat') ?? bigint(row, 'amount_msat');
+      const now = nowSeconds();
+      if (this.faults.skipCredit) {
+        this.#run('UPDATE invoices SET settled_at = ?, preimage = ? WHERE payment_hash = ?', now, preimage, paymentHash);
+        this.#log.warn({ deposit: depositId, payment_hash: paymentHash }, 'fault: held payment taken without credit');
+        return ok(true);
+      }
+      this.#credit(depositId, amount, 'invoice', paymentHash, now);
+      const update = this.#signBalance(depositId, now);
+      this.#run('UPDATE invoices SET settled_at = ?, preimage = ?, balance_seq = ? WHERE payment_hash = ?', now, preimage, update.seq, paymentHash);
+      this.#emit(depositId, {
+        type: 'invoice_settled',
+        deposit_id: depositId,
+        payment_hash: paymentHash,
+        amount_msat: amount.toString(),
+        preimage,
+        settled_at: now,
+        balance_update: update,
+      });
+      this.#log.info({ deposit: depositId, payment_hash: paymentHash, amount_msat: amount.toString() }, 'hold invoice settled');
+      return ok(true);
+    });
+    if (!settled.ok) return settled;
+    if (settled.value) {
+      // After the commit: the payer's payment settles in this same turn.
+      this.#network.resolveHeld(this.nodePubkey, paymentHash, { ok: true, preimage });
+      this.#notify();
+    }
+    const wire = this.#invoiceWire(depositId, paymentHash);
+    if (wire === null) throw new Error('hold invoice vanished');
     return ok(wire);
+  }
+
+  /**
+   * Cancels a hold invoice (pending or accepted): a held payment fails for its payer, nothing is
+   * credited, `invoice_canceled` is emitted. Canceling a canceled invoice returns it unchanged;
+   * a settled one cannot be canceled.
+   */
+  cancelHoldInvoice(caller: string, depositId: string, paymentHash: string): Result<WireInvoice> {
+    const deposit = this.#visibleDeposit(caller, depositId);
+    if (!deposit.ok) return deposit;
+    const canceled = transaction(this.#db, (): Result<boolean> => {
+      const row = this.#get('SELECT hold, settled_at, canceled_at FROM invoices WHERE deposit_id = ? AND payment_hash = ?', depositId, paymentHash);
+      if (!row) return fail('NOT_FOUND', 'no such invoice');
+      if (int(row, 'hold') !== 1) return fail('BAD_REQUEST', 'not a hold invoice');
+      if (intOrNull(row, 'settled_at') !== null) return fail('BAD_REQUEST', 'the hold invoice is settled');
+      if (intOrNull(row, 'canceled_at') !== null) return ok(false);
+      this.#cancelHold(depositId, paymentHash, 'canceled by the client');
+      return ok(true);
+    });
+    if (!canceled.ok) return canceled;
+    if (canceled.value) this.#afterCancel(paymentHash, 'hold invoice canceled');
+    const wire = this.#invoiceWire(depositId, paymentHash);
+    if (wire === null) throw new Error('hold invoice vanished');
+    return ok(wire);
+  }
+
+  /** Inside a transaction: marks a hold invoice canceled and emits `invoice_canceled`. */
+  #cancelHold(depositId: string, paymentHash: string, why: string): void {
+    this.#run('UPDATE invoices SET canceled_at = ? WHERE payment_hash = ?', nowSeconds(), paymentHash);
+    this.#emit(depositId, { type: 'invoice_canceled', deposit_id: depositId, payment_hash: paymentHash });
+    this.#log.info({ deposit: depositId, payment_hash: paymentHash, reason: why }, 'hold invoice canceled');
+  }
+
+  /** After a cancel's commit: the held payment (if any) fails for its payer. */
+  #afterCancel(paymentHash: string, reason: string): void {
+    this.#network.resolveHeld(this.nodePubkey, paymentHash, { ok: false, reason, code: 'REJECTED' });
+    this.#notify();
+  }
+
+  /** Cancels every held payment whose settle deadline the chain has reached. */
+  #expireHolds(): void {
+    if (this.#closed) return;
+    const height = this.#network.blockHeight();
+    const due = this.#all(
+      `SELECT deposit_id, payment_hash FROM invoices
+       WHERE accepted_at IS NOT NULL AND settled_at IS NULL AND canceled_at IS NULL AND settle_deadline <= ?`,
+      height,
+    );
+    for (const row of due) {
+      const depositId = text(row, 'deposit_id');
+      const paymentHash = text(row, 'payment_hash');
+      const canceled = transaction(this.#db, () => {
+        const still = this.#get('SELECT 1 AS held FROM invoices WHERE payment_hash = ? AND settled_at IS NULL AND canceled_at IS NULL', paymentHash);
+        if (!still) return false;
+        this.#cancelHold(depositId, paymentHash, `settle deadline reached at block ${height}`);
+        return true;
+      });
+      if (canceled) this.#afterCancel(paymentHash, 'hold invoice canceled: settle deadline reached');
+    }
   }
 
   /** Stores a grant as the newest for its connection; an older one is STALE_GRANT. */
@@ -638,13 +915,31 @@ export class VaultOperator {
   }
 
   /**
-   * Pays an invoice from a deposit. Admission (authorization, newest grant, replay, budget,
-   * lock, balance) and the reservation happen in one synchronous transaction; then the payment
-   * goes out and the call waits briefly for its end. A retry with the same key and body returns
-   * the same payment and pays nothing.
+   * Pays from a deposit: an invoice, a keysend, or a lightning address the vault resolves
+   * itself (LUD-16; the bridge never supplies that invoice). Admission (authorization, newest
+   * grant, replay, budget, lock, balance) and the reservation happen in one synchronous
+   * transaction; then the payment goes out and the call waits briefly for its end. A retry with
+   * the same key and body returns the same payment and pays nothing.
    */
   async pay(caller: string, depositId: string, body: PayBody): Promise<Result<{ created: boolean; payment: WirePayment }>> {
-    const admitted = this.#admit(caller, depositId, body);
+    let resolved: ResolvedLightningAddress | null = null;
+    if (body.lnurl !== undefined) {
+      const preflight = this.#lnurlPreflight(caller, depositId, body);
+      if (!preflight.ok) return preflight;
+      if (preflight.value !== null) {
+        const { address, payerNote } = preflight.value;
+        const answer = await resolveLightningAddress(address, body.amount_msat, {
+          network: NETWORK,
+          nowSec: nowSeconds(),
+          comment: payerNote,
+          timeoutMs: this.#lnurlTimeoutMs,
+        });
+        if (this.#closed) return fail('UNAVAILABLE', 'the operator is stopping');
+        if (!answer.ok) return this.#refuse(depositId, body, answer.error.code, answer.error.message);
+        resolved = answer.value;
+      }
+    }
+    const admitted = this.#admit(caller, depositId, body, resolved);
     if (!admitted.ok) return admitted;
     if (admitted.value.created) this.#dispatch(depositId, body.idempotency_key, false);
     await this.#waitFinal(depositId, body.idempotency_key);
@@ -653,7 +948,57 @@ export class VaultOperator {
     return ok({ created: admitted.value.created, payment });
   }
 
-  #admit(caller: string, depositId: string, body: PayBody): Result<{ created: boolean }> {
+  /** Records a refused payment request (code, reason, request id) and answers the refusal. */
+  #refuse(depositId: string, body: PayBody, code: VaultErrorCode, message: string): Result<never> {
+    this.#run(
+      'INSERT INTO refusals (deposit_id, idempotency_key, request_id, code, message, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      depositId,
+      body.idempotency_key,
+      body.authorization.request.id,
+      code,
+      message,
+      nowSeconds(),
+    );
+    this.#log.info({ deposit: depositId, code, reason: message }, 'payment refused');
+    return fail(code, message);
+  }
+
+  /**
+   * Before resolving a lightning address (an HTTP round trip, outside any transaction): the
+   * checks that need no state, so nothing is fetched for a request that cannot pay. Null when
+   * a payment under this key exists already (admission answers it; nothing is resolved again).
+   */
+  #lnurlPreflight(caller: string, depositId: string, body: PayBody): Result<{ address: LightningAddress; payerNote: string | null } | null> {
+    const deposit = this.#visibleDeposit(caller, depositId);
+    if (!deposit.ok) return deposit;
+    const refusing = this.faults.refusePayments;
+    if (refusing !== null) return fail(refusing, `fault: the operator refuses payments (${refusing})`);
+    if (this.#get('SELECT 1 AS found FROM payments WHERE deposit_id = ? AND idempotency_key = ?', depositId, body.idempotency_key)) return ok(null);
+    const target = this.#targetOf(body);
+    const authorized = verifyPaymentAuthorization(body.authorization, {
+      depositOwner: deposit.value.owner,
+      operatorNodePubkey: this.nodePubkey,
+      target,
+      amountMsat: body.amount_msat,
+      maxFeeMsat: body.max_fee_msat,
+      nowSec: nowSeconds(),
+    });
+    if (!authorized.ok) return this.#refuse(depositId, body, authorized.error.code, authorized.error.message);
+    if (authorized.value.target !== 'lightning_address') throw new Error('a lightning address target authorized as another');
+    return ok({ address: authorized.value.lightningAddress, payerNote: authorized.value.payerNote });
+  }
+
+  /** What the body asks to pay, as the authorization check takes it. */
+  #targetOf(body: PayBody): PaymentTarget {
+    if (body.invoice !== undefined) return { type: 'invoice', invoice: body.invoice };
+    if (body.keysend !== undefined) {
+      return { type: 'keysend', destination: body.keysend.destination, preimage: body.keysend.preimage ?? null, tlvRecords: body.keysend.tlv_records ?? [] };
+    }
+    if (body.lnurl !== undefined) return { type: 'lightning_address', address: body.lnurl.address };
+    throw new Error('payment body without a target');
+  }
+
+  #admit(caller: string, depositId: string, body: PayBody, resolved: ResolvedLightningAddress | null): Result<{ created: boolean }> {
     return transaction(this.#db, () => {
       const deposit = this.#visibleDeposit(caller, depositId);
       if (!deposit.ok) return deposit;
@@ -668,32 +1013,30 @@ export class VaultOperator {
           ? ok({ created: false })
           : fail('CONFLICT', 'this idempotency key was used with another request body');
       }
-
-      const refuse = (code: VaultErrorCode, message: string): Result<never> => {
-        this.#run(
-          'INSERT INTO refusals (deposit_id, idempotency_key, request_id, code, message, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-          depositId,
-          key,
-          body.authorization.request.id,
-          code,
-          message,
-          nowSeconds(),
-        );
-        this.#log.info({ deposit: depositId, code, reason: message }, 'payment refused');
-        return fail(code, message);
-      };
+      const refuse = (code: VaultErrorCode, message: string): Result<never> => this.#refuse(depositId, body, code, message);
 
       const now = nowSeconds();
-      const invoice = decodePayableInvoice(body.invoice, NETWORK, now);
-      if (!invoice.ok) return refuse(invoice.error.code, invoice.error.message);
       const amount = body.amount_msat;
-      if (invoice.value.amountMsat !== null && invoice.value.amountMsat !== amount) {
-        return refuse('BAD_REQUEST', 'amount_msat must be the invoice amount');
+      const target = this.#targetOf(body);
+      // The invoice to pay: the one in the body, or the one this vault resolved; none for a keysend.
+      let invoice: DecodedInvoice | null = null;
+      if (target.type === 'invoice') {
+        const decoded = decodePayableInvoice(target.invoice, NETWORK, now);
+        if (!decoded.ok) return refuse(decoded.error.code, decoded.error.message);
+        if (decoded.value.amountMsat !== null && decoded.value.amountMsat !== amount) {
+          return refuse('BAD_REQUEST', 'amount_msat must be the invoice amount');
+        }
+        invoice = decoded.value;
+      } else if (target.type === 'lightning_address') {
+        if (resolved === null) return fail('INTERNAL', 'the lightning address was not resolved');
+        const decoded = decodePayableInvoice(resolved.invoice.paymentRequest, NETWORK, now);
+        if (!decoded.ok) return refuse(decoded.error.code, `the invoice the lightning address returned: ${decoded.error.message}`);
+        invoice = decoded.value;
       }
       const authorized = verifyPaymentAuthorization(body.authorization, {
         depositOwner: owner,
         operatorNodePubkey: this.nodePubkey,
-        invoice: body.invoice,
+        target,
         amountMsat: amount,
         maxFeeMsat: body.max_fee_msat,
         nowSec: now,
@@ -731,22 +1074,45 @@ export class VaultOperator {
         return refuse('INSUFFICIENT_BALANCE', `available ${available} msat is less than amount + fee limit ${amount + body.max_fee_msat} msat`);
       }
 
+      let paymentHash: string;
+      let destination: string;
+      let keysendPreimage: string | null = null;
+      let tlvRecords: string | null = null;
+      if (invoice !== null) {
+        paymentHash = invoice.paymentHash;
+        destination = invoice.payeeNodeKey;
+      } else if (target.type === 'keysend') {
+        // The app's preimage, or one the vault picks: the payment hash is its SHA-256.
+        keysendPreimage = target.preimage ?? bytesToHex(randomBytes(32));
+        paymentHash = paymentHashOf(hexToBytes(keysendPreimage));
+        destination = target.destination;
+        tlvRecords = JSON.stringify(tlvRecordsToWire(canonicalTlvRecords(target.tlvRecords)));
+      } else {
+        throw new Error('a payment without an invoice that is not a keysend');
+      }
+      const kind = target.type === 'invoice' ? 'invoice' : target.type === 'keysend' ? 'keysend' : 'lnurl';
       this.#run(
-        `INSERT INTO payments (deposit_id, idempotency_key, fingerprint, request_id, owner, connection, payment_hash, invoice, amount_msat, max_fee_msat, state, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
+        `INSERT INTO payments (deposit_id, idempotency_key, fingerprint, request_id, owner, connection, kind, payment_hash, invoice, destination,
+           keysend_preimage, tlv_records, lnurl_address, amount_msat, max_fee_msat, state, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
         depositId,
         key,
         fingerprint,
         requestId,
         owner,
         connectionPubkey,
-        invoice.value.paymentHash,
-        invoice.value.paymentRequest,
+        kind,
+        paymentHash,
+        invoice?.paymentRequest ?? null,
+        destination,
+        keysendPreimage,
+        tlvRecords,
+        authorized.value.target === 'lightning_address' ? authorized.value.lightningAddress.address : null,
         amount,
         body.max_fee_msat,
         now,
       );
-      this.#log.info({ deposit: depositId, payment_hash: invoice.value.paymentHash, amount_msat: amount.toString() }, 'payment accepted');
+      this.#log.info({ deposit: depositId, kind, payment_hash: paymentHash, amount_msat: amount.toString() }, 'payment accepted');
       return ok({ created: true });
     });
   }
@@ -756,20 +1122,33 @@ export class VaultOperator {
     const id = waiterKey(depositId, key);
     if (this.#closed || this.#sending.has(id)) return;
     if (this.faults.holdPayments && !force) return;
-    const row = this.#get("SELECT invoice, amount_msat, max_fee_msat FROM payments WHERE deposit_id = ? AND idempotency_key = ? AND state = 'pending'", depositId, key);
+    const row = this.#get(
+      "SELECT kind, invoice, destination, keysend_preimage, tlv_records, amount_msat, max_fee_msat FROM payments WHERE deposit_id = ? AND idempotency_key = ? AND state = 'pending'",
+      depositId,
+      key,
+    );
     if (!row) return;
     if (this.faults.failPayments !== null) {
-      this.#finish(depositId, key, { state: 'failed', paymentHash: null, reason: this.faults.failPayments });
+      this.#finish(depositId, key, { state: 'failed', paymentHash: null, reason: this.faults.failPayments, code: 'REJECTED' });
       return;
     }
     this.#sending.add(id);
-    this.#network.send(
-      { payerPubkey: this.nodePubkey, invoice: text(row, 'invoice'), amountMsat: bigint(row, 'amount_msat'), maxFeeMsat: bigint(row, 'max_fee_msat') },
-      (outcome) => {
-        this.#sending.delete(id);
-        this.#finish(depositId, key, outcome);
-      },
-    );
+    const amountMsat = bigint(row, 'amount_msat');
+    const maxFeeMsat = bigint(row, 'max_fee_msat');
+    const keysendPreimage = textOrNull(row, 'keysend_preimage');
+    const request =
+      keysendPreimage !== null
+        ? {
+            payerPubkey: this.nodePubkey,
+            keysend: { destination: text(row, 'destination'), preimage: keysendPreimage, tlvRecords: tlvRecordsFromJson(textOrNull(row, 'tlv_records')) },
+            amountMsat,
+            maxFeeMsat,
+          }
+        : { payerPubkey: this.nodePubkey, invoice: text(row, 'invoice'), amountMsat, maxFeeMsat };
+    this.#network.send(request, (outcome) => {
+      this.#sending.delete(id);
+      this.#finish(depositId, key, outcome);
+    });
   }
 
   #dispatchPending(force: boolean): void {
@@ -832,8 +1211,9 @@ export class VaultOperator {
       } else {
         const seq = this.#latestSeq(depositId);
         this.#run(
-          "UPDATE payments SET state = 'failed', failure_reason = ?, finished_at = ?, balance_seq = ? WHERE deposit_id = ? AND idempotency_key = ?",
+          "UPDATE payments SET state = 'failed', failure_reason = ?, failure_code = ?, finished_at = ?, balance_seq = ? WHERE deposit_id = ? AND idempotency_key = ?",
           outcome.reason,
+          outcome.code,
           now,
           seq,
           depositId,
@@ -845,6 +1225,7 @@ export class VaultOperator {
           idempotency_key: key,
           payment_hash: paymentHash,
           failure_reason: outcome.reason,
+          failure_code: outcome.code,
           balance_update: seq === null ? null : this.#balanceUpdate(depositId, seq),
         });
         this.#log.info({ deposit: depositId, payment_hash: paymentHash, reason: outcome.reason }, 'payment failed');
@@ -856,27 +1237,58 @@ export class VaultOperator {
     this.#waiters.delete(id);
   }
 
-  /** The network's side: a payment arrives for one of this node's invoices. */
-  #receive(paymentHash: string, amountMsat: Msat): ReceiveOutcome {
-    if (this.#closed) return { ok: false, reason: 'node is offline' };
+  /**
+   * The network's side: a payment arrives for one of this node's invoices. An ordinary invoice
+   * credits the deposit at once; a hold invoice holds it (`accepted`) until settled or canceled.
+   * A keysend has no deposit to go to and is refused.
+   */
+  #receive(payment: IncomingPayment): ReceiveOutcome {
+    if (this.#closed) return { ok: false, reason: 'node is offline', code: 'NO_ROUTE' };
+    if (payment.keysend !== null) return { ok: false, reason: 'no deposit for keysend', code: 'REJECTED' };
+    const { paymentHash, amountMsat } = payment;
     const outcome = transaction(this.#db, (): ReceiveOutcome => {
-      const row = this.#get('SELECT deposit_id, amount_msat, preimage, expires_at, settled_at FROM invoices WHERE payment_hash = ?', paymentHash);
-      if (!row) return { ok: false, reason: 'unknown payment hash' };
-      if (intOrNull(row, 'settled_at') !== null) return { ok: false, reason: 'invoice already paid' };
+      const row = this.#get('SELECT * FROM invoices WHERE payment_hash = ?', paymentHash);
+      if (!row) return { ok: false, reason: 'unknown payment hash', code: 'REJECTED' };
+      if (intOrNull(row, 'canceled_at') !== null) return { ok: false, reason: 'invoice canceled', code: 'REJECTED' };
+      if (intOrNull(row, 'settled_at') !== null) return { ok: false, reason: 'invoice already paid', code: 'ALREADY_PAID' };
+      const hold = int(row, 'hold') === 1;
+      if (hold && intOrNull(row, 'accepted_at') !== null) {
+        // One payment is held per hash; after a restart its payer sends it again and it is held again.
+        if (this.#network.isHeld(this.nodePubkey, paymentHash)) return { ok: false, reason: 'a payment for this invoice is already held', code: 'ALREADY_PAID' };
+        if (bigintOrNull(row, 'received_msat') !== amountMsat) return { ok: false, reason: 'incorrect payment amount', code: 'REJECTED' };
+        return { ok: 'held' };
+      }
       const now = nowSeconds();
-      if (int(row, 'expires_at') <= now) return { ok: false, reason: 'invoice expired' };
-      if (bigint(row, 'amount_msat') !== amountMsat) return { ok: false, reason: 'incorrect payment amount' };
+      if (int(row, 'expires_at') <= now) return { ok: false, reason: 'invoice expired', code: 'INVOICE_EXPIRED' };
+      const invoiceAmount = bigint(row, 'amount_msat');
+      // 0 is an amountless invoice: any amount up to the invoice maximum.
+      if (invoiceAmount !== 0n && invoiceAmount !== amountMsat) return { ok: false, reason: 'incorrect payment amount', code: 'REJECTED' };
+      if (invoiceAmount === 0n && (amountMsat <= 0n || amountMsat > LIMITS.maxInvoiceMsat)) return { ok: false, reason: 'amount out of range', code: 'REJECTED' };
       const depositId = text(row, 'deposit_id');
-      if (this.#balance(depositId) + amountMsat > LIMITS.maxDepositMsat) return { ok: false, reason: 'deposit limit reached' };
+      if (this.#balance(depositId) + amountMsat > LIMITS.maxDepositMsat) return { ok: false, reason: 'deposit limit reached', code: 'REJECTED' };
+      if (hold) {
+        const delta = intOrNull(row, 'min_cltv_expiry_delta') ?? DEFAULT_HOLD_CLTV_EXPIRY_DELTA;
+        const deadline = this.#network.blockHeight() + delta;
+        this.#run('UPDATE invoices SET accepted_at = ?, received_msat = ?, settle_deadline = ? WHERE payment_hash = ?', now, amountMsat, deadline, paymentHash);
+        this.#emit(depositId, {
+          type: 'hold_invoice_accepted',
+          deposit_id: depositId,
+          payment_hash: paymentHash,
+          amount_msat: amountMsat.toString(),
+          settle_deadline: deadline,
+        });
+        this.#log.info({ deposit: depositId, payment_hash: paymentHash, settle_deadline: deadline }, 'hold invoice accepted');
+        return { ok: 'held' };
+      }
       const preimage = text(row, 'preimage');
       if (this.faults.skipCredit) {
-        this.#run('UPDATE invoices SET settled_at = ? WHERE payment_hash = ?', now, paymentHash);
+        this.#run('UPDATE invoices SET settled_at = ?, received_msat = ? WHERE payment_hash = ?', now, amountMsat, paymentHash);
         this.#log.warn({ deposit: depositId, payment_hash: paymentHash }, 'fault: payment taken without credit');
         return { ok: true, preimage };
       }
       this.#credit(depositId, amountMsat, 'invoice', paymentHash, now);
       const update = this.#signBalance(depositId, now);
-      this.#run('UPDATE invoices SET settled_at = ?, balance_seq = ? WHERE payment_hash = ?', now, update.seq, paymentHash);
+      this.#run('UPDATE invoices SET settled_at = ?, received_msat = ?, balance_seq = ? WHERE payment_hash = ?', now, amountMsat, update.seq, paymentHash);
       this.#emit(depositId, {
         type: 'invoice_settled',
         deposit_id: depositId,
@@ -889,7 +1301,7 @@ export class VaultOperator {
       this.#log.info({ deposit: depositId, payment_hash: paymentHash, amount_msat: amountMsat.toString() }, 'invoice settled');
       return { ok: true, preimage };
     });
-    if (outcome.ok) this.#notify();
+    if (outcome.ok !== false) this.#notify();
     return outcome;
   }
 
@@ -951,6 +1363,8 @@ export class VaultOperator {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#holdTimer);
+    this.#stopBlocks();
     this.#network.removeNode(this.nodePubkey);
     for (const set of this.#waiters.values()) for (const wake of set) wake();
     this.#waiters.clear();
@@ -966,6 +1380,21 @@ function waiterKey(depositId: string, key: string): string {
 /** What makes two payment requests "the same body" for idempotency. */
 function payFingerprint(body: PayBody): string {
   const auth = body.authorization;
-  const fields = [body.invoice.trim().toLowerCase(), body.amount_msat.toString(), body.max_fee_msat.toString(), auth.grant.id, auth.request.id, auth.encryption, auth.key];
+  const target =
+    body.invoice !== undefined
+      ? body.invoice.trim().toLowerCase()
+      : body.keysend !== undefined
+        ? JSON.stringify(['keysend', body.keysend.destination, body.keysend.preimage ?? null, tlvRecordsToWire(body.keysend.tlv_records ?? [])])
+        : JSON.stringify(['lnurl', body.lnurl?.address.trim().toLowerCase() ?? '']);
+  const fields = [target, body.amount_msat.toString(), body.max_fee_msat.toString(), auth.grant.id, auth.request.id, auth.encryption, auth.key];
   return bytesToHex(sha256(new TextEncoder().encode(JSON.stringify(fields))));
+}
+
+/** TLV records as stored (the wire form); a stored value that does not parse is a bug, so this throws. */
+function tlvRecordsFromJson(json: string | null): TlvRecord[] {
+  return json === null ? [] : tlvRecordsSchema.parse(JSON.parse(json));
+}
+
+function failureCodeOf(code: string | null): PaymentFailureCode | null {
+  return code === null ? null : paymentFailureCodeSchema.parse(code);
 }

@@ -11,11 +11,13 @@ import { nowSeconds } from '../protocol/nostr-event.ts';
 import type { Result } from '../protocol/result.ts';
 import {
   VAULT_ERROR_STATUS,
+  createHoldInvoiceRequestSchema,
   createInvoiceRequestSchema,
   grantRequestSchema,
   lockRequestSchema,
   openDepositRequestSchema,
   payRequestSchema,
+  settleInvoiceRequestSchema,
 } from '../protocol/vault-api.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { createApp, listen, parseJsonBody, parseWith, sendError, sendJson, wireJson } from './http.ts';
@@ -43,6 +45,7 @@ const EVENT_PAGE = 200;
 const idParams = z.object({ id: z.string().min(1).max(128) });
 const invoiceParams = z.object({ id: z.string().min(1).max(128), payment_hash: hex32 });
 const paymentParams = z.object({ id: z.string().min(1).max(128), idempotency_key: z.string().min(1).max(128) });
+const emptyBody = z.object({});
 const eventCursor = z.string().regex(/^(0|[1-9][0-9]{0,14})$/, 'expected a non-negative integer');
 const eventsQuery = z.object({ after: eventCursor.optional() });
 
@@ -111,6 +114,39 @@ export async function startVaultServer(options: VaultServerOptions): Promise<Vau
     const body = parseJsonBody(request.body, createInvoiceRequestSchema);
     if (!body.ok) return reply(res, body);
     return reply(res, operator.createInvoice(who.value, params.value.id, body.value), 201);
+  });
+
+  app.post('/v0/deposits/:id/hold-invoices', async (request, res) => {
+    const who = caller(request);
+    if (!who.ok) return reply(res, who);
+    const params = parseWith(request.params, idParams, 'path');
+    if (!params.ok) return reply(res, params);
+    const body = parseJsonBody(request.body, createHoldInvoiceRequestSchema);
+    if (!body.ok) return reply(res, body);
+    const made = operator.createHoldInvoice(who.value, params.value.id, body.value);
+    if (!made.ok) return reply(res, made);
+    return sendJson(res, made.value.created ? 201 : 200, made.value.invoice);
+  });
+
+  app.post('/v0/deposits/:id/invoices/:payment_hash/settle', async (request, res) => {
+    const who = caller(request);
+    if (!who.ok) return reply(res, who);
+    const params = parseWith(request.params, invoiceParams, 'path');
+    if (!params.ok) return reply(res, params);
+    const body = parseJsonBody(request.body, settleInvoiceRequestSchema);
+    if (!body.ok) return reply(res, body);
+    return reply(res, operator.settleHoldInvoice(who.value, params.value.id, params.value.payment_hash, body.value.preimage));
+  });
+
+  app.post('/v0/deposits/:id/invoices/:payment_hash/cancel', async (request, res) => {
+    const who = caller(request);
+    if (!who.ok) return reply(res, who);
+    const params = parseWith(request.params, invoiceParams, 'path');
+    if (!params.ok) return reply(res, params);
+    // No body, or an empty JSON object.
+    const body = parseJsonBody(typeof request.body === 'string' && request.body.length > 0 ? request.body : '{}', emptyBody);
+    if (!body.ok) return reply(res, body);
+    return reply(res, operator.cancelHoldInvoice(who.value, params.value.id, params.value.payment_hash));
   });
 
   app.get('/v0/deposits/:id/invoices/:payment_hash', async (request, res) => {

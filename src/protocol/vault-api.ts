@@ -7,6 +7,7 @@ import { msatString } from './amounts.ts';
 import { authorizationSchema } from './authorization.ts';
 import { compressedPubkeyHex, hex32 } from './hex.ts';
 import { nostrEventSchema } from './nostr-event.ts';
+import { tlvRecordsSchema } from './nwc-request.ts';
 import { VAULT_ERROR_CODES, type VaultErrorCode } from './result.ts';
 import { balanceUpdateSchema, vaultProofSchema } from './vault-proof.ts';
 
@@ -60,12 +61,42 @@ export const depositStatusSchema = z.object({
 });
 export type VaultDepositStatus = z.output<typeof depositStatusSchema>;
 
+/**
+ * `POST /v0/deposits/:id/invoices`. Without `amount_msat` the invoice is amountless: the payer
+ * picks the amount, the vault proof carries `amount_msat` "0" ("any amount"), and the deposit
+ * is credited with what arrives.
+ */
 export const createInvoiceRequestSchema = z.object({
-  amount_msat: msatString,
+  amount_msat: msatString.optional(),
   description: z.string().max(639).optional(),
   description_hash: hex32.optional(),
   expiry_seconds: z.number().int().positive().max(31_536_000).optional(),
 });
+
+/** Default and bounds of a hold invoice's `min_cltv_expiry_delta` (blocks). */
+export const DEFAULT_HOLD_CLTV_EXPIRY_DELTA = 144;
+export const MAX_HOLD_CLTV_EXPIRY_DELTA = 2016;
+
+/**
+ * `POST /v0/deposits/:id/hold-invoices`: an invoice for a payment hash whose preimage only the
+ * client holds. A payment to it is held (`accepted`) until the client settles it with the
+ * preimage or cancels it, or until its settle deadline (block height at acceptance +
+ * `min_cltv_expiry_delta`) passes and the vault cancels it.
+ */
+export const createHoldInvoiceRequestSchema = z.object({
+  amount_msat: msatString,
+  payment_hash: hex32,
+  description: z.string().max(639).optional(),
+  description_hash: hex32.optional(),
+  expiry_seconds: z.number().int().positive().max(31_536_000).optional(),
+  min_cltv_expiry_delta: z.number().int().min(1).max(MAX_HOLD_CLTV_EXPIRY_DELTA).optional(),
+});
+
+/** `POST /v0/deposits/:id/invoices/:payment_hash/settle` */
+export const settleInvoiceRequestSchema = z.object({ preimage: hex32 });
+
+export const invoiceStateSchema = z.enum(['pending', 'accepted', 'settled', 'canceled', 'expired']);
+export type VaultInvoiceState = z.infer<typeof invoiceStateSchema>;
 
 export const vaultInvoiceSchema = z.object({
   invoice: z.string(),
@@ -75,23 +106,72 @@ export const vaultInvoiceSchema = z.object({
   description_hash: hex32.nullable(),
   created_at: unixSeconds,
   expires_at: unixSeconds,
-  state: z.enum(['pending', 'settled', 'expired']),
+  /**
+   * `pending` (payable), `accepted` (a hold invoice whose payment is held: not credited, the
+   * payer's payment pending), `settled` (credited), `canceled` (a hold invoice canceled: the
+   * held payment failed, nothing credited) or `expired` (never paid before `expires_at`).
+   */
+  state: invoiceStateSchema,
   settled_at: unixSeconds.nullable(),
   preimage: hex32.nullable(),
   proof: vaultProofSchema,
   /** Present once settled: the deposit's balance after the credit, signed by both peers. */
   balance_update: balanceUpdateSchema.nullable(),
+  /** A hold invoice (optional on the wire: absent means false). */
+  hold: z.boolean().optional(),
+  /** When a hold invoice's payment was accepted (held), or null. */
+  accepted_at: unixSeconds.nullable().optional(),
+  /**
+   * The block height before which a held payment must be settled or canceled (height at
+   * acceptance + `min_cltv_expiry_delta`); the vault cancels it itself once the chain reaches
+   * it. Null until accepted, and for ordinary invoices.
+   */
+  settle_deadline: z.number().int().nonnegative().nullable().optional(),
+  /** A hold invoice's `min_cltv_expiry_delta` (blocks), or null for ordinary invoices. */
+  min_cltv_expiry_delta: z.number().int().positive().nullable().optional(),
+  /** When a hold invoice was canceled, or null. */
+  canceled_at: unixSeconds.nullable().optional(),
 });
 export type VaultInvoice = z.output<typeof vaultInvoiceSchema>;
 
-export const payRequestSchema = z.object({
-  invoice: z.string().min(1).max(8192),
-  amount_msat: msatString,
-  max_fee_msat: msatString,
-  idempotency_key: z.string().min(1).max(128),
-  authorization: authorizationSchema,
+/** A keysend: the node paid, the preimage (the vault picks one when absent), custom TLV records. */
+export const keysendRequestSchema = z.strictObject({
+  destination: compressedPubkeyHex,
+  preimage: hex32.optional(),
+  tlv_records: tlvRecordsSchema.optional(),
 });
+
+/** A lightning address the vault resolves itself (LUD-16), as the app signed it in `pay`. */
+export const lnurlRequestSchema = z.strictObject({ address: z.string().min(3).max(320) });
+
+/**
+ * `POST /v0/deposits/:id/payments`: exactly one of `invoice` (BOLT 11), `keysend` or `lnurl`
+ * names what is paid.
+ */
+export const payRequestSchema = z
+  .object({
+    invoice: z.string().min(1).max(8192).optional(),
+    keysend: keysendRequestSchema.optional(),
+    lnurl: lnurlRequestSchema.optional(),
+    amount_msat: msatString,
+    max_fee_msat: msatString,
+    idempotency_key: z.string().min(1).max(128),
+    authorization: authorizationSchema,
+  })
+  .refine((b) => [b.invoice, b.keysend, b.lnurl].filter((t) => t !== undefined).length === 1, {
+    message: 'give exactly one of invoice, keysend and lnurl',
+  });
 export type PayRequest = z.input<typeof payRequestSchema>;
+
+/**
+ * Why a payment failed, in a payment record and a `payment_failed` event:
+ * `FEE_LIMIT_EXCEEDED` (the route costs more than `max_fee_msat`), `NO_ROUTE` (payee unknown or
+ * unreachable), `INVOICE_EXPIRED`, `ALREADY_PAID` (the payee took this hash before),
+ * `REJECTED` (the payee refused, or anything else).
+ */
+export const PAYMENT_FAILURE_CODES = ['FEE_LIMIT_EXCEEDED', 'NO_ROUTE', 'INVOICE_EXPIRED', 'ALREADY_PAID', 'REJECTED'] as const;
+export const paymentFailureCodeSchema = z.enum(PAYMENT_FAILURE_CODES);
+export type PaymentFailureCode = z.infer<typeof paymentFailureCodeSchema>;
 
 export const paymentStateSchema = z.enum(['pending', 'settled', 'failed']);
 
@@ -105,10 +185,18 @@ export const vaultPaymentSchema = z.object({
   fee_msat: msatString,
   preimage: hex32.nullable(),
   failure_reason: z.string().nullable(),
+  /** Set on a failed payment (optional on the wire for older operators). */
+  failure_code: paymentFailureCodeSchema.nullable().optional(),
   created_at: unixSeconds,
   settled_at: unixSeconds.nullable(),
   /** Present once final: the balance after the debit (or after the release), signed by both peers. */
   balance_update: balanceUpdateSchema.nullable(),
+  /** What was paid: `invoice`, `keysend` or `lnurl` (optional on the wire: absent means invoice). */
+  kind: z.enum(['invoice', 'keysend', 'lnurl']).optional(),
+  /** The BOLT 11 paid (for `lnurl`, the one the vault resolved); null for a keysend. */
+  invoice: z.string().nullable().optional(),
+  /** The payee node: the invoice's payee or the keysend destination. */
+  destination: compressedPubkeyHex.nullable().optional(),
 });
 export type VaultPayment = z.output<typeof vaultPaymentSchema>;
 
@@ -147,9 +235,21 @@ export const vaultEventSchema = z.discriminatedUnion('type', [
     idempotency_key: z.string(),
     payment_hash: hex32,
     failure_reason: z.string(),
+    failure_code: paymentFailureCodeSchema.optional(),
     balance_update: balanceUpdateSchema.nullable(),
   }),
   z.object({ seq: z.number().int().positive(), type: z.literal('lock_changed'), deposit_id: z.string(), locked: z.boolean() }),
+  z.object({
+    seq: z.number().int().positive(),
+    type: z.literal('hold_invoice_accepted'),
+    deposit_id: z.string(),
+    payment_hash: hex32,
+    /** The amount held. */
+    amount_msat: msatString,
+    /** Block height before which it must be settled or canceled. */
+    settle_deadline: z.number().int().nonnegative(),
+  }),
+  z.object({ seq: z.number().int().positive(), type: z.literal('invoice_canceled'), deposit_id: z.string(), payment_hash: hex32 }),
 ]);
 export type VaultEvent = z.output<typeof vaultEventSchema>;
 

@@ -54,6 +54,11 @@ export const vaultProofSchema = z.strictObject({
   operator_node_pubkey: compressedPubkeyHex,
   peer_node_pubkey: compressedPubkeyHex,
   payment_hash: hex32,
+  /**
+   * The invoice's amount; "0" for an amountless invoice, meaning "any amount": the deposit is
+   * credited with what the payer sends (an invoice below the operator's minimum cannot exist,
+   * so 0 is never a real amount).
+   */
   amount_msat: msatString,
   /** BIP-340 signature by the channel peer's node key over the fields above. */
   peer_sig: hex64,
@@ -85,15 +90,21 @@ export interface ExpectedVaultInvoice {
   operatorNodePubkey: string;
   peerNodePubkey: string;
   paymentHash: string;
+  /** The amount asked for; 0n for an amountless invoice ("any amount"). */
   amountMsat: Msat;
   /** The invoice's payee key, recovered from its signature. */
   invoicePayeeNodeKey: string;
+  /**
+   * The amount written in the BOLT 11 itself (null when amountless), when the caller has the
+   * decoded invoice: it must be `amountMsat`, or absent when `amountMsat` is 0n.
+   */
+  invoiceAmountMsat?: Msat | null;
 }
 
 /**
- * Checks a vault proof: it names the expected deposit, payment hash and amount; the multisig
- * key is the 2-of-2 of both known peers for this vault and channel; the peer signed it; and
- * the invoice is signed by the operator's node.
+ * Checks a vault proof: it names the expected deposit, payment hash and amount (0n for an
+ * amountless invoice: "any amount"); the multisig key is the 2-of-2 of both known peers for
+ * this vault and channel; the peer signed it; and the invoice is signed by the operator's node.
  */
 export function verifyVaultProof(proof: VaultProof, expected: ExpectedVaultInvoice): Result<void> {
   if (proof.deposit_id !== expected.depositId) return fail('UNAUTHORIZED', 'vault proof names another deposit');
@@ -102,6 +113,9 @@ export function verifyVaultProof(proof: VaultProof, expected: ExpectedVaultInvoi
   }
   if (proof.payment_hash !== expected.paymentHash) return fail('UNAUTHORIZED', 'vault proof is for another payment hash');
   if (proof.amount_msat !== expected.amountMsat) return fail('UNAUTHORIZED', 'vault proof is for another amount');
+  if (expected.invoiceAmountMsat !== undefined && (expected.invoiceAmountMsat ?? 0n) !== expected.amountMsat) {
+    return fail('UNAUTHORIZED', expected.amountMsat === 0n ? 'an any-amount vault proof for an invoice with an amount' : 'invoice amount differs from the vault proof');
+  }
   if (expected.invoicePayeeNodeKey !== expected.operatorNodePubkey) return fail('UNAUTHORIZED', 'invoice is not signed by the operator node');
   const multisig = vaultMultisigPubkey(expected.operatorNodePubkey, expected.peerNodePubkey, proof.channel_id, proof.vault_id);
   if (multisig !== proof.multisig_pubkey) return fail('UNAUTHORIZED', 'vault multisig key does not derive from both peers');

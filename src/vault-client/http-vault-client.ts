@@ -6,8 +6,11 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { z } from 'zod';
 import type { Event } from 'nostr-tools/pure';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { msatToString } from '../protocol/amounts.ts';
+import { bytesToHex, hexToBytes } from '../protocol/hex.ts';
 import { httpAuthHeader } from '../protocol/nip98.ts';
+import { tlvRecordsToWire } from '../protocol/nwc-request.ts';
 import {
   depositSchema,
   depositStatusSchema,
@@ -25,6 +28,7 @@ import {
 import { silentLogger, type Logger } from '../log.ts';
 import {
   VaultError,
+  type CreateHoldInvoiceParams,
   type CreateInvoiceParams,
   type EventSubscription,
   type PayParams,
@@ -87,17 +91,61 @@ export class HttpVaultClient implements VaultClient {
   async createInvoice(depositId: string, params: CreateInvoiceParams) {
     const path = `/v0/deposits/${encodeURIComponent(depositId)}/invoices`;
     const body = {
-      amount_msat: msatToString(params.amountMsat),
+      ...(params.amountMsat === undefined ? {} : { amount_msat: msatToString(params.amountMsat) }),
       ...(params.description === undefined ? {} : { description: params.description }),
       ...(params.descriptionHash === undefined ? {} : { description_hash: params.descriptionHash }),
       ...(params.expirySeconds === undefined ? {} : { expiry_seconds: params.expirySeconds }),
     };
     const invoice = await this.#call('POST', path, body, vaultInvoiceSchema, 'a vault invoice');
+    // An amountless invoice says 0 ("any amount") in the record and in the proof.
+    const amount = params.amountMsat ?? 0n;
     this.#expect(
-      invoice.amount_msat === params.amountMsat && invoice.proof.deposit_id === depositId && invoice.proof.payment_hash === invoice.payment_hash,
+      invoice.amount_msat === amount &&
+        invoice.proof.amount_msat === amount &&
+        invoice.proof.deposit_id === depositId &&
+        invoice.proof.payment_hash === invoice.payment_hash &&
+        invoice.hold !== true,
       `POST ${path}`,
       'an invoice for the amount and deposit asked for',
     );
+    return invoice;
+  }
+
+  async createHoldInvoice(depositId: string, params: CreateHoldInvoiceParams) {
+    const path = `/v0/deposits/${encodeURIComponent(depositId)}/hold-invoices`;
+    const body = {
+      amount_msat: msatToString(params.amountMsat),
+      payment_hash: params.paymentHash,
+      ...(params.description === undefined ? {} : { description: params.description }),
+      ...(params.descriptionHash === undefined ? {} : { description_hash: params.descriptionHash }),
+      ...(params.expirySeconds === undefined ? {} : { expiry_seconds: params.expirySeconds }),
+      ...(params.minCltvExpiryDelta === undefined ? {} : { min_cltv_expiry_delta: params.minCltvExpiryDelta }),
+    };
+    const invoice = await this.#call('POST', path, body, vaultInvoiceSchema, 'a hold invoice');
+    this.#expect(
+      invoice.hold === true &&
+        invoice.payment_hash === params.paymentHash &&
+        invoice.amount_msat === params.amountMsat &&
+        invoice.proof.amount_msat === params.amountMsat &&
+        invoice.proof.deposit_id === depositId &&
+        invoice.proof.payment_hash === params.paymentHash,
+      `POST ${path}`,
+      'a hold invoice for the payment hash, amount and deposit asked for',
+    );
+    return invoice;
+  }
+
+  async settleHoldInvoice(depositId: string, paymentHash: string, preimage: string) {
+    const path = `/v0/deposits/${encodeURIComponent(depositId)}/invoices/${encodeURIComponent(paymentHash)}/settle`;
+    const invoice = await this.#call('POST', path, { preimage }, vaultInvoiceSchema, 'a settled hold invoice');
+    this.#expect(invoice.payment_hash === paymentHash && invoice.state === 'settled', `POST ${path}`, `the hold invoice ${paymentHash} settled`);
+    return invoice;
+  }
+
+  async cancelHoldInvoice(depositId: string, paymentHash: string) {
+    const path = `/v0/deposits/${encodeURIComponent(depositId)}/invoices/${encodeURIComponent(paymentHash)}/cancel`;
+    const invoice = await this.#call('POST', path, {}, vaultInvoiceSchema, 'a canceled hold invoice');
+    this.#expect(invoice.payment_hash === paymentHash && invoice.state === 'canceled', `POST ${path}`, `the hold invoice ${paymentHash} canceled`);
     return invoice;
   }
 
@@ -110,16 +158,31 @@ export class HttpVaultClient implements VaultClient {
 
   async pay(depositId: string, params: PayParams) {
     const path = `/v0/deposits/${encodeURIComponent(depositId)}/payments`;
+    const keysend = params.keysend;
+    const target =
+      params.invoice !== undefined
+        ? { invoice: params.invoice }
+        : keysend !== undefined
+          ? {
+              keysend: {
+                destination: keysend.destination,
+                ...(keysend.preimage === undefined ? {} : { preimage: keysend.preimage }),
+                ...(keysend.tlvRecords === undefined ? {} : { tlv_records: tlvRecordsToWire(keysend.tlvRecords) }),
+              },
+            }
+          : { lnurl: { address: params.lightningAddress } };
     const body = {
-      invoice: params.invoice,
+      ...target,
       amount_msat: msatToString(params.amountMsat),
       max_fee_msat: msatToString(params.maxFeeMsat),
       idempotency_key: params.idempotencyKey,
       authorization: params.authorization,
     };
     const payment = await this.#call('POST', path, body, vaultPaymentSchema, 'a payment');
+    // A keysend with the app's preimage pays its SHA-256.
+    const hashOk = keysend?.preimage === undefined || payment.payment_hash === bytesToHex(sha256(hexToBytes(keysend.preimage)));
     this.#expect(
-      payment.idempotency_key === params.idempotencyKey && payment.amount_msat === params.amountMsat && payment.fee_msat <= payment.max_fee_msat,
+      payment.idempotency_key === params.idempotencyKey && payment.amount_msat === params.amountMsat && payment.fee_msat <= payment.max_fee_msat && hashOk,
       `POST ${path}`,
       'the payment asked for, with a fee within its limit',
     );

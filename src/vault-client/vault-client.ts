@@ -1,6 +1,7 @@
 import type { Event } from 'nostr-tools/pure';
 import type { Msat } from '../protocol/amounts.ts';
 import type { Authorization } from '../protocol/authorization.ts';
+import type { TlvRecord } from '../protocol/nwc-request.ts';
 import type { VaultErrorCode } from '../protocol/result.ts';
 import type {
   VaultDeposit,
@@ -33,19 +34,53 @@ export class VaultError extends Error {
 }
 
 export interface CreateInvoiceParams {
-  amountMsat: Msat;
+  /** Omitted: an amountless invoice (the proof says 0, "any amount"; the deposit gets what arrives). */
+  amountMsat?: Msat;
   description?: string;
   descriptionHash?: string;
   expirySeconds?: number;
 }
 
-export interface PayParams {
-  invoice: string;
+/** A hold invoice: the client keeps the preimage of `paymentHash` and settles or cancels. */
+export interface CreateHoldInvoiceParams {
+  amountMsat: Msat;
+  paymentHash: string;
+  description?: string;
+  descriptionHash?: string;
+  expirySeconds?: number;
+  /** Blocks the held payment may wait for settlement (default 144). */
+  minCltvExpiryDelta?: number;
+}
+
+interface PayParamsBase {
   amountMsat: Msat;
   maxFeeMsat: Msat;
   idempotencyKey: string;
   authorization: Authorization;
 }
+
+/** Pays a BOLT 11 invoice (signed as `pay_invoice`, or `pay` with a BOLT 11 instruction). */
+export interface InvoicePayParams extends PayParamsBase {
+  invoice: string;
+  keysend?: undefined;
+  lightningAddress?: undefined;
+}
+
+/** A keysend (signed as `pay_keysend`): preimage and TLV records exactly as the app signed them. */
+export interface KeysendPayParams extends PayParamsBase {
+  keysend: { destination: string; preimage?: string; tlvRecords?: readonly TlvRecord[] };
+  invoice?: undefined;
+  lightningAddress?: undefined;
+}
+
+/** A lightning address (signed as `pay`): the vault resolves it itself. */
+export interface LightningAddressPayParams extends PayParamsBase {
+  lightningAddress: string;
+  invoice?: undefined;
+  keysend?: undefined;
+}
+
+export type PayParams = InvoicePayParams | KeysendPayParams | LightningAddressPayParams;
 
 export interface EventSubscription {
   close(): void;
@@ -62,6 +97,12 @@ export interface VaultClient {
   depositStatus(depositId: string): Promise<VaultDepositStatus>;
   createInvoice(depositId: string, params: CreateInvoiceParams): Promise<VaultInvoice>;
   invoiceStatus(depositId: string, paymentHash: string): Promise<VaultInvoice>;
+  /** A hold invoice (201, or 200 for the same request again). */
+  createHoldInvoice(depositId: string, params: CreateHoldInvoiceParams): Promise<VaultInvoice>;
+  /** Settles an accepted hold invoice with its preimage: the deposit is credited. */
+  settleHoldInvoice(depositId: string, paymentHash: string, preimage: string): Promise<VaultInvoice>;
+  /** Cancels a hold invoice: a held payment fails for its payer, nothing is credited. */
+  cancelHoldInvoice(depositId: string, paymentHash: string): Promise<VaultInvoice>;
   pay(depositId: string, params: PayParams): Promise<VaultPayment>;
   /** Null when the operator never accepted a payment under this key (nothing was paid). */
   paymentStatus(depositId: string, idempotencyKey: string): Promise<VaultPayment | null>;

@@ -17,7 +17,7 @@ import { sharedKey } from '../../src/protocol/nwc-encryption.ts';
 import type { VaultErrorCode } from '../../src/protocol/result.ts';
 import { signDepositLock } from '../../src/protocol/user-statements.ts';
 import { HttpVaultClient } from '../../src/vault-client/http-vault-client.ts';
-import type { PayParams } from '../../src/vault-client/vault-client.ts';
+import type { InvoicePayParams } from '../../src/vault-client/vault-client.ts';
 import { newKeypair, newParty, PAYING_GRANT_METHODS, signPayRequest, signTestGrant, type NwcParty, type RequestOptions } from '../helpers/authorization.ts';
 import { fundedDeposit, startTestDevnet } from '../helpers/devnet.ts';
 
@@ -43,7 +43,7 @@ interface ValidRequest {
   requestOptions: RequestOptions;
   request: Event;
   key: Uint8Array;
-  params: PayParams;
+  params: InvoicePayParams;
 }
 
 interface Mutation {
@@ -54,22 +54,22 @@ interface Mutation {
   /** The refusal message, to prove the intended check is the one that refused. */
   reason: RegExp;
   /** Setup (done before the snapshot) and the mutated request. */
-  mutate: (valid: ValidRequest, ctx: { vault: HttpVaultClient; devnet: Devnet }) => Promise<PayParams> | PayParams;
+  mutate: (valid: ValidRequest, ctx: { vault: HttpVaultClient; devnet: Devnet }) => Promise<InvoicePayParams> | InvoicePayParams;
 }
 
 /** The same request with the grant re-signed by the user (or `signer`) with some terms changed. */
-function withGrant(valid: ValidRequest, overrides: Partial<GrantTerms>, createdAt = valid.grantCreatedAt, signer = valid.party.user): PayParams {
+function withGrant(valid: ValidRequest, overrides: Partial<GrantTerms>, createdAt = valid.grantCreatedAt, signer = valid.party.user): InvoicePayParams {
   const grant = signTestGrant(valid.party, { ...valid.terms, ...overrides }, createdAt, signer);
   return { ...valid.params, authorization: { ...valid.params.authorization, grant } };
 }
 
 /** The same payment with the app's request re-signed by the app with some options changed. */
-function withRequest(valid: ValidRequest, options: RequestOptions): PayParams {
+function withRequest(valid: ValidRequest, options: RequestOptions): InvoicePayParams {
   const { request, key } = signPayRequest(valid.party, valid.invoice, { ...valid.requestOptions, ...options });
   return { ...valid.params, authorization: buildAuthorization(valid.grant, request, 'nip44_v2', key) };
 }
 
-function withRequestEvent(valid: ValidRequest, request: Event): PayParams {
+function withRequestEvent(valid: ValidRequest, request: Event): InvoicePayParams {
   return { ...valid.params, authorization: { ...valid.params.authorization, request } };
 }
 
@@ -301,7 +301,7 @@ describe('one valid payment request, mutated one field at a time', () => {
     const grant = signTestGrant(party, terms, grantCreatedAt);
     const requestOptions: RequestOptions = { amountMsat: AMOUNT, expiration: t + 600 };
     const { request, key } = signPayRequest(party, invoice, requestOptions);
-    const params: PayParams = {
+    const params: InvoicePayParams = {
       invoice,
       amountMsat: AMOUNT,
       maxFeeMsat: MAX_FEE,

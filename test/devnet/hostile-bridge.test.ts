@@ -8,10 +8,23 @@ import { generateSecretKey, type Event } from 'nostr-tools/pure';
 import type { Devnet } from '../../src/devnet/devnet.ts';
 import { buildAuthorization, type Authorization } from '../../src/protocol/authorization.ts';
 import { bytesToHex } from '../../src/protocol/hex.ts';
+import { signDepositLock } from '../../src/protocol/user-statements.ts';
 import { sharedKey } from '../../src/protocol/nwc-encryption.ts';
 import type { VaultErrorCode } from '../../src/protocol/result.ts';
 import { HttpVaultClient } from '../../src/vault-client/http-vault-client.ts';
-import { newKeypair, newParty, payAuthorization, signPayRequest, signTestGrant, type NwcParty } from '../helpers/authorization.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
+import type { KeysendPayParams } from '../../src/vault-client/vault-client.ts';
+import {
+  keysendParams,
+  newKeypair,
+  newParty,
+  pay321Params,
+  payAuthorization,
+  requestAuthorization,
+  signPayRequest,
+  signTestGrant,
+  type NwcParty,
+} from '../helpers/authorization.ts';
 import { eventually, fundedDeposit, startTestDevnet } from '../helpers/devnet.ts';
 
 const SAT = 1000n;
@@ -211,6 +224,106 @@ describe('a hostile bridge cannot spend beyond what the user signed', () => {
     await expectRefused(() => tryPay(buildAuthorization(grant, request, 'nip04', wrong)), 'UNAUTHORIZED');
     const right = sharedKey('nip04', party.connection.secretKey, party.service.pubkey);
     expect((await tryPay(buildAuthorization(grant, request, 'nip04', right))).state).toBe('settled');
+  });
+
+  describe('keysend, NWC-321 pay and the app fee cap', () => {
+    const otherNode = () => '02' + bytesToHex(sha256(generateSecretKey()));
+    /** Any payment body, with a fresh idempotency key and the defaults of this file. */
+    type Body = { authorization: Authorization; amountMsat?: bigint; maxFeeMsat?: bigint } & (
+      | { invoice: string }
+      | { keysend: KeysendPayParams['keysend'] }
+      | { lightningAddress: string }
+    );
+    const send = (body: Body) => vault.pay(depositId, { amountMsat: AMOUNT, maxFeeMsat: MAX_FEE, idempotencyKey: bytesToHex(generateSecretKey()), ...body });
+    const keysendAuth = (p: Partial<Parameters<typeof keysendParams>[0]> = {}) =>
+      requestAuthorization(party, signTestGrant(party), 'pay_keysend', keysendParams({ amountMsat: AMOUNT, pubkey: devnet.payeeNodePubkey, ...p }));
+
+    it('accepts the honest keysend (the control case)', async () => {
+      const payment = await send({ keysend: { destination: devnet.payeeNodePubkey }, authorization: keysendAuth() });
+      expect(payment.state).toBe('settled');
+      expect(devnet.payeeKeysend(payment.payment_hash)).toMatchObject({ amountMsat: AMOUNT });
+    });
+
+    it('refuses a keysend to another pubkey than the app signed', async () => {
+      await expectRefused(() => send({ keysend: { destination: otherNode() }, authorization: keysendAuth() }), 'UNAUTHORIZED');
+    });
+
+    it('refuses a keysend of another amount than the app signed', async () => {
+      await expectRefused(() => send({ keysend: { destination: devnet.payeeNodePubkey }, amountMsat: AMOUNT + 1n, authorization: keysendAuth() }), 'UNAUTHORIZED');
+    });
+
+    it('refuses a keysend preimage other than the one the app signed, or one the app left to the vault', async () => {
+      const signed = bytesToHex(generateSecretKey());
+      const bridgeKnows = bytesToHex(generateSecretKey());
+      await expectRefused(() => send({ keysend: { destination: devnet.payeeNodePubkey, preimage: bridgeKnows }, authorization: keysendAuth({ preimage: signed }) }), 'UNAUTHORIZED');
+      refusedBefore += 1;
+      await expectRefused(() => send({ keysend: { destination: devnet.payeeNodePubkey, preimage: bridgeKnows }, authorization: keysendAuth() }), 'UNAUTHORIZED');
+    });
+
+    it('refuses a keysend carrying TLV records the app did not sign', async () => {
+      const signed = [{ type: 7_629_169, value: 'aa' }];
+      await expectRefused(
+        () => send({ keysend: { destination: devnet.payeeNodePubkey, tlvRecords: [{ type: 7_629_169n, value: 'aa' }, { type: 696_969n, value: 'bb' }] }, authorization: keysendAuth({ tlvRecords: signed }) }),
+        'UNAUTHORIZED',
+      );
+    });
+
+    it('refuses paying an invoice with a signed keysend, and a keysend with a signed pay_invoice', async () => {
+      await expectRefused(() => send({ invoice, authorization: keysendAuth() }), 'UNAUTHORIZED');
+      refusedBefore += 1;
+      await expectRefused(() => send({ keysend: { destination: devnet.payeeNodePubkey }, authorization: payAuthorization(party, signTestGrant(party), invoice) }), 'UNAUTHORIZED');
+    });
+
+    it('refuses paying another invoice than the one in the signed BIP-321 URI', async () => {
+      const auth = requestAuthorization(party, signTestGrant(party), 'pay', pay321Params({ payment: `bitcoin:?lightning=${invoice}` }));
+      const other = devnet.createPayeeInvoice(AMOUNT);
+      await expectRefused(() => send({ invoice: other.invoice, authorization: auth }), 'UNAUTHORIZED');
+      expect(devnet.payeeInvoiceStatus(other.paymentHash)?.state).toBe('pending');
+      // The very invoice of the URI is paid.
+      expect((await send({ invoice, authorization: auth })).state).toBe('settled');
+    });
+
+    it.each([
+      ['pay_invoice', (amount: bigint) => requestAuthorization(party, signTestGrant(party), 'pay_invoice', { invoice, max_fee: Number(amount) })],
+      ['pay', (amount: bigint) => requestAuthorization(party, signTestGrant(party), 'pay', pay321Params({ payment: invoice, maxFeeMsat: amount }))],
+    ])('refuses a fee limit above the max_fee the app signed (%s), though within the grant', async (_, auth) => {
+      const cap = 20_000n;
+      await expectRefused(() => send({ invoice, maxFeeMsat: cap + 1n, authorization: auth(cap) }), 'FEE_LIMIT');
+      // At the app's cap it pays (vault-a charges 11 000 msat for this amount).
+      expect((await send({ invoice, maxFeeMsat: cap, authorization: auth(cap) })).state).toBe('settled');
+    });
+
+    it('refuses a keysend fee limit above the app max_fee', async () => {
+      await expectRefused(() => send({ keysend: { destination: devnet.payeeNodePubkey }, maxFeeMsat: 15_001n, authorization: keysendAuth({ maxFeeMsat: 15_000n }) }), 'FEE_LIMIT');
+    });
+
+    it('refuses an invoice supplied by the bridge for a signed lightning address: the vault resolves it itself', async () => {
+      const address = devnet.lightningAddress;
+      const auth = requestAuthorization(party, signTestGrant(party), 'pay', pay321Params({ payment: address, amountMsat: AMOUNT }));
+      // A valid invoice of the very payee, for the very amount: still not what the app signed.
+      const substitute = devnet.createPayeeInvoice(AMOUNT);
+      await expectRefused(() => send({ invoice: substitute.invoice, authorization: auth }), 'UNAUTHORIZED');
+      expect(devnet.payeeInvoiceStatus(substitute.paymentHash)?.state).toBe('pending');
+      refusedBefore += 1;
+      // Another address than the signed one is refused too.
+      await expectRefused(() => send({ lightningAddress: `mallory@${new URL(devnet.controlUrl).host}`, authorization: auth }), 'UNAUTHORIZED');
+      refusedBefore += 1;
+      await expectRefused(() => send({ lightningAddress: address, amountMsat: AMOUNT + 1n, authorization: auth }), 'UNAUTHORIZED');
+      // The signed address, resolved by the vault, pays.
+      const paid = await send({ lightningAddress: address, authorization: auth });
+      expect(paid).toMatchObject({ state: 'settled', kind: 'lnurl' });
+      expect(paid.payment_hash).not.toBe(substitute.paymentHash);
+    });
+
+    it('refuses a lightning address for a request the app signed as pay_invoice', async () => {
+      await expectRefused(() => send({ lightningAddress: devnet.lightningAddress, authorization: payAuthorization(party, signTestGrant(party), invoice) }), 'UNAUTHORIZED');
+    });
+
+    it('refuses a keysend while the owner has locked', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      await vault.lock(depositId, signDepositLock(party.user.secretKey, true, now));
+      await expectRefused(() => send({ keysend: { destination: devnet.payeeNodePubkey }, authorization: keysendAuth() }), 'LOCKED');
+    });
   });
 
   it('refuses an authorization claiming another encryption than the request carries', async () => {

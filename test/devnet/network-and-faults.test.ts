@@ -15,7 +15,7 @@ import { VAULT_ERROR_STATUS, type VaultEvent } from '../../src/protocol/vault-ap
 import { verifyBalanceUpdate, verifyVaultProof } from '../../src/protocol/vault-proof.ts';
 import { HttpVaultClient } from '../../src/vault-client/http-vault-client.ts';
 import type { EventSubscription } from '../../src/vault-client/vault-client.ts';
-import { newParty, payAuthorization, signTestGrant, type NwcParty } from '../helpers/authorization.ts';
+import { keysendParams, newParty, payAuthorization, requestAuthorization, signTestGrant, type NwcParty } from '../helpers/authorization.ts';
 import { eventually, fundedDeposit, startTestDevnet } from '../helpers/devnet.ts';
 
 const SAT = 1000n;
@@ -52,7 +52,11 @@ describe('simulated Lightning network and control server', () => {
       network_url: devnet.controlUrl,
       operators: devnet.operators.map((o) => ({ name: o.name, url: o.url, node_pubkey: o.nodePubkey })),
       auditors: devnet.auditors,
+      payee_node_pubkey: devnet.payeeNodePubkey,
+      lightning_address: `payee@${new URL(devnet.controlUrl).host}`,
     });
+    expect(devnet.lightningAddress).toBe(`payee@${new URL(devnet.controlUrl).host}`);
+    expect(devnet.relaySubscriptionCounts()).toEqual([]);
     expect(body).toEqual(JSON.parse(JSON.stringify(devnet.describe())));
   });
 
@@ -116,8 +120,66 @@ describe('simulated Lightning network and control server', () => {
     const deposit = await vault.openDeposit(signDepositOpen(party.user.secretKey));
     const shortLived = await vault.createInvoice(deposit.deposit_id, { amountMsat: 1_000n * SAT, expirySeconds: 1 });
     await eventually(() => Date.now() / 1000 >= shortLived.expires_at, 'expiry', 3_000);
-    expect(await devnet.payInvoice(shortLived.invoice)).toMatchObject({ state: 'failed', reason: 'invoice expired' });
+    expect(await devnet.payInvoice(shortLived.invoice)).toMatchObject({ state: 'failed', reason: 'invoice expired', code: 'INVOICE_EXPIRED' });
     expect((await vault.depositStatus(deposit.deposit_id)).balance_msat).toBe(0n);
+  });
+
+  it('mines blocks on POST /network/blocks and reports keysends the payee received on GET /network/keysends/:hash', async () => {
+    const height = devnet.blockHeight();
+    expect(await control('POST', '/network/blocks', { count: 3 })).toEqual({ status: 200, body: { block_height: height + 3 } });
+    expect(await control('POST', '/network/blocks')).toEqual({ status: 200, body: { block_height: height + 4 } });
+    expect(await control('POST', '/network/blocks', { count: 0 })).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST' } } });
+    expect((await vault.info()).block_height).toBe(height + 4);
+
+    const party = newParty();
+    const depositId = await fundedDeposit(devnet, vault, party.user, 10_000n * SAT);
+    const preimage = bytesToHex(generateSecretKey());
+    const paid = await vault.pay(depositId, {
+      keysend: { destination: devnet.payeeNodePubkey, preimage, tlvRecords: [{ type: 696_969n, value: '0102' }] },
+      amountMsat: 1_000n * SAT,
+      maxFeeMsat: 10_000n,
+      idempotencyKey: 'control-keysend',
+      authorization: requestAuthorization(party, signTestGrant(party), 'pay_keysend', keysendParams({ amountMsat: 1_000n * SAT, pubkey: devnet.payeeNodePubkey, preimage, tlvRecords: [{ type: 696_969, value: '0102' }] })),
+    });
+    expect(paid.state).toBe('settled');
+    expect(await control('GET', `/network/keysends/${paid.payment_hash}`)).toEqual({
+      status: 200,
+      body: { payment_hash: paid.payment_hash, preimage, amount_msat: '1000000', tlv_records: [{ type: '696969', value: '0102' }], received_at: expect.any(Number) },
+    });
+    expect(await control('GET', `/network/keysends/${'00'.repeat(32)}`)).toMatchObject({ status: 404 });
+    // The same keysend (same preimage) again is refused by the payee.
+    const again = await vault.pay(depositId, {
+      keysend: { destination: devnet.payeeNodePubkey, preimage },
+      amountMsat: 1_000n * SAT,
+      maxFeeMsat: 10_000n,
+      idempotencyKey: 'control-keysend-again',
+      authorization: requestAuthorization(party, signTestGrant(party), 'pay_keysend', keysendParams({ amountMsat: 1_000n * SAT, pubkey: devnet.payeeNodePubkey, preimage })),
+    });
+    expect(again).toMatchObject({ state: 'failed', failure_code: 'ALREADY_PAID' });
+  });
+
+  it('serves the payee lightning address (LUD-16) for any name, with invoices committing to the metadata', async () => {
+    const host = new URL(devnet.controlUrl).host;
+    const payRequest = await control('GET', '/.well-known/lnurlp/alice');
+    expect(payRequest).toMatchObject({
+      status: 200,
+      body: { tag: 'payRequest', callback: `http://${host}/lnurlp/alice/callback`, minSendable: 1000, maxSendable: 100_000_000_000, commentAllowed: 255 },
+    });
+    const { metadata } = z.object({ metadata: z.string() }).parse(payRequest.body);
+    expect(JSON.parse(metadata)).toEqual([
+      ['text/plain', 'Payment to alice on the deposit-bridge devnet'],
+      ['text/identifier', `alice@${host}`],
+    ]);
+    const answer = await control('GET', '/lnurlp/alice/callback?amount=21000&comment=hi');
+    const { pr } = z.object({ pr: z.string(), routes: z.array(z.unknown()) }).parse(answer.body);
+    const decoded = decodeInvoice(pr);
+    if (!decoded.ok) throw new Error(decoded.error.message);
+    expect(decoded.value).toMatchObject({ amountMsat: 21_000n, payeeNodeKey: devnet.payeeNodePubkey, descriptionHash: bytesToHex(sha256(new TextEncoder().encode(metadata))) });
+    expect(devnet.payeeInvoiceStatus(decoded.value.paymentHash)).toMatchObject({ state: 'pending', comment: 'hi' });
+    expect(await control('GET', '/lnurlp/alice/callback?amount=999')).toMatchObject({ status: 400, body: { status: 'ERROR' } });
+    expect(await control('GET', '/lnurlp/alice/callback')).toMatchObject({ status: 400, body: { status: 'ERROR' } });
+    expect(await control('GET', `/lnurlp/alice/callback?amount=1000&comment=${'x'.repeat(256)}`)).toMatchObject({ status: 400, body: { status: 'ERROR', reason: 'comment too long' } });
+    expect(await control('GET', '/.well-known/lnurlp/Bad%20Name')).toMatchObject({ status: 400, body: { status: 'ERROR' } });
   });
 });
 

@@ -70,8 +70,10 @@ describe('devnet relay', () => {
     await eventually(() => rawMessages.length === 2, 'delivery to bob');
     expect(rawMessages[1]).toEqual(['EVENT', 'bob', JSON.parse(JSON.stringify(toBob))]);
     raw.close();
-    // Ephemeral kinds are forwarded, never stored.
-    expect(await query(pub, { ids: [event.id] })).toEqual([]);
+    // Ephemeral kinds other than NWC's are forwarded, never stored.
+    const other = sign(sender, 20001, [['p', alice.pubkey]], 'ephemeral');
+    await pub.publish(other);
+    expect(await query(pub, { ids: [other.id] })).toEqual([]);
   });
 
   it('keeps only the newest kind 13194 replaceable event and returns it to a later REQ', async () => {
@@ -126,5 +128,91 @@ describe('devnet relay', () => {
     expect(second.url).toBe(first.url);
     const again = await connect(second.url);
     expect(await query(again, { authors: [author.pubkey] })).toEqual([note.id]);
+  });
+
+  describe('retention of NWC events for subscribers that come (back) later', () => {
+    it('gives a subscriber that connects after a request was published, with since, that request; other #p and other kinds are not stored', async () => {
+      const relay = await start({ ephemeralRetentionSeconds: 60 });
+      const [wallet, app] = [newKeypair(), newKeypair()];
+      const pub = await connect(relay.url);
+      const now = Math.floor(Date.now() / 1000);
+      const request = sign(app, 23194, [['p', wallet.pubkey]], 'request sent while the wallet was away', now);
+      const forOther = sign(app, 23194, [['p', newKeypair().pubkey]], 'for another wallet', now);
+      const otherEphemeral = sign(app, 21000, [['p', wallet.pubkey]], 'not NWC', now);
+      for (const e of [request, forOther, otherEphemeral]) await pub.publish(e);
+
+      const late = await connect(relay.url);
+      expect(await query(late, { kinds: [23194, 21000], '#p': [wallet.pubkey], since: now - 10 })).toEqual([request.id]);
+      // A since after the request leaves it out, as for stored events.
+      expect(await query(late, { kinds: [23194], '#p': [wallet.pubkey], since: now + 1 })).toEqual([]);
+      // Responses and notifications are retained too.
+      const response = sign(wallet, 23195, [['p', app.pubkey], ['e', request.id]], 'response', now);
+      const notification = sign(wallet, 23197, [['p', app.pubkey]], 'notification', now);
+      await pub.publish(response);
+      await pub.publish(notification);
+      expect(new Set(await query(late, { kinds: [23195, 23197], '#p': [app.pubkey], since: now - 10 }))).toEqual(new Set([response.id, notification.id]));
+    });
+
+    it('keeps them only for the retention time', async () => {
+      const relay = await start({ ephemeralRetentionSeconds: 1 });
+      const [wallet, app] = [newKeypair(), newKeypair()];
+      const pub = await connect(relay.url);
+      const now = Math.floor(Date.now() / 1000);
+      const request = sign(app, 23194, [['p', wallet.pubkey]], 'short-lived', now);
+      await pub.publish(request);
+      const filter = { kinds: [23194], '#p': [wallet.pubkey], since: now - 10 };
+      expect(await query(pub, filter)).toEqual([request.id]);
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const late = await connect(relay.url);
+      expect(await query(late, filter)).toEqual([]);
+    });
+
+    it('retains nothing with a retention of 0, as a plain relay', async () => {
+      const relay = await start({ ephemeralRetentionSeconds: 0 });
+      const [wallet, app] = [newKeypair(), newKeypair()];
+      const pub = await connect(relay.url);
+      const request = sign(app, 23194, [['p', wallet.pubkey]], 'gone');
+      await pub.publish(request);
+      expect(await query(pub, { ids: [request.id] })).toEqual([]);
+    });
+
+    it('delivers a retained request once to a live subscriber and again to a resubscription', async () => {
+      const relay = await start();
+      const [wallet, app] = [newKeypair(), newKeypair()];
+      const sub = await connect(relay.url);
+      const seen: string[] = [];
+      const now = Math.floor(Date.now() / 1000);
+      const live = sub.subscribe([{ kinds: [23194], '#p': [wallet.pubkey], since: now - 10 }], { onevent: (e) => seen.push(e.id) });
+      const pub = await connect(relay.url);
+      const request = sign(app, 23194, [['p', wallet.pubkey]], 'live', now);
+      await pub.publish(request);
+      await eventually(() => seen.length === 1, 'live delivery');
+      live.close();
+      // The wallet reconnects and subscribes again with since: the request is there again.
+      expect(await query(sub, { kinds: [23194], '#p': [wallet.pubkey], since: now - 10 })).toEqual([request.id]);
+      expect(seen).toEqual([request.id]);
+    });
+  });
+
+  it('counts the open subscriptions of each connected client', async () => {
+    const relay = await start();
+    expect(relay.subscriptionCounts()).toEqual([]);
+    const raw = new WebSocket(relay.url);
+    const messages: unknown[] = [];
+    raw.onmessage = (m) => messages.push(JSON.parse(String(m.data)));
+    await new Promise((resolve) => (raw.onopen = resolve));
+    raw.send(JSON.stringify(['REQ', 'a', { kinds: [23194] }]));
+    raw.send(JSON.stringify(['REQ', 'b', { kinds: [23195] }]));
+    raw.send(JSON.stringify(['REQ', 'a', { kinds: [23196] }]));
+    await eventually(() => messages.length === 3, 'three EOSE');
+    expect(relay.subscriptionCounts()).toEqual([2]);
+    const other = await connect(relay.url);
+    other.subscribe([{ kinds: [1] }], { onevent: () => undefined });
+    await eventually(() => relay.subscriptionCounts().length === 2 && relay.subscriptionCounts()[1] === 1, 'second client subscribed');
+    raw.send(JSON.stringify(['CLOSE', 'b']));
+    await eventually(() => relay.subscriptionCounts()[0] === 1, 'CLOSE counted');
+    raw.close();
+    await eventually(() => relay.subscriptionCounts().length === 1, 'disconnect counted');
+    expect(relay.subscriptionCounts()).toEqual([1]);
   });
 });

@@ -31,7 +31,7 @@ export function newParty(): NwcParty {
   return { user: newKeypair(), connection: newKeypair(), service: newKeypair() };
 }
 
-export const PAYING_GRANT_METHODS = ['pay_invoice', 'get_balance', 'make_invoice', 'lookup_invoice'];
+export const PAYING_GRANT_METHODS = ['pay_invoice', 'pay_keysend', 'pay', 'get_balance', 'make_invoice', 'lookup_invoice'];
 
 /** A grant by the party's user for its connection: all paying methods, no budget, unless overridden. */
 export function signTestGrant(party: NwcParty, overrides: Partial<GrantTerms> = {}, createdAt?: number, signer: Keypair = party.user): Event {
@@ -55,11 +55,21 @@ export interface RequestOptions {
  * (C, S), signed by C. Returns the event and the key that decrypts it.
  */
 export function signPayRequest(party: NwcParty, invoice: string, options: RequestOptions = {}): { request: Event; key: Uint8Array } {
-  const encryption = options.encryption ?? 'nip44_v2';
-  const key = sharedKey(encryption, party.connection.secretKey, party.service.pubkey);
   const params: Record<string, unknown> = { invoice };
   if (options.amountMsat !== undefined) params.amount = Number(options.amountMsat);
-  const content = encryptContent(encryption, key, JSON.stringify({ method: options.method ?? 'pay_invoice', params }));
+  return signNwcRequest(party, options.method ?? 'pay_invoice', params, options);
+}
+
+/** Any NIP-47 request as the app sends it (`params` exactly as written into the plaintext). */
+export function signNwcRequest(
+  party: NwcParty,
+  method: string,
+  params: Record<string, unknown>,
+  options: Omit<RequestOptions, 'method' | 'amountMsat'> = {},
+): { request: Event; key: Uint8Array } {
+  const encryption = options.encryption ?? 'nip44_v2';
+  const key = sharedKey(encryption, party.connection.secretKey, party.service.pubkey);
+  const content = encryptContent(encryption, key, JSON.stringify({ method, params }));
   const tags = [['p', party.service.pubkey]];
   if (encryption === 'nip44_v2') tags.push(['encryption', 'nip44_v2']);
   if (options.expiration !== undefined) tags.push(['expiration', String(options.expiration)]);
@@ -74,4 +84,43 @@ export function signPayRequest(party: NwcParty, invoice: string, options: Reques
 export function payAuthorization(party: NwcParty, grant: Event, invoice: string, options: RequestOptions = {}): Authorization {
   const { request, key } = signPayRequest(party, invoice, options);
   return buildAuthorization(grant, request, options.encryption ?? 'nip44_v2', key);
+}
+
+/** The authorization for any signed request (`pay_keysend`, NWC-321 `pay`, …) with these params. */
+export function requestAuthorization(
+  party: NwcParty,
+  grant: Event,
+  method: string,
+  params: Record<string, unknown>,
+  options: Omit<RequestOptions, 'method' | 'amountMsat'> = {},
+): Authorization {
+  const { request, key } = signNwcRequest(party, method, params, options);
+  return buildAuthorization(grant, request, options.encryption ?? 'nip44_v2', key);
+}
+
+/** NIP-47 `pay_keysend` params as an app writes them (TLV types as JSON numbers). */
+export function keysendParams(p: {
+  amountMsat: bigint;
+  pubkey: string;
+  preimage?: string;
+  tlvRecords?: { type: number | string; value: string }[];
+  maxFeeMsat?: bigint;
+}): Record<string, unknown> {
+  return {
+    amount: Number(p.amountMsat),
+    pubkey: p.pubkey,
+    ...(p.preimage === undefined ? {} : { preimage: p.preimage }),
+    ...(p.tlvRecords === undefined ? {} : { tlv_records: p.tlvRecords }),
+    ...(p.maxFeeMsat === undefined ? {} : { max_fee: Number(p.maxFeeMsat) }),
+  };
+}
+
+/** NWC-321 `pay` params as an app writes them. */
+export function pay321Params(p: { payment: string; amountMsat?: bigint; payerNote?: string; maxFeeMsat?: bigint }): Record<string, unknown> {
+  return {
+    payment: p.payment,
+    ...(p.amountMsat === undefined ? {} : { amount: Number(p.amountMsat) }),
+    ...(p.payerNote === undefined ? {} : { payer_note: p.payerNote }),
+    ...(p.maxFeeMsat === undefined ? {} : { max_fee: Number(p.maxFeeMsat) }),
+  };
 }

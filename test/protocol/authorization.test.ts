@@ -18,6 +18,10 @@ import { nwcRequestBodySchema, payInvoiceParamsSchema } from '../../src/protocol
 import type { VaultErrorCode } from '../../src/protocol/result.ts';
 import { makeInvoice, readVector } from '../vectors/generate.ts';
 
+type VectorTarget =
+  | { type: 'keysend'; destination: string; preimage: string | null; tlv_records: { type: string; value: string }[] }
+  | { type: 'lightning_address'; address: string };
+
 interface VectorPayment {
   deposit_owner: string;
   operator_node_pubkey: string;
@@ -25,6 +29,7 @@ interface VectorPayment {
   amount_msat: string;
   max_fee_msat: string;
   now: number;
+  target?: VectorTarget;
 }
 
 interface AuthorizationVectors {
@@ -32,20 +37,18 @@ interface AuthorizationVectors {
     name: string;
     authorization: Authorization;
     payment: VectorPayment;
-    expected: { ok: true; request_id: string; connection: string; method: string; payment_hash: string; amount_msat: string };
+    expected: { ok: true; request_id: string; connection: string; method: string; target: string; payment_hash: string | null; amount_msat: string };
   }[];
   invalid: { name: string; authorization: Authorization; payment: VectorPayment; expected: { ok: false; code: VaultErrorCode } }[];
 }
 
 function toPayment(p: VectorPayment): PaymentToAuthorize {
-  return {
-    depositOwner: p.deposit_owner,
-    operatorNodePubkey: p.operator_node_pubkey,
-    invoice: p.invoice,
-    amountMsat: BigInt(p.amount_msat),
-    maxFeeMsat: BigInt(p.max_fee_msat),
-    nowSec: p.now,
-  };
+  const base = { depositOwner: p.deposit_owner, operatorNodePubkey: p.operator_node_pubkey, amountMsat: BigInt(p.amount_msat), maxFeeMsat: BigInt(p.max_fee_msat), nowSec: p.now };
+  const t = p.target;
+  if (t === undefined) return { ...base, invoice: p.invoice };
+  if (t.type === 'lightning_address') return { ...base, target: t };
+  const tlvRecords = t.tlv_records.map((r) => ({ type: BigInt(r.type), value: r.value }));
+  return { ...base, target: { type: 'keysend', destination: t.destination, preimage: t.preimage, tlvRecords } };
 }
 
 const vectors = readVector<AuthorizationVectors>('authorizations.json');
@@ -58,7 +61,9 @@ describe('verifyPaymentAuthorization on the authorization vectors', () => {
     expect(result.value.requestId).toBe(expected.request_id);
     expect(result.value.connectionPubkey).toBe(expected.connection);
     expect(result.value.method).toBe(expected.method);
-    expect(result.value.invoice.paymentHash).toBe(expected.payment_hash);
+    expect(result.value.target).toBe(expected.target);
+    expect(result.value.invoice?.paymentHash ?? null).toBe(expected.payment_hash);
+    expect(result.value.signed.amountMsat).toBe(BigInt(expected.amount_msat));
     expect(result.value.grant.userPubkey).toBe(payment.deposit_owner);
   });
 
@@ -69,7 +74,13 @@ describe('verifyPaymentAuthorization on the authorization vectors', () => {
 
   it('the vectors cover every refusal code the check can give', () => {
     const codes = new Set(vectors.invalid.map((c) => c.expected.code));
-    expect([...codes].sort()).toEqual(['BAD_REQUEST', 'EXPIRED', 'RESTRICTED', 'UNAUTHORIZED']);
+    expect([...codes].sort()).toEqual(['BAD_REQUEST', 'EXPIRED', 'FEE_LIMIT', 'RESTRICTED', 'UNAUTHORIZED']);
+  });
+
+  it('the vectors cover every payment method and target', () => {
+    expect(new Set(vectors.valid.map((c) => `${c.expected.method}:${c.expected.target}`))).toEqual(
+      new Set(['pay_invoice:invoice', 'pay:invoice', 'pay:lightning_address', 'pay_keysend:keysend']),
+    );
   });
 });
 

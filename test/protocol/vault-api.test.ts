@@ -3,7 +3,10 @@ import { KIND } from '../../src/protocol/kinds.ts';
 import { NIP47_CODE_FOR_VAULT_ERROR, Nip47Error } from '../../src/protocol/nip47-error.ts';
 import { VAULT_ERROR_CODES, type VaultErrorCode } from '../../src/protocol/result.ts';
 import {
+  createHoldInvoiceRequestSchema,
   createInvoiceRequestSchema,
+  PAYMENT_FAILURE_CODES,
+  settleInvoiceRequestSchema,
   depositSchema,
   depositStatusSchema,
   errorBodySchema,
@@ -81,8 +84,41 @@ describe('payRequestSchema', () => {
     ['an empty invoice', { ...body, invoice: '' }],
     ['no authorization', { ...body, authorization: undefined }],
     ['an authorization with an unknown field', { ...body, authorization: { ...authorizationCase.authorization, share: {} } }],
+    ['no invoice, keysend or lnurl', { ...body, invoice: undefined }],
+    ['an invoice and a keysend', { ...body, keysend: { destination: '02' + '11'.repeat(32) } }],
+    ['an invoice and a lightning address', { ...body, lnurl: { address: 'a@b.example' } }],
+    ['a keysend to an x-only key', { ...body, invoice: undefined, keysend: { destination: '11'.repeat(32) } }],
+    ['a keysend with an unknown field', { ...body, invoice: undefined, keysend: { destination: '02' + '11'.repeat(32), route: [] } }],
+    ['a keysend TLV type below 2^16', { ...body, invoice: undefined, keysend: { destination: '02' + '11'.repeat(32), tlv_records: [{ type: '1', value: '00' }] } }],
+    ['a keysend preimage of 31 bytes', { ...body, invoice: undefined, keysend: { destination: '02' + '11'.repeat(32), preimage: '11'.repeat(31) } }],
+    ['a lightning address with an unknown field', { ...body, invoice: undefined, lnurl: { address: 'a@b.example', pr: 'lnbc1' } }],
   ])('refuses %s', (_, b) => {
     expect(payRequestSchema.safeParse(b).success).toBe(false);
+  });
+
+  it('accepts a keysend with its preimage and TLV records (types as decimal strings or numbers), or a lightning address', () => {
+    const keysend = payRequestSchema.parse({
+      ...body,
+      invoice: undefined,
+      keysend: { destination: '03' + '22'.repeat(32), preimage: hash, tlv_records: [{ type: '18446744073709551615', value: 'AB' }, { type: 7629169, value: '' }] },
+    });
+    expect(keysend.keysend?.tlv_records).toEqual([
+      { type: 7_629_169n, value: '' },
+      { type: 18_446_744_073_709_551_615n, value: 'ab' },
+    ]);
+    expect(payRequestSchema.parse({ ...body, invoice: undefined, lnurl: { address: 'alice@example.com' } }).lnurl).toEqual({ address: 'alice@example.com' });
+  });
+});
+
+describe('hold invoice requests', () => {
+  it('need an amount and a payment hash; the CLTV delta is 1 to 2016 blocks', () => {
+    expect(createHoldInvoiceRequestSchema.parse({ amount_msat: '1000', payment_hash: hash, min_cltv_expiry_delta: 144 })).toMatchObject({ amount_msat: 1000n, min_cltv_expiry_delta: 144 });
+    expect(createHoldInvoiceRequestSchema.safeParse({ payment_hash: hash }).success).toBe(false);
+    expect(createHoldInvoiceRequestSchema.safeParse({ amount_msat: '1000' }).success).toBe(false);
+    expect(createHoldInvoiceRequestSchema.safeParse({ amount_msat: '1000', payment_hash: hash, min_cltv_expiry_delta: 0 }).success).toBe(false);
+    expect(createHoldInvoiceRequestSchema.safeParse({ amount_msat: '1000', payment_hash: hash, min_cltv_expiry_delta: 2017 }).success).toBe(false);
+    expect(settleInvoiceRequestSchema.safeParse({ preimage: hash }).success).toBe(true);
+    expect(settleInvoiceRequestSchema.safeParse({ preimage: hash.toUpperCase() }).success).toBe(false);
   });
 });
 
@@ -128,12 +164,21 @@ describe('deposit, invoice and payment responses', () => {
   it('vaultInvoiceSchema accepts a pending invoice with its vault proof', () => {
     const parsed = vaultInvoiceSchema.parse(invoice);
     expect(parsed.proof.amount_msat).toBe(21_000n);
+    expect(parsed.hold).toBeUndefined();
+  });
+
+  it('vaultInvoiceSchema accepts the hold invoice states and fields', () => {
+    const held = { ...invoice, state: 'accepted', hold: true, accepted_at: 2, settle_deadline: 245, min_cltv_expiry_delta: 144, canceled_at: null };
+    expect(vaultInvoiceSchema.parse(held)).toMatchObject({ state: 'accepted', hold: true, settle_deadline: 245 });
+    expect(vaultInvoiceSchema.parse({ ...held, state: 'canceled', canceled_at: 3 }).state).toBe('canceled');
   });
 
   it.each<[string, unknown]>([
     ['an unknown state', { ...invoice, state: 'paid' }],
     ['no proof', { ...invoice, proof: undefined }],
     ['a proof with the amount as a number', { ...invoice, proof: { ...proofs.vault_proof.proof, amount_msat: 21000 } }],
+    ['hold as a string', { ...invoice, hold: 'true' }],
+    ['a fractional settle deadline', { ...invoice, state: 'accepted', settle_deadline: 1.5 }],
   ])('vaultInvoiceSchema refuses %s', (_, body) => {
     expect(vaultInvoiceSchema.safeParse(body).success).toBe(false);
   });
@@ -160,11 +205,22 @@ describe('deposit, invoice and payment responses', () => {
     expect(vaultPaymentSchema.safeParse({ ...payment, state: 'unknown' }).success).toBe(false);
   });
 
-  it('createInvoiceRequestSchema bounds the expiry to one year and needs an amount', () => {
+  it('vaultPaymentSchema takes a failure code (optional for older operators), the kind, the invoice and destination', () => {
+    const failed = { ...payment, state: 'failed', preimage: null, fee_msat: '0', settled_at: null, failure_reason: 'no route' };
+    expect(vaultPaymentSchema.parse(failed).failure_code).toBeUndefined();
+    for (const code of PAYMENT_FAILURE_CODES) expect(vaultPaymentSchema.parse({ ...failed, failure_code: code }).failure_code).toBe(code);
+    expect(PAYMENT_FAILURE_CODES).toEqual(['FEE_LIMIT_EXCEEDED', 'NO_ROUTE', 'INVOICE_EXPIRED', 'ALREADY_PAID', 'REJECTED']);
+    expect(vaultPaymentSchema.safeParse({ ...failed, failure_code: 'TIMEOUT' }).success).toBe(false);
+    expect(vaultPaymentSchema.parse({ ...payment, kind: 'keysend', invoice: null, destination: '02' + '11'.repeat(32) })).toMatchObject({ kind: 'keysend', invoice: null });
+    expect(vaultPaymentSchema.safeParse({ ...payment, kind: 'onchain' }).success).toBe(false);
+  });
+
+  it('createInvoiceRequestSchema bounds the expiry to one year; without an amount the invoice is amountless', () => {
     expect(createInvoiceRequestSchema.safeParse({ amount_msat: '1000', expiry_seconds: 31_536_000 }).success).toBe(true);
     expect(createInvoiceRequestSchema.safeParse({ amount_msat: '1000', expiry_seconds: 31_536_001 }).success).toBe(false);
     expect(createInvoiceRequestSchema.safeParse({ amount_msat: '1000', expiry_seconds: 0 }).success).toBe(false);
-    expect(createInvoiceRequestSchema.safeParse({ description: 'no amount' }).success).toBe(false);
+    expect(createInvoiceRequestSchema.parse({ description: 'no amount' })).toEqual({ description: 'no amount' });
+    expect(createInvoiceRequestSchema.safeParse({ amount_msat: 1000 }).success).toBe(false);
   });
 
   it('vaultMetricsSchema parses totals to bigint', () => {
@@ -205,6 +261,13 @@ describe('vaultEventSchema', () => {
         .success,
     ).toBe(true);
     expect(vaultEventSchema.safeParse({ seq: 4, type: 'lock_changed', deposit_id: 'dep_0001', locked: true }).success).toBe(true);
+    expect(
+      vaultEventSchema.parse({ seq: 5, type: 'hold_invoice_accepted', deposit_id: 'dep_0001', payment_hash: hash, amount_msat: '7000', settle_deadline: 245 }),
+    ).toMatchObject({ amount_msat: 7000n, settle_deadline: 245 });
+    expect(vaultEventSchema.safeParse({ seq: 6, type: 'invoice_canceled', deposit_id: 'dep_0001', payment_hash: hash }).success).toBe(true);
+    expect(
+      vaultEventSchema.parse({ seq: 7, type: 'payment_failed', deposit_id: 'dep_0001', idempotency_key: 'k3', payment_hash: hash, failure_reason: 'x', failure_code: 'NO_ROUTE', balance_update: null }),
+    ).toMatchObject({ failure_code: 'NO_ROUTE' });
   });
 
   it.each<[string, unknown]>([
@@ -213,6 +276,8 @@ describe('vaultEventSchema', () => {
     ['a settled invoice without a balance update', { ...settled, balance_update: null }],
     ['a zero seq', { ...settled, seq: 0 }],
     ['an amount as a JSON number', { ...settled, amount_msat: 21000 }],
+    ['an accepted hold invoice without its deadline', { seq: 5, type: 'hold_invoice_accepted', deposit_id: 'd', payment_hash: hash, amount_msat: '1' }],
+    ['an unknown failure code', { seq: 3, type: 'payment_failed', deposit_id: 'd', idempotency_key: 'k', payment_hash: hash, failure_reason: 'x', failure_code: 'OOPS', balance_update: null }],
   ])('refuses %s', (_, body) => {
     expect(vaultEventSchema.safeParse(body).success).toBe(false);
   });

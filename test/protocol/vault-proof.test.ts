@@ -192,6 +192,20 @@ describe('vault proofs', () => {
     expect(result.ok ? '' : result.error.message).toMatch(reason);
   });
 
+  it('accepts an any-amount proof ("0") for an amountless invoice when 0n is expected, and only then', () => {
+    const anyAmount = resigned({ amount_msat: 0n });
+    expect(verifyVaultProof(anyAmount, { ...expected, amountMsat: 0n })).toEqual({ ok: true, value: undefined });
+    expect(verifyVaultProof(anyAmount, { ...expected, amountMsat: 0n, invoiceAmountMsat: null }).ok).toBe(true);
+    expect(verifyVaultProof(anyAmount, expected)).toMatchObject({ ok: false, error: { message: expect.stringMatching(/another amount/) } });
+    // An any-amount proof handed out with an invoice that does carry an amount is refused.
+    expect(verifyVaultProof(anyAmount, { ...expected, amountMsat: 0n, invoiceAmountMsat: 21_000n })).toMatchObject({
+      ok: false,
+      error: { code: 'UNAUTHORIZED', message: expect.stringMatching(/any-amount vault proof for an invoice with an amount/) },
+    });
+    expect(verifyVaultProof(proof, { ...expected, invoiceAmountMsat: 21_000n }).ok).toBe(true);
+    expect(verifyVaultProof(proof, { ...expected, invoiceAmountMsat: null })).toMatchObject({ ok: false, error: { message: expect.stringMatching(/differs from the vault proof/) } });
+  });
+
   it('refuses on the wire a proof whose amount is a JSON number', () => {
     expect(vaultProofSchema.safeParse({ ...proofVectors.vault_proof.proof, amount_msat: 21000 }).success).toBe(false);
   });

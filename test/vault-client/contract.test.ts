@@ -12,11 +12,19 @@ import { DEFAULT_FEE_LIMIT, feeLimitFor } from '../../src/protocol/amounts.ts';
 import { bytesToHex, hexToBytes } from '../../src/protocol/hex.ts';
 import { decodeInvoice } from '../../src/protocol/invoice.ts';
 import { signDepositLock, signDepositOpen } from '../../src/protocol/user-statements.ts';
-import type { VaultEvent, VaultInfo } from '../../src/protocol/vault-api.ts';
+import type { VaultEvent, VaultInfo, VaultInvoice } from '../../src/protocol/vault-api.ts';
 import { vaultMultisigPubkey, verifyBalanceUpdate, verifyVaultProof } from '../../src/protocol/vault-proof.ts';
 import { HttpVaultClient } from '../../src/vault-client/http-vault-client.ts';
 import { VaultError, type EventSubscription } from '../../src/vault-client/vault-client.ts';
-import { newParty, payAuthorization, signTestGrant, type NwcParty } from '../helpers/authorization.ts';
+import {
+  keysendParams,
+  newParty,
+  pay321Params,
+  payAuthorization,
+  requestAuthorization,
+  signTestGrant,
+  type NwcParty,
+} from '../helpers/authorization.ts';
 import { clientsFor, eventually, fundedDeposit, startTestDevnet } from '../helpers/devnet.ts';
 
 const SAT = 1000n;
@@ -350,6 +358,336 @@ describe('Vault API contract: HttpVaultClient against the reference operator', (
     expect(status.payments_settled).toBeGreaterThanOrEqual(4);
     expect(status.authorizations_refused).toBeGreaterThanOrEqual(3);
     expect(status.started_at).toBeLessThanOrEqual(Math.floor(Date.now() / 1000));
+  });
+
+  // ------------------------------------------------------------------ amountless invoices
+
+  it('hands out an amountless invoice with an any-amount proof ("0") and credits what the payer sends', async () => {
+    const party = newParty();
+    const deposit = await client(1).openDeposit(signDepositOpen(party.user.secretKey));
+    const invoice = await client(1).createInvoice(deposit.deposit_id, { description: 'tip jar' });
+    const decoded = decodeInvoice(invoice.invoice);
+    if (!decoded.ok) throw new Error(decoded.error.message);
+    expect(decoded.value.amountMsat).toBeNull();
+    expect(invoice).toMatchObject({ amount_msat: 0n, state: 'pending', hold: false, settle_deadline: null });
+    expect(invoice.proof.amount_msat).toBe(0n);
+    const expected = {
+      depositId: deposit.deposit_id,
+      operatorNodePubkey: info(1).operator.node_pubkey,
+      peerNodePubkey: info(1).peer.node_pubkey,
+      paymentHash: invoice.payment_hash,
+      amountMsat: 0n,
+      invoicePayeeNodeKey: decoded.value.payeeNodeKey,
+      invoiceAmountMsat: decoded.value.amountMsat,
+    };
+    expect(verifyVaultProof(invoice.proof, expected)).toEqual({ ok: true, value: undefined });
+    expect(verifyVaultProof(invoice.proof, { ...expected, amountMsat: 12_345n }).ok).toBe(false);
+
+    const paid = await devnet.payInvoice(invoice.invoice, 12_345n);
+    expect(paid).toMatchObject({ state: 'settled', amountMsat: 12_345n });
+    const settled = await client(1).invoiceStatus(deposit.deposit_id, invoice.payment_hash);
+    expect(settled).toMatchObject({ state: 'settled', amount_msat: 12_345n });
+    // The proof still says what was signed: any amount.
+    expect(settled.proof.amount_msat).toBe(0n);
+    expect(settled.balance_update).toMatchObject({ balance_msat: 12_345n, seq: 1 });
+    expect((await statusOf(1, deposit.deposit_id)).balance_msat).toBe(12_345n);
+    if (!settled.balance_update) throw new Error('no balance update');
+    expect(verifyBalanceUpdate(settled.balance_update, info(1).operator.node_pubkey, info(1).peer.node_pubkey).ok).toBe(true);
+    // Paid once: a second payment of any amount fails.
+    expect(await devnet.payInvoice(invoice.invoice, 1_000n)).toMatchObject({ state: 'failed', code: 'ALREADY_PAID' });
+  });
+
+  // ------------------------------------------------------------------ hold invoices
+
+  const preimagePair = () => {
+    const preimage = generateSecretKey();
+    return { preimage: bytesToHex(preimage), paymentHash: bytesToHex(sha256(preimage)) };
+  };
+  const eventOf = <T extends VaultEvent['type']>(type: T, paymentHash: string) =>
+    events.find((e): e is Extract<VaultEvent, { type: T }> => e.type === type && 'payment_hash' in e && e.payment_hash === paymentHash);
+
+  it('makes a hold invoice, holds the payment without credit, then settles it with the preimage: credit, signed balance, events', async () => {
+    const party = newParty();
+    const deposit = await client(0).openDeposit(signDepositOpen(party.user.secretKey));
+    const { preimage, paymentHash } = preimagePair();
+    const amount = 7_000n * SAT;
+    const height = info(0).block_height;
+    const hold = await client(0).createHoldInvoice(deposit.deposit_id, { amountMsat: amount, paymentHash, description: 'escrow', minCltvExpiryDelta: 40 });
+    expect(hold).toMatchObject({ hold: true, state: 'pending', payment_hash: paymentHash, amount_msat: amount, preimage: null, min_cltv_expiry_delta: 40, settle_deadline: null });
+    const decoded = decodeInvoice(hold.invoice);
+    if (!decoded.ok) throw new Error(decoded.error.message);
+    expect(decoded.value).toMatchObject({ paymentHash, amountMsat: amount, description: 'escrow', payeeNodeKey: info(0).operator.node_pubkey });
+    const proof = { depositId: deposit.deposit_id, operatorNodePubkey: info(0).operator.node_pubkey, peerNodePubkey: info(0).peer.node_pubkey, paymentHash, amountMsat: amount, invoicePayeeNodeKey: decoded.value.payeeNodeKey };
+    expect(verifyVaultProof(hold.proof, proof).ok).toBe(true);
+    // The same request again is the same invoice; the hash with other terms is a conflict.
+    expect(await client(0).createHoldInvoice(deposit.deposit_id, { amountMsat: amount, paymentHash, description: 'escrow', minCltvExpiryDelta: 40 })).toEqual(hold);
+    await expect(client(0).createHoldInvoice(deposit.deposit_id, { amountMsat: amount + 1n, paymentHash })).rejects.toMatchObject({ code: 'CONFLICT', status: 409 });
+    // Settling before anything is held is refused.
+    await expect(client(0).settleHoldInvoice(deposit.deposit_id, paymentHash, preimage)).rejects.toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/no payment is held/) });
+
+    let payerOutcome: Awaited<ReturnType<Devnet['payInvoice']>> | null = null;
+    const paying = devnet.payInvoice(hold.invoice).then((o) => (payerOutcome = o));
+    await eventually(() => eventOf('hold_invoice_accepted', paymentHash) !== undefined, 'hold_invoice_accepted event');
+    const accepted = eventOf('hold_invoice_accepted', paymentHash);
+    expect(accepted).toMatchObject({ deposit_id: deposit.deposit_id, amount_msat: amount });
+    expect(accepted?.settle_deadline).toBeGreaterThanOrEqual(height + 40);
+    expect(accepted?.settle_deadline).toBeLessThanOrEqual(devnet.blockHeight() + 40);
+    const held = await client(0).invoiceStatus(deposit.deposit_id, paymentHash);
+    expect(held).toMatchObject({ state: 'accepted', settle_deadline: accepted?.settle_deadline, preimage: null, balance_update: null, settled_at: null });
+    expect(held.accepted_at).not.toBeNull();
+    // Held, not credited; the payer's payment is still in flight.
+    expect((await statusOf(0, deposit.deposit_id)).balance_msat).toBe(0n);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(payerOutcome).toBeNull();
+
+    await expect(client(0).settleHoldInvoice(deposit.deposit_id, paymentHash, bytesToHex(generateSecretKey()))).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      message: expect.stringMatching(/does not hash to this payment hash/),
+    });
+    const settled = await client(0).settleHoldInvoice(deposit.deposit_id, paymentHash, preimage);
+    expect(settled).toMatchObject({ state: 'settled', preimage, amount_msat: amount });
+    expect(settled.balance_update).toMatchObject({ balance_msat: amount, seq: 1, deposit_id: deposit.deposit_id });
+    if (!settled.balance_update) throw new Error('no balance update');
+    expect(verifyBalanceUpdate(settled.balance_update, info(0).operator.node_pubkey, info(0).peer.node_pubkey).ok).toBe(true);
+    expect(await paying).toMatchObject({ state: 'settled', preimage, amountMsat: amount });
+    const status = await statusOf(0, deposit.deposit_id);
+    expect(status.balance_msat).toBe(amount);
+    expect(status.balance_update).toEqual(settled.balance_update);
+    await eventually(() => eventOf('invoice_settled', paymentHash) !== undefined, 'invoice_settled event');
+    expect(eventOf('invoice_settled', paymentHash)).toMatchObject({ amount_msat: amount, preimage, balance_update: settled.balance_update });
+    // Settling again is idempotent; canceling a settled invoice is refused.
+    expect(await client(0).settleHoldInvoice(deposit.deposit_id, paymentHash, preimage)).toEqual(settled);
+    await expect(client(0).cancelHoldInvoice(deposit.deposit_id, paymentHash)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    expect((await statusOf(0, deposit.deposit_id)).balance_msat).toBe(amount);
+  });
+
+  it('cancels a held payment: the payer is refunded (its payment fails), nothing is credited, invoice_canceled', async () => {
+    const alice = newParty();
+    const bob = newParty();
+    const aliceDeposit = await fundedDeposit(devnet, client(1), alice.user, 50_000n * SAT);
+    const bobDeposit = await client(0).openDeposit(signDepositOpen(bob.user.secretKey));
+    const { paymentHash } = preimagePair();
+    const amount = 3_000n * SAT;
+    const hold = await client(0).createHoldInvoice(bobDeposit.deposit_id, { amountMsat: amount, paymentHash });
+    // Alice pays from her deposit at vault-b: the vault-to-vault payment stays pending while held.
+    const payment = await client(1).pay(aliceDeposit, {
+      invoice: hold.invoice,
+      amountMsat: amount,
+      maxFeeMsat: feeLimitFor(amount, DEFAULT_FEE_LIMIT),
+      idempotencyKey: 'held-then-canceled',
+      authorization: payAuthorization(alice, signTestGrant(alice), hold.invoice),
+    });
+    expect(payment.state).toBe('pending');
+    await eventually(async () => (await client(0).invoiceStatus(bobDeposit.deposit_id, paymentHash)).state === 'accepted', 'accepted');
+    expect((await statusOf(1, aliceDeposit)).reserved_msat).toBe(amount + feeLimitFor(amount, DEFAULT_FEE_LIMIT));
+
+    const canceled = await client(0).cancelHoldInvoice(bobDeposit.deposit_id, paymentHash);
+    expect(canceled).toMatchObject({ state: 'canceled', preimage: null, balance_update: null, settled_at: null });
+    expect(canceled.canceled_at).not.toBeNull();
+    expect(await client(0).cancelHoldInvoice(bobDeposit.deposit_id, paymentHash)).toEqual(canceled);
+    await eventually(async () => (await client(1).paymentStatus(aliceDeposit, 'held-then-canceled'))?.state === 'failed', 'payer payment fails');
+    expect(await client(1).paymentStatus(aliceDeposit, 'held-then-canceled')).toMatchObject({ failure_code: 'REJECTED', fee_msat: 0n, preimage: null });
+    expect(await statusOf(1, aliceDeposit)).toMatchObject({ balance_msat: 50_000n * SAT, reserved_msat: 0n });
+    expect(await statusOf(0, bobDeposit.deposit_id)).toMatchObject({ balance_msat: 0n, balance_update: null });
+    await eventually(() => eventOf('invoice_canceled', paymentHash) !== undefined, 'invoice_canceled event');
+    expect(eventOf('invoice_canceled', paymentHash)).toMatchObject({ deposit_id: bobDeposit.deposit_id });
+    expect(eventOf('invoice_settled', paymentHash)).toBeUndefined();
+    // A canceled invoice takes no payment and cannot be settled.
+    expect(await devnet.payInvoice(hold.invoice)).toMatchObject({ state: 'failed', reason: 'invoice canceled' });
+    await expect(client(0).settleHoldInvoice(bobDeposit.deposit_id, paymentHash, bytesToHex(generateSecretKey()))).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('cancels a held payment by itself once the chain reaches its settle deadline', async () => {
+    const party = newParty();
+    const deposit = await client(0).openDeposit(signDepositOpen(party.user.secretKey));
+    const { preimage, paymentHash } = preimagePair();
+    const hold = await client(0).createHoldInvoice(deposit.deposit_id, { amountMsat: 2_000n * SAT, paymentHash, minCltvExpiryDelta: 6 });
+    const paying = devnet.payInvoice(hold.invoice);
+    await eventually(() => eventOf('hold_invoice_accepted', paymentHash) !== undefined, 'accepted');
+    const deadline = eventOf('hold_invoice_accepted', paymentHash)?.settle_deadline ?? 0;
+    expect(deadline).toBe(devnet.blockHeight() + 6);
+    devnet.mineBlocks(5);
+    expect((await client(0).invoiceStatus(deposit.deposit_id, paymentHash)).state).toBe('accepted');
+    devnet.mineBlocks(1);
+    expect(devnet.blockHeight()).toBe(deadline);
+    expect(await paying).toMatchObject({ state: 'failed', code: 'REJECTED', reason: expect.stringMatching(/settle deadline/) });
+    expect(await client(0).invoiceStatus(deposit.deposit_id, paymentHash)).toMatchObject({ state: 'canceled', balance_update: null });
+    await eventually(() => eventOf('invoice_canceled', paymentHash) !== undefined, 'invoice_canceled event');
+    await expect(client(0).settleHoldInvoice(deposit.deposit_id, paymentHash, preimage)).rejects.toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/canceled/) });
+    expect((await statusOf(0, deposit.deposit_id)).balance_msat).toBe(0n);
+  });
+
+  it('settles and cancels hold invoices only for the watcher or the owner, and only hold invoices', async () => {
+    const party = newParty();
+    const deposit = await client(0).openDeposit(signDepositOpen(party.user.secretKey));
+    const { preimage, paymentHash } = preimagePair();
+    await client(0).createHoldInvoice(deposit.deposit_id, { amountMsat: 1_000n * SAT, paymentHash });
+    const stranger = new HttpVaultClient({ url: devnet.operators[0]?.url ?? '', secretKey: generateSecretKey() });
+    await expect(stranger.createHoldInvoice(deposit.deposit_id, { amountMsat: 1_000n * SAT, paymentHash: preimagePair().paymentHash })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(stranger.settleHoldInvoice(deposit.deposit_id, paymentHash, preimage)).rejects.toMatchObject({ code: 'NOT_FOUND', status: 404 });
+    await expect(stranger.cancelHoldInvoice(deposit.deposit_id, paymentHash)).rejects.toMatchObject({ code: 'NOT_FOUND', status: 404 });
+    const owner = new HttpVaultClient({ url: devnet.operators[0]?.url ?? '', secretKey: party.user.secretKey });
+    expect((await owner.cancelHoldInvoice(deposit.deposit_id, paymentHash)).state).toBe('canceled');
+    const ordinary = await client(0).createInvoice(deposit.deposit_id, { amountMsat: 1_000n * SAT });
+    await expect(client(0).cancelHoldInvoice(deposit.deposit_id, ordinary.payment_hash)).rejects.toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/not a hold invoice/) });
+    await expect(client(0).settleHoldInvoice(deposit.deposit_id, preimagePair().paymentHash, preimage)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  // ------------------------------------------------------------------ keysend
+
+  it('pays a keysend to the external payee with TLV records: the payee records them, the payment has sha256(preimage)', async () => {
+    const party = newParty();
+    const depositId = await fundedDeposit(devnet, client(0), party.user, 50_000n * SAT);
+    const amount = 4_000n * SAT;
+    const records = [
+      { type: 7_629_169, value: '7b22626f6f7374223a317d' },
+      { type: '18446744073709551615', value: 'ff00' },
+    ];
+    const payment = await client(0).pay(depositId, {
+      keysend: { destination: devnet.payeeNodePubkey, tlvRecords: records.map((r) => ({ type: BigInt(r.type), value: r.value })) },
+      amountMsat: amount,
+      maxFeeMsat: feeLimitFor(amount, DEFAULT_FEE_LIMIT),
+      idempotencyKey: 'keysend-1',
+      authorization: requestAuthorization(party, signTestGrant(party), 'pay_keysend', keysendParams({ amountMsat: amount, pubkey: devnet.payeeNodePubkey, tlvRecords: records })),
+    });
+    // vault-a: 1000 msat + 1000 ppm
+    expect(payment).toMatchObject({ state: 'settled', kind: 'keysend', invoice: null, destination: devnet.payeeNodePubkey, amount_msat: amount, fee_msat: 1_000n + 4_000n, failure_code: null });
+    expect(bytesToHex(sha256(hexToBytes(payment.preimage ?? '')))).toBe(payment.payment_hash);
+    const receipt = devnet.payeeKeysend(payment.payment_hash);
+    expect(receipt).toMatchObject({ amountMsat: amount, preimage: payment.preimage });
+    expect(receipt?.tlvRecords).toEqual([
+      { type: 7_629_169n, value: '7b22626f6f7374223a317d' },
+      { type: 18_446_744_073_709_551_615n, value: 'ff00' },
+    ]);
+    expect(await client(0).paymentStatus(depositId, 'keysend-1')).toEqual(payment);
+    expect((await statusOf(0, depositId)).balance_msat).toBe(50_000n * SAT - amount - payment.fee_msat);
+  });
+
+  it('pays a keysend with the preimage the app chose', async () => {
+    const party = newParty();
+    const depositId = await fundedDeposit(devnet, client(2), party.user, 20_000n * SAT);
+    const { preimage, paymentHash } = preimagePair();
+    const payment = await client(2).pay(depositId, {
+      keysend: { destination: devnet.payeeNodePubkey, preimage },
+      amountMsat: 1_000n * SAT,
+      maxFeeMsat: 10_000n,
+      idempotencyKey: 'keysend-preimage',
+      authorization: requestAuthorization(party, signTestGrant(party), 'pay_keysend', keysendParams({ amountMsat: 1_000n * SAT, pubkey: devnet.payeeNodePubkey, preimage })),
+    });
+    expect(payment).toMatchObject({ state: 'settled', payment_hash: paymentHash, preimage });
+    expect(devnet.payeeKeysend(paymentHash)).toMatchObject({ preimage, tlvRecords: [] });
+  });
+
+  it('fails a keysend to a vault operator node: no deposit to credit (REJECTED)', async () => {
+    const party = newParty();
+    const depositId = await fundedDeposit(devnet, client(0), party.user, 20_000n * SAT);
+    const destination = info(1).operator.node_pubkey;
+    const payment = await client(0).pay(depositId, {
+      keysend: { destination },
+      amountMsat: 1_000n * SAT,
+      maxFeeMsat: 10_000n,
+      idempotencyKey: 'keysend-to-vault',
+      authorization: requestAuthorization(party, signTestGrant(party), 'pay_keysend', keysendParams({ amountMsat: 1_000n * SAT, pubkey: destination })),
+    });
+    expect(payment).toMatchObject({ state: 'failed', failure_reason: 'no deposit for keysend', failure_code: 'REJECTED', fee_msat: 0n });
+    expect(await statusOf(0, depositId)).toMatchObject({ balance_msat: 20_000n * SAT, reserved_msat: 0n });
+  });
+
+  // ------------------------------------------------------------------ failure codes
+
+  it('gives every failed payment a failure code: fee limit, no route, expired, already paid', async () => {
+    const party = newParty();
+    const depositId = await fundedDeposit(devnet, client(0), party.user, 100_000n * SAT);
+    const grant = signTestGrant(party);
+    const attempt = (invoice: string, amountMsat: bigint, maxFeeMsat: bigint, key: string) =>
+      client(0).pay(depositId, { invoice, amountMsat, maxFeeMsat, idempotencyKey: key, authorization: payAuthorization(party, grant, invoice) });
+    const failedEvent = (key: string) => events.find((e) => e.type === 'payment_failed' && e.idempotency_key === key);
+
+    // vault-a charges 1000 msat + 1000 ppm = 11 000 msat for 10 000 sat: a 5 000 msat limit is too low.
+    const payee = devnet.createPayeeInvoice(10_000n * SAT);
+    expect(await attempt(payee.invoice, 10_000n * SAT, 5_000n, 'fee-too-low')).toMatchObject({ state: 'failed', failure_code: 'FEE_LIMIT_EXCEEDED' });
+
+    const bob = newParty();
+    const bobDeposit = await client(1).openDeposit(signDepositOpen(bob.user.secretKey));
+    const offline = await client(1).createInvoice(bobDeposit.deposit_id, { amountMsat: 1_000n * SAT });
+    const op1 = devnet.operators[1];
+    if (!op1) throw new Error('no operator');
+    op1.faults.down = true;
+    try {
+      expect(await attempt(offline.invoice, 1_000n * SAT, 10_000n, 'no-route')).toMatchObject({ state: 'failed', failure_code: 'NO_ROUTE' });
+    } finally {
+      op1.faults.down = false;
+    }
+
+    const paidAlready = devnet.createPayeeInvoice(1_000n * SAT);
+    expect((await devnet.payInvoice(paidAlready.invoice)).state).toBe('settled');
+    expect(await attempt(paidAlready.invoice, 1_000n * SAT, 10_000n, 'already-paid')).toMatchObject({ state: 'failed', failure_code: 'ALREADY_PAID' });
+
+    const op0 = devnet.operators[0];
+    if (!op0) throw new Error('no operator');
+    const shortLived = await client(1).createInvoice(bobDeposit.deposit_id, { amountMsat: 1_000n * SAT, expirySeconds: 1 });
+    op0.faults.holdPayments = true;
+    try {
+      expect((await attempt(shortLived.invoice, 1_000n * SAT, 10_000n, 'expires-in-flight')).state).toBe('pending');
+      await eventually(() => Date.now() / 1000 >= shortLived.expires_at, 'invoice expiry', 3_000);
+    } finally {
+      op0.faults.holdPayments = false;
+    }
+    await eventually(async () => (await client(0).paymentStatus(depositId, 'expires-in-flight'))?.state === 'failed', 'expired payment fails');
+    expect(await client(0).paymentStatus(depositId, 'expires-in-flight')).toMatchObject({ failure_code: 'INVOICE_EXPIRED' });
+
+    for (const key of ['fee-too-low', 'no-route', 'already-paid', 'expires-in-flight']) {
+      await eventually(() => failedEvent(key) !== undefined, `payment_failed event for ${key}`);
+    }
+    expect(failedEvent('fee-too-low')).toMatchObject({ failure_code: 'FEE_LIMIT_EXCEEDED' });
+    expect(failedEvent('already-paid')).toMatchObject({ failure_code: 'ALREADY_PAID' });
+    expect(await statusOf(0, depositId)).toMatchObject({ balance_msat: 100_000n * SAT, reserved_msat: 0n });
+  });
+
+  // ------------------------------------------------------------------ NWC-321 pay
+
+  it('pays the invoice of a signed BIP-321 URI', async () => {
+    const party = newParty();
+    const depositId = await fundedDeposit(devnet, client(1), party.user, 20_000n * SAT);
+    const amount = 2_000n * SAT;
+    const payee = devnet.createPayeeInvoice(amount);
+    const uri = `bitcoin:?amount=0.00002&lightning=${payee.invoice.toUpperCase()}`;
+    const payment = await client(1).pay(depositId, {
+      invoice: payee.invoice,
+      amountMsat: amount,
+      maxFeeMsat: 10_000n,
+      idempotencyKey: 'bip321',
+      authorization: requestAuthorization(party, signTestGrant(party), 'pay', pay321Params({ payment: uri })),
+    });
+    expect(payment).toMatchObject({ state: 'settled', kind: 'invoice', payment_hash: payee.paymentHash, invoice: payee.invoice });
+    expect(devnet.payeeInvoiceStatus(payee.paymentHash)?.state).toBe('settled');
+  });
+
+  it('resolves the devnet lightning address itself (LUD-16), pays it, and passes on the payer note', async () => {
+    const party = newParty();
+    const depositId = await fundedDeposit(devnet, client(2), party.user, 20_000n * SAT);
+    const amount = 3_210n * SAT;
+    const address = devnet.lightningAddress;
+    expect(address).toBe(`payee@${new URL(devnet.controlUrl).host}`);
+    const params = {
+      lightningAddress: address,
+      amountMsat: amount,
+      maxFeeMsat: feeLimitFor(amount, DEFAULT_FEE_LIMIT),
+      idempotencyKey: 'lnurl-1',
+      authorization: requestAuthorization(party, signTestGrant(party), 'pay', pay321Params({ payment: address, amountMsat: amount, payerNote: 'for the coffee' })),
+    };
+    const payment = await client(2).pay(depositId, params);
+    expect(payment).toMatchObject({ state: 'settled', kind: 'lnurl', amount_msat: amount, destination: devnet.payeeNodePubkey });
+    const decoded = decodeInvoice(payment.invoice ?? '');
+    if (!decoded.ok) throw new Error(decoded.error.message);
+    expect(decoded.value).toMatchObject({ amountMsat: amount, paymentHash: payment.payment_hash, payeeNodeKey: devnet.payeeNodePubkey });
+    const lnurlp = (await fetch(`http://${new URL(devnet.controlUrl).host}/.well-known/lnurlp/payee`).then((r) => r.json())) as { metadata: string; tag: string };
+    expect(lnurlp.tag).toBe('payRequest');
+    expect(decoded.value.descriptionHash).toBe(bytesToHex(sha256(new TextEncoder().encode(lnurlp.metadata))));
+    expect(devnet.payeeInvoiceStatus(payment.payment_hash)).toMatchObject({ state: 'settled', amountMsat: amount, comment: 'for the coffee', preimage: payment.preimage });
+    // A retry is the same payment: the address is not resolved (nor paid) again.
+    expect(await client(2).pay(depositId, params)).toEqual(payment);
+    expect((await statusOf(2, depositId)).balance_msat).toBe(20_000n * SAT - amount - payment.fee_msat);
   });
 
   it('raises VaultError with the operator code on refusal', async () => {

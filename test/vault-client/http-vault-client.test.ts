@@ -5,11 +5,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSecretKey } from 'nostr-tools/pure';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, hexToBytes } from '../../src/protocol/hex.ts';
 import type { Devnet } from '../../src/devnet/devnet.ts';
 import { signDepositOpen } from '../../src/protocol/user-statements.ts';
 import type { VaultEvent } from '../../src/protocol/vault-api.ts';
 import { HttpVaultClient } from '../../src/vault-client/http-vault-client.ts';
-import { newParty } from '../helpers/authorization.ts';
+import { newParty, requestAuthorization, signTestGrant } from '../helpers/authorization.ts';
+import { readVector } from '../vectors/generate.ts';
 import { eventually, fundedDeposit, startTestDevnet } from '../helpers/devnet.ts';
 
 /** A port nothing listens on: bound, then released. */
@@ -231,4 +234,82 @@ describe('HttpVaultClient against a misbehaving server', () => {
     expect(token.tags).toContainEqual(['u', `${url}/v0/deposits/dep%2F1/payments/key%3Fx`]);
     expect(token.tags).toContainEqual(['method', 'GET']);
   });
+
+  it('refuses hold, amountless and keysend answers that are not what was asked, as outcome-unknown', async () => {
+    const vector = readVector<{ invoice: string; vault_proof: { proof: { deposit_id: string; payment_hash: string; amount_msat: string } } }>('vault-proofs.json');
+    const proof = vector.vault_proof.proof;
+    const invoice = {
+      invoice: vector.invoice,
+      payment_hash: proof.payment_hash,
+      amount_msat: proof.amount_msat,
+      description: 'deposit',
+      description_hash: null,
+      created_at: 1,
+      expires_at: 3601,
+      state: 'pending',
+      settled_at: null,
+      preimage: null,
+      proof,
+      balance_update: null,
+    };
+    const depositId = proof.deposit_id;
+    // A hold invoice must be marked hold and be for the payment hash asked for.
+    respond(201, JSON.stringify({ ...invoice, hold: false }));
+    await expect(client().createHoldInvoice(depositId, { amountMsat: 21_000n, paymentHash: proof.payment_hash })).rejects.toMatchObject({ code: 'INTERNAL', outcomeUnknown: true });
+    respond(201, JSON.stringify({ ...invoice, hold: true }));
+    expect((await client().createHoldInvoice(depositId, { amountMsat: 21_000n, paymentHash: proof.payment_hash })).hold).toBe(true);
+    await expect(client().createHoldInvoice(depositId, { amountMsat: 21_000n, paymentHash: 'cd'.repeat(32) })).rejects.toMatchObject({ code: 'INTERNAL', outcomeUnknown: true });
+    // An amountless invoice must say 0 in its record and its proof.
+    await expect(client().createInvoice(depositId, {})).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/the amount and deposit asked for/) });
+    // A settle must answer settled; a cancel canceled.
+    respond(200, JSON.stringify({ ...invoice, hold: true, state: 'accepted' }));
+    await expect(client().settleHoldInvoice(depositId, proof.payment_hash, 'ab'.repeat(32))).rejects.toMatchObject({ code: 'INTERNAL', outcomeUnknown: true });
+    await expect(client().cancelHoldInvoice(depositId, proof.payment_hash)).rejects.toMatchObject({ code: 'INTERNAL', outcomeUnknown: true });
+    respond(200, JSON.stringify({ ...invoice, hold: true, state: 'canceled', canceled_at: 2 }));
+    expect((await client().cancelHoldInvoice(depositId, proof.payment_hash)).state).toBe('canceled');
+
+    // A keysend with the app's preimage pays its SHA-256, nothing else.
+    const party = newParty();
+    const preimage = 'ab'.repeat(32);
+    const payment = {
+      idempotency_key: 'k',
+      payment_hash: 'cd'.repeat(32),
+      state: 'pending',
+      amount_msat: '1000',
+      max_fee_msat: '10',
+      fee_msat: '0',
+      preimage: null,
+      failure_reason: null,
+      created_at: 1,
+      settled_at: null,
+      balance_update: null,
+    };
+    respond(201, JSON.stringify(payment));
+    const destination = '02' + '11'.repeat(32);
+    const keysend = {
+      keysend: { destination, preimage },
+      amountMsat: 1_000n,
+      maxFeeMsat: 10n,
+      idempotencyKey: 'k',
+      authorization: requestAuthorization(party, signTestGrant(party), 'pay_keysend', { amount: 1000, pubkey: destination, preimage }),
+    };
+    await expect(client().pay('d', keysend)).rejects.toMatchObject({ code: 'INTERNAL', outcomeUnknown: true });
+    let body: unknown = null;
+    handler = (request, response) => {
+      let raw = '';
+      request.on('data', (chunk: Buffer) => (raw += chunk.toString()));
+      request.on('end', () => {
+        body = JSON.parse(raw);
+        response.writeHead(201, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ ...payment, payment_hash: sha256Hex(preimage) }));
+      });
+    };
+    expect((await client().pay('d', { ...keysend, keysend: { destination, preimage, tlvRecords: [{ type: 65_536n, value: 'aa' }] } })).payment_hash).toBe(sha256Hex(preimage));
+    expect(body).toMatchObject({ keysend: { destination, preimage, tlv_records: [{ type: '65536', value: 'aa' }] }, amount_msat: '1000', max_fee_msat: '10' });
+    expect(body).not.toHaveProperty('invoice');
+  });
 });
+
+function sha256Hex(hex: string): string {
+  return bytesToHex(sha256(hexToBytes(hex)));
+}

@@ -608,7 +608,12 @@ function authorizationVectors() {
   };
   const pay = (inv: string, extra: Record<string, unknown> = {}) => ({ method: 'pay_invoice', params: { invoice: inv, ...extra } });
 
-  const payment = (overrides: Partial<{ deposit_owner: string; operator_node_pubkey: string; invoice: string; amount_msat: string; now: number }> = {}) => ({
+  type VectorTarget =
+    | { type: 'keysend'; destination: string; preimage: string | null; tlv_records: { type: string; value: string }[] }
+    | { type: 'lightning_address'; address: string };
+  const payment = (
+    overrides: Partial<{ deposit_owner: string; operator_node_pubkey: string; invoice: string; amount_msat: string; max_fee_msat: string; now: number; target: VectorTarget }> = {},
+  ) => ({
     deposit_owner: xonlyOf(user),
     operator_node_pubkey: operator,
     invoice,
@@ -623,11 +628,19 @@ function authorizationVectors() {
     encryption,
     key: bytesToHex(key ?? serviceKeyFor(encryption)),
   });
-  const okCase = (name: string, a: ReturnType<typeof auth>, p: ReturnType<typeof payment>, paymentHashLabel: string) => ({
+  const okCase = (name: string, a: ReturnType<typeof auth>, p: ReturnType<typeof payment>, paymentHashLabel: string | null, method = 'pay_invoice') => ({
     name,
     authorization: a,
     payment: p,
-    expected: { ok: true, request_id: a.request.id, connection, method: 'pay_invoice', payment_hash: fixedHex32(`auth ${paymentHashLabel} hash`), amount_msat: p.amount_msat },
+    expected: {
+      ok: true,
+      request_id: a.request.id,
+      connection,
+      method,
+      target: p.target?.type ?? 'invoice',
+      payment_hash: paymentHashLabel === null ? null : fixedHex32(`auth ${paymentHashLabel} hash`),
+      amount_msat: p.amount_msat,
+    },
   });
   const refusal = (name: string, a: ReturnType<typeof auth>, p: ReturnType<typeof payment>, code: string) => ({ name, authorization: a, payment: p, expected: { ok: false, code } });
 
@@ -636,6 +649,190 @@ function authorizationVectors() {
   const grantWith = (patch: Omit<GrantContentInput, 'connection'>) =>
     grantEvent(grantContent({ connection, methods: ['get_info', 'get_balance', 'pay_invoice'], ...patch }), user);
   const otherUser = fixedSecret('other-user');
+
+  // --- pay_keysend and NWC-321 pay ---------------------------------------------------------
+  const allMethods = grantWith({ methods: ['get_info', 'pay_invoice', 'pay_keysend', 'pay'] });
+  const payeeNode = nodePubkeyOf(payee);
+  const otherNode = nodePubkeyOf(fixedSecret('other-payee-node'));
+  const keysendPreimage = fixedHex32('auth keysend preimage');
+  const boost = { type: 7629169, value: '7b22616374696f6e223a22626f6f7374227d' };
+  const chat = { type: 34349334, value: '68656c6c6f' };
+  const keysend = (params: Record<string, unknown>) => ({ method: 'pay_keysend', params: { amount: 21_000, pubkey: payeeNode, ...params } });
+  const pay321 = (params: Record<string, unknown>) => ({ method: 'pay', params });
+  const keysendTarget = (o: Partial<{ destination: string; preimage: string | null; tlv_records: { type: string; value: string }[] }> = {}): VectorTarget => ({
+    type: 'keysend',
+    destination: payeeNode,
+    preimage: null,
+    tlv_records: [],
+    ...o,
+  });
+  const address = 'satoshi@wallet.example.com';
+  const addressTarget = (a = address): VectorTarget => ({ type: 'lightning_address', address: a });
+  const keysendPayment = (target: VectorTarget, amount = '21000', maxFee = '10000') => payment({ target, amount_msat: amount, max_fee_msat: maxFee });
+  const req = (body: unknown, label: string) => request({ body, encryption: 'nip44_v2', label });
+
+  const paymentMethodValid = [
+    okCase('accepts pay_keysend to the signed pubkey, the vault picking the preimage', auth(allMethods, req(keysend({}), 'keysend-plain')), keysendPayment(keysendTarget()), null, 'pay_keysend'),
+    okCase(
+      'accepts pay_keysend with the signed preimage and TLV records, listed in another order',
+      auth(allMethods, req(keysend({ preimage: keysendPreimage, tlv_records: [chat, boost] }), 'keysend-tlv')),
+      keysendPayment(
+        keysendTarget({
+          preimage: keysendPreimage,
+          tlv_records: [
+            { type: '7629169', value: boost.value },
+            { type: '34349334', value: chat.value },
+          ],
+        }),
+      ),
+      null,
+      'pay_keysend',
+    ),
+    okCase(
+      'accepts a TLV type past 2^53 written as a decimal string',
+      auth(allMethods, req(keysend({ tlv_records: [{ type: '18446744073709551615', value: 'ff' }] }), 'keysend-u64')),
+      keysendPayment(keysendTarget({ tlv_records: [{ type: '18446744073709551615', value: 'ff' }] })),
+      null,
+      'pay_keysend',
+    ),
+    okCase(
+      'accepts pay with a BIP-321 URI written in capitals (scheme and keys case-insensitive)',
+      auth(allMethods, req(pay321({ payment: `BITCOIN:?LIGHTNING=${invoice.toUpperCase()}&label=coffee` }), 'bip321-upper')),
+      payment(),
+      'main',
+      'pay',
+    ),
+    okCase(
+      'accepts pay with a BIP-321 URI with an on-chain fallback, unknown optional keys and a pop',
+      auth(allMethods, req(pay321({ payment: `bitcoin:bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080?somethingnew=1&pop=initiatingapp%3a&lightning=${invoice}` }), 'bip321-fallback')),
+      payment(),
+      'main',
+      'pay',
+    ),
+    okCase('accepts pay with a bare BOLT 11', auth(allMethods, req(pay321({ payment: invoice }), 'pay-bare')), payment(), 'main', 'pay'),
+    okCase('accepts pay with a lightning: URI', auth(allMethods, req(pay321({ payment: `lightning:${invoice}` }), 'pay-lightning-uri')), payment(), 'main', 'pay'),
+    okCase(
+      'accepts pay of an amountless invoice with the BIP-321 amount (0.00000042 BTC = 42000 msat)',
+      auth(allMethods, req(pay321({ payment: `bitcoin:?amount=0.00000042&lightning=${amountless}` }), 'bip321-amount')),
+      payment({ invoice: amountless, amount_msat: '42000' }),
+      'amountless',
+      'pay',
+    ),
+    okCase(
+      'accepts pay of a lightning address the vault resolves, with an amount',
+      auth(allMethods, req(pay321({ payment: address, amount: 30_000, payer_note: 'thanks' }), 'address')),
+      payment({ target: addressTarget(), amount_msat: '30000' }),
+      null,
+      'pay',
+    ),
+    okCase(
+      'accepts a lightning address written in capitals with a lightning: prefix',
+      auth(allMethods, req(pay321({ payment: 'lightning:Satoshi@Wallet.Example.com', amount: 30_000 }), 'address-upper')),
+      payment({ target: addressTarget(), amount_msat: '30000' }),
+      null,
+      'pay',
+    ),
+  ];
+
+  const paymentMethodInvalid = () => [
+    refusal('refuses pay_keysend when the grant does not list it', auth(grant, req(keysend({}), 'keysend-not-granted')), keysendPayment(keysendTarget()), 'RESTRICTED'),
+    refusal('refuses a keysend to another pubkey than the app signed', auth(allMethods, req(keysend({}), 'keysend-other-node')), keysendPayment(keysendTarget({ destination: otherNode })), 'UNAUTHORIZED'),
+    refusal('refuses a keysend of another amount than the app signed', auth(allMethods, req(keysend({}), 'keysend-other-amount')), keysendPayment(keysendTarget(), '21001'), 'UNAUTHORIZED'),
+    refusal(
+      'refuses a keysend with another preimage than the app signed',
+      auth(allMethods, req(keysend({ preimage: keysendPreimage }), 'keysend-other-preimage')),
+      keysendPayment(keysendTarget({ preimage: fixedHex32('auth other preimage') })),
+      'UNAUTHORIZED',
+    ),
+    refusal(
+      'refuses a keysend preimage chosen by the bridge when the app gave none',
+      auth(allMethods, req(keysend({}), 'keysend-bridge-preimage')),
+      keysendPayment(keysendTarget({ preimage: keysendPreimage })),
+      'UNAUTHORIZED',
+    ),
+    refusal(
+      'refuses a keysend with a TLV record the app did not sign',
+      auth(allMethods, req(keysend({ tlv_records: [boost] }), 'keysend-extra-tlv')),
+      keysendPayment(keysendTarget({ tlv_records: [{ type: '7629169', value: boost.value }, { type: '34349334', value: chat.value }] })),
+      'UNAUTHORIZED',
+    ),
+    refusal(
+      'refuses a keysend whose TLV value differs from the signed one',
+      auth(allMethods, req(keysend({ tlv_records: [boost] }), 'keysend-other-tlv')),
+      keysendPayment(keysendTarget({ tlv_records: [{ type: '7629169', value: '00' }] })),
+      'UNAUTHORIZED',
+    ),
+    refusal('refuses a signed TLV type below 65536', auth(allMethods, req(keysend({ tlv_records: [{ type: 5, value: '00' }] }), 'keysend-low-tlv')), keysendPayment(keysendTarget()), 'BAD_REQUEST'),
+    refusal('refuses a signed keysend of 0 msat', auth(allMethods, req(keysend({ amount: 0 }), 'keysend-zero')), keysendPayment(keysendTarget(), '0'), 'BAD_REQUEST'),
+    refusal('refuses paying an invoice with a signed keysend', auth(allMethods, req(keysend({ amount: 50_000 }), 'keysend-as-invoice')), payment(), 'UNAUTHORIZED'),
+    refusal('refuses a keysend with a signed pay_invoice', auth(allMethods, nip44Request), keysendPayment(keysendTarget(), '50000'), 'UNAUTHORIZED'),
+    refusal(
+      'refuses paying another invoice than the one in the signed BIP-321 URI',
+      auth(allMethods, req(pay321({ payment: `bitcoin:?lightning=${invoice}` }), 'bip321-other')),
+      payment({ invoice: otherInvoice }),
+      'UNAUTHORIZED',
+    ),
+    refusal(
+      'refuses a BIP-321 URI with an unknown required parameter',
+      auth(allMethods, req(pay321({ payment: `bitcoin:?lightning=${invoice}&req-somethingnew=1` }), 'bip321-req')),
+      payment(),
+      'BAD_REQUEST',
+    ),
+    refusal(
+      'refuses a BIP-321 URI whose req-pop cannot be honoured',
+      auth(allMethods, req(pay321({ payment: `bitcoin:?lightning=${invoice}&req-pop=initiatingapp%3a` }), 'bip321-req-pop')),
+      payment(),
+      'BAD_REQUEST',
+    ),
+    refusal('refuses a BIP-321 URI with only a BOLT 12 offer', auth(allMethods, req(pay321({ payment: 'bitcoin:?lno=lno1qgsqvgnwgcg35z6ee2h3yczraddm72xrfua9uve2rlrm9deu7xyfzrc' }), 'bip321-lno')), payment(), 'BAD_REQUEST'),
+    refusal(
+      'refuses a BIP-321 amount that conflicts with the invoice amount',
+      auth(allMethods, req(pay321({ payment: `bitcoin:?amount=0.001&lightning=${invoice}` }), 'bip321-conflict')),
+      payment(),
+      'BAD_REQUEST',
+    ),
+    refusal('refuses a BIP-321 URI with two amounts', auth(allMethods, req(pay321({ payment: `bitcoin:?amount=0.0000005&amount=0.0000005&lightning=${invoice}` }), 'bip321-two-amounts')), payment(), 'BAD_REQUEST'),
+    refusal('refuses a payer note with a BOLT 11, which cannot deliver it', auth(allMethods, req(pay321({ payment: invoice, payer_note: 'hi' }), 'pay-note')), payment(), 'BAD_REQUEST'),
+    refusal('refuses pay when the grant lists only pay_invoice', auth(grant, req(pay321({ payment: invoice }), 'pay-not-granted')), payment(), 'RESTRICTED'),
+    refusal(
+      'refuses an invoice supplied for a signed lightning address (the vault resolves it)',
+      auth(allMethods, req(pay321({ payment: address, amount: 50_000 }), 'address-invoice')),
+      payment(),
+      'UNAUTHORIZED',
+    ),
+    refusal(
+      'refuses paying another lightning address than the app signed',
+      auth(allMethods, req(pay321({ payment: address, amount: 30_000 }), 'address-other')),
+      payment({ target: addressTarget('mallory@wallet.example.com'), amount_msat: '30000' }),
+      'UNAUTHORIZED',
+    ),
+    refusal(
+      'refuses another amount for a lightning address than the app signed',
+      auth(allMethods, req(pay321({ payment: address, amount: 30_000 }), 'address-amount')),
+      payment({ target: addressTarget(), amount_msat: '30001' }),
+      'UNAUTHORIZED',
+    ),
+    refusal('refuses a lightning address without an amount', auth(allMethods, req(pay321({ payment: address }), 'address-no-amount')), payment({ target: addressTarget() }), 'BAD_REQUEST'),
+    refusal('refuses a lightning address with an invalid name', auth(allMethods, req(pay321({ payment: 'sa toshi@wallet.example.com', amount: 1000 }), 'address-bad')), payment({ target: addressTarget() }), 'BAD_REQUEST'),
+    refusal(
+      'refuses a fee limit above the app max_fee (pay_invoice)',
+      auth(allMethods, req(pay(invoice, { max_fee: 9_999 }), 'max-fee-below')),
+      payment(),
+      'FEE_LIMIT',
+    ),
+    refusal(
+      'refuses a fee limit above the app max_fee (pay_keysend)',
+      auth(allMethods, req(keysend({ max_fee: 5_000 }), 'keysend-max-fee')),
+      keysendPayment(keysendTarget(), '21000', '5001'),
+      'FEE_LIMIT',
+    ),
+    refusal(
+      'refuses a fee limit above the app max_fee (pay)',
+      auth(allMethods, req(pay321({ payment: invoice, max_fee: 0 }), 'pay-max-fee')),
+      payment({ max_fee_msat: '1' }),
+      'FEE_LIMIT',
+    ),
+  ];
 
   const valid = [
     okCase('accepts a NIP-44 pay_invoice request under the grant', auth(grant, nip44Request), payment(), 'main'),
@@ -680,6 +877,13 @@ function authorizationVectors() {
     ),
     okCase('accepts an operator the grant lists', auth(grantWith({ vault_operators: [otherOperator, operator] }), nip44Request), payment(), 'main'),
     okCase('accepts a grant that expires after now', auth(grantWith({ expires_at: now + 1 }), nip44Request), payment(), 'main'),
+    okCase(
+      'accepts a fee limit equal to the app max_fee',
+      auth(grant, request({ body: pay(invoice, { max_fee: 10_000 }), encryption: 'nip44_v2', label: 'max-fee-equal' })),
+      payment(),
+      'main',
+    ),
+    ...paymentMethodValid,
   ];
 
   const tamperedContent = request({ body: pay(otherInvoice), encryption: 'nip44_v2', label: 'tampered-content' }).content;
@@ -803,11 +1007,12 @@ function authorizationVectors() {
       payment({ invoice: amountless, amount_msat: '42000' }),
       'BAD_REQUEST',
     ),
+    ...paymentMethodInvalid(),
   ];
 
   return {
     description:
-      'Payment authorizations (docs/vault-api.md, "Authorization") and what verifyPaymentAuthorization must answer. payment.now is the vault clock in unix seconds; amounts are decimal strings of msats; key is the NIP-44 conversation key or NIP-04 shared secret of (connection, wallet service).',
+      'Payment authorizations (docs/vault-api.md, "Authorization") and what verifyPaymentAuthorization must answer. payment.now is the vault clock in unix seconds; amounts are decimal strings of msats; key is the NIP-44 conversation key or NIP-04 shared secret of (connection, wallet service). payment.target, when present, is what is paid instead of payment.invoice: a keysend (destination, preimage or null when the vault picks it, tlv_records with decimal-string types) or a lightning address; expected.target names the kind accepted and expected.payment_hash is the invoice payment hash (null for other targets).',
     keys: {
       user_secret: bytesToHex(user),
       user_pubkey: xonlyOf(user),
@@ -887,6 +1092,69 @@ function invoiceVectors() {
   };
 }
 
+function paymentInstructionVectors() {
+  const node = fixedSecret('payment-instruction-node');
+  const invoiceOf = (label: string, amountMsat?: bigint) =>
+    makeInvoice({
+      network: 'regtest',
+      nodeSecret: node,
+      ...(amountMsat === undefined ? {} : { amountMsat }),
+      paymentHash: fixedHex32(`instruction ${label}`),
+      paymentSecret: fixedHex32(`instruction ${label} secret`),
+      timestamp: VECTOR_NOW,
+      description: label,
+    });
+  const fixed = invoiceOf('fixed', 250_000n);
+  const amountless = invoiceOf('amountless');
+  const bolt11 = (name: string, input: string, label: string, form: string, uriAmount: string | null, amount: string | null) => ({
+    name,
+    input,
+    expected: { ok: true, type: 'bolt11', form, payment_hash: fixedHex32(`instruction ${label}`), invoice_amount_msat: amount, uri_amount_msat: uriAmount },
+  });
+  const address = (name: string, input: string, normalized: string, url: string) => ({
+    name,
+    input,
+    expected: { ok: true, type: 'lightning_address', address: normalized, lnurlp_url: url },
+  });
+  const invalid = (name: string, input: string, nwcCode = 'BAD_REQUEST') => ({ name, input, expected: { ok: false, code: 'BAD_REQUEST', nwc_code: nwcCode } });
+  return {
+    description:
+      'The `payment` of an NWC-321 pay request: a BIP-321 URI (first lightning parameter; scheme and keys case-insensitive; req- parameters refused, req-pop included; amount in decimal BTC, 1 msat = 0.00000000001 BTC), a bare BOLT 11 or lightning: URI, or a lightning address (LUD-16; lnurlp_url is http only on loopback hosts). Refusals give the Vault API code and the NWC-321 code.',
+    cases: [
+      bolt11('bare BOLT 11', fixed, 'fixed', 'bolt11', null, '250000'),
+      bolt11('lightning: URI in capitals', `LIGHTNING:${fixed.toUpperCase()}`, 'fixed', 'lightning_uri', null, '250000'),
+      bolt11('BIP-321 without address', `bitcoin:?lightning=${fixed}`, 'fixed', 'bip321', null, '250000'),
+      bolt11('BIP-321 in capitals with the matching amount', `BITCOIN:?AMOUNT=0.0000025&LIGHTNING=${fixed.toUpperCase()}`, 'fixed', 'bip321', '250000', '250000'),
+      bolt11('BIP-321 with on-chain fallback and label', `bitcoin:bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080?label=Luke-Jr&lightning=${fixed}`, 'fixed', 'bip321', null, '250000'),
+      bolt11('BIP-321 amount for an amountless invoice', `bitcoin:?amount=.00000001234&lightning=${amountless}`, 'amountless', 'bip321', '1234', null),
+      bolt11('BIP-321: the first lightning parameter is the one paid', `bitcoin:?lightning=${amountless}&lightning=${fixed}`, 'amountless', 'bip321', null, null),
+      bolt11('BIP-321 with unknown optional keys and a pop', `bitcoin:?foo=bar&pop=app%3a&lno=lno1abc&lightning=${fixed}`, 'fixed', 'bip321', null, '250000'),
+      address('lightning address', 'satoshi@wallet.example.com', 'satoshi@wallet.example.com', 'https://wallet.example.com/.well-known/lnurlp/satoshi'),
+      address('lightning address in capitals with lightning:', 'lightning:Satoshi@Wallet.Example.com', 'satoshi@wallet.example.com', 'https://wallet.example.com/.well-known/lnurlp/satoshi'),
+      address('lightning address on loopback (devnet)', 'payee@127.0.0.1:7450', 'payee@127.0.0.1:7450', 'http://127.0.0.1:7450/.well-known/lnurlp/payee'),
+      address('lightning address with + and .', 'a.b+c@pay.example.org', 'a.b+c@pay.example.org', 'https://pay.example.org/.well-known/lnurlp/a.b+c'),
+      invalid('BIP-321 with an unknown req- parameter', `bitcoin:?lightning=${fixed}&req-foo=1`),
+      invalid('BIP-321 with req-pop', `bitcoin:?lightning=${fixed}&req-pop=app%3a`),
+      invalid('BIP-321 with pop and req-pop', `bitcoin:?lightning=${fixed}&pop=a%3a&req-pop=a%3a`),
+      invalid('BIP-321 with two labels', `bitcoin:?label=a&label=b&lightning=${fixed}`),
+      invalid('BIP-321 with two amounts', `bitcoin:?amount=1&amount=1&lightning=${amountless}`),
+      invalid('BIP-321 amount with a comma', `bitcoin:?amount=1,5&lightning=${amountless}`),
+      invalid('BIP-321 amount finer than a msat', `bitcoin:?amount=0.000000000001&lightning=${amountless}`),
+      invalid('BIP-321 amount conflicting with the invoice', `bitcoin:?amount=0.0000025001&lightning=${fixed}`),
+      invalid('BIP-321 with only an on-chain address', 'bitcoin:bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080?amount=1', 'UNSUPPORTED_PAYMENT_INSTRUCTION'),
+      invalid('BIP-321 with only a BOLT 12 offer', 'bitcoin:?lno=lno1abc', 'UNSUPPORTED_PAYMENT_INSTRUCTION'),
+      invalid('BIP-321 whose lightning parameter is not an invoice', 'bitcoin:?lightning=lnbcrt1garbage'),
+      invalid('BIP-321 with a broken percent-encoding', `bitcoin:?label=%zz&lightning=${fixed}`),
+      invalid('a BOLT 11 that does not decode', 'lnbcrt1garbage'),
+      invalid('something else', 'hello', 'UNSUPPORTED_PAYMENT_INSTRUCTION'),
+      invalid('a lightning address with a space', 'sa toshi@wallet.example.com'),
+      invalid('a lightning address without a domain', 'satoshi@wallet'),
+      invalid('a lightning address with a path', 'satoshi@wallet.example.com/x'),
+      invalid('a lightning address with credentials', 'satoshi@user:pw@wallet.example.com'),
+    ],
+  };
+}
+
 function nip98Vectors() {
   const secret = fixedSecret('bridge-service');
   const header = (url: string, method: string, body: string | undefined, createdAt: number) => {
@@ -918,6 +1186,7 @@ export function buildVectors(): Record<string, unknown> {
     'nwc-encryption.json': nwcEncryptionVectors(),
     'grants.json': grantVectors(),
     'authorizations.json': authorizationVectors(),
+    'payment-instructions.json': paymentInstructionVectors(),
     'invoices.json': invoiceVectors(),
     'nip98.json': nip98Vectors(),
   };
