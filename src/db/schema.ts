@@ -97,7 +97,7 @@ export interface NwcRequestsTable {
 }
 
 export type TransactionType = 'incoming' | 'outgoing';
-export type TransactionState = 'pending' | 'settled' | 'failed' | 'expired';
+export type TransactionState = 'pending' | 'accepted' | 'settled' | 'failed' | 'expired';
 /** Where an outgoing payment is: reserved (vault not yet called), sent (vault may have it), final. */
 export type PaymentStep = 'reserved' | 'sent' | 'final';
 
@@ -122,6 +122,12 @@ export interface TransactionsTable {
   request_event_id: string | null;
   idempotency_key: string | null;
   failure_reason: string | null;
+  /** Why a payment failed, as the vault classified it (e.g. FEE_LIMIT_EXCEEDED). */
+  failure_code: Defaulted<string | null>;
+  /** A hold invoice: paid only when the user settles it with the preimage. */
+  hold: Defaulted<boolean>;
+  /** Block height by which a held payment must be settled or canceled. */
+  settle_deadline: ColumnType<bigint | null, number | bigint | null | undefined, number | bigint | null>;
   metadata: Json<Record<string, unknown> | null>;
   created_at: UnixTime;
   expires_at: UnixTime | null;

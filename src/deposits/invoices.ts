@@ -1,7 +1,9 @@
 import type { TransactionRow } from '../db/schema.ts';
 import type { Msat } from '../protocol/amounts.ts';
 import { decodeInvoice } from '../protocol/invoice.ts';
-import { Nip47Error } from '../protocol/nip47-error.ts';
+import { Nip47Error, NIP47_CODE_FOR_VAULT_ERROR } from '../protocol/nip47-error.ts';
+import { bytesToHex, hexToBytes } from '../protocol/hex.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
 import type { VaultInvoice } from '../protocol/vault-api.ts';
 import { verifyBalanceUpdate, verifyVaultProof } from '../protocol/vault-proof.ts';
 import { VaultError } from '../vault-client/vault-client.ts';
@@ -17,11 +19,14 @@ import { recordBalanceUpdate } from './vault-records.ts';
 export interface InvoiceRequest {
   userPubkey: string;
   connectionPubkey: string | null;
-  amountMsat: Msat;
+  /** Null for an amountless invoice: the payer chooses, the deposit gets what arrives. */
+  amountMsat: Msat | null;
   description?: string | undefined;
   descriptionHash?: string | undefined;
   expirySeconds?: number | undefined;
   metadata?: Record<string, unknown> | undefined;
+  /** A hold invoice: the app keeps the preimage of this hash and settles or cancels. */
+  hold?: { paymentHash: string; minCltvExpiryDelta?: number | undefined } | undefined;
 }
 
 /**
@@ -30,7 +35,8 @@ export interface InvoiceRequest {
  * operator: a vault cannot make the bridge advertise an invoice that pays someone else.
  */
 export async function makeInvoice(ctx: WalletContext, req: InvoiceRequest): Promise<TransactionRow> {
-  if (req.amountMsat <= 0n) throw new Nip47Error('BAD_REQUEST', 'amount must be positive');
+  if (req.amountMsat !== null && req.amountMsat <= 0n) throw new Nip47Error('BAD_REQUEST', 'amount must be positive');
+  if (req.hold && req.amountMsat === null) throw new Nip47Error('BAD_REQUEST', 'a hold invoice needs an amount');
   const candidates = await depositCandidates(ctx, ctx.db, req.userPubkey);
   const tried = new Set<string>();
   let lastFailure = 'no vault operator can receive right now';
@@ -38,7 +44,7 @@ export async function makeInvoice(ctx: WalletContext, req: InvoiceRequest): Prom
   for (;;) {
     const choice = chooseReceiveDeposit(
       candidates.filter((c) => !tried.has(c.operatorPubkey)),
-      req.amountMsat,
+      req.amountMsat ?? 0n,
     );
     if (!choice) throw new Nip47Error('INTERNAL', lastFailure);
     tried.add(choice.candidate.operatorPubkey);
@@ -47,12 +53,20 @@ export async function makeInvoice(ctx: WalletContext, req: InvoiceRequest): Prom
     if (!op) continue;
     let issued: VaultInvoice;
     try {
-      issued = await op.client.createInvoice(deposit.remote_deposit_id, {
-        amountMsat: req.amountMsat,
+      const terms = {
         ...(req.description !== undefined ? { description: req.description } : {}),
         ...(req.descriptionHash !== undefined ? { descriptionHash: req.descriptionHash } : {}),
         ...(req.expirySeconds !== undefined ? { expirySeconds: req.expirySeconds } : {}),
-      });
+      };
+      issued =
+        req.hold && req.amountMsat !== null
+          ? await op.client.createHoldInvoice(deposit.remote_deposit_id, {
+              ...terms,
+              amountMsat: req.amountMsat,
+              paymentHash: req.hold.paymentHash,
+              ...(req.hold.minCltvExpiryDelta !== undefined ? { minCltvExpiryDelta: req.hold.minCltvExpiryDelta } : {}),
+            })
+          : await op.client.createInvoice(deposit.remote_deposit_id, { ...terms, ...(req.amountMsat !== null ? { amountMsat: req.amountMsat } : {}) });
       ctx.operators.observe(op.nodePubkey, true);
     } catch (error) {
       if (!(error instanceof VaultError)) throw error;
@@ -62,7 +76,7 @@ export async function makeInvoice(ctx: WalletContext, req: InvoiceRequest): Prom
       lastFailure = `vault operator ${op.name} could not make an invoice: ${error.message}`;
       continue;
     }
-    const problem = issuedInvoiceProblem(op, deposit, issued, req.amountMsat);
+    const problem = issuedInvoiceProblem(op, deposit, issued, req.amountMsat ?? 0n) ?? (req.hold && issued.payment_hash !== req.hold.paymentHash ? 'a hold invoice for another payment hash' : null);
     if (problem) {
       await recordIncident(ctx, {
         operatorPubkey: op.nodePubkey,
@@ -89,6 +103,7 @@ async function recordIssuedInvoice(ctx: WalletContext, req: InvoiceRequest, depo
       type: 'incoming',
       state: 'pending',
       step: 'final',
+      hold: req.hold !== undefined,
       payment_hash: issued.payment_hash,
       invoice: issued.invoice,
       description: issued.description,
@@ -120,7 +135,8 @@ function issuedInvoiceProblem(
   const decoded = decodeInvoice(issued.invoice);
   if (!decoded.ok) return decoded.error.message;
   if (decoded.value.paymentHash !== issued.payment_hash) return 'payment hash differs from the invoice';
-  if (decoded.value.amountMsat !== amountMsat || issued.amount_msat !== amountMsat) return 'amount differs from the one asked for';
+  // An amountless invoice (asked for with 0): none in the BOLT 11, "any amount" (0) in the record and proof.
+  if ((decoded.value.amountMsat ?? 0n) !== amountMsat || issued.amount_msat !== amountMsat) return 'amount differs from the one asked for';
   if (decoded.value.network !== op.network) return 'invoice for another network';
   const proof = issued.proof;
   if (proof.vault_id !== deposit.vault_id || proof.channel_id !== deposit.channel_id || proof.multisig_pubkey !== deposit.multisig_pubkey) {
@@ -133,6 +149,7 @@ function issuedInvoiceProblem(
     paymentHash: issued.payment_hash,
     amountMsat,
     invoicePayeeNodeKey: decoded.value.payeeNodeKey,
+    invoiceAmountMsat: decoded.value.amountMsat,
   });
   return verified.ok ? null : verified.error.message;
 }
@@ -255,7 +272,7 @@ async function recordForeignInvoice(ctx: WalletContext, operatorPubkey: string, 
 
 /** Asks the vault about a pending incoming invoice and records a settlement or expiry. */
 export async function refreshIncoming(ctx: WalletContext, tx: TransactionRow): Promise<void> {
-  if (tx.type !== 'incoming' || tx.state !== 'pending') return;
+  if (tx.type !== 'incoming' || (tx.state !== 'pending' && tx.state !== 'accepted')) return;
   const deposit = await ctx.db.selectFrom('deposits').selectAll().where('id', '=', tx.deposit_id).executeTakeFirstOrThrow();
   const op = ctx.operators.get(deposit.operator_pubkey);
   if (!op) return;
@@ -266,16 +283,98 @@ export async function refreshIncoming(ctx: WalletContext, tx: TransactionRow): P
     ctx.logger.warn({ operator: op.name, err: error }, 'could not refresh an invoice');
     return;
   }
+  await applyInvoiceStatus(ctx, op.nodePubkey, deposit.remote_deposit_id, status);
+}
+
+/** Records what a vault says of an invoice: settled (credited once), held, canceled or expired. */
+export async function applyInvoiceStatus(ctx: WalletContext, operatorPubkey: string, remoteDepositId: string, status: VaultInvoice): Promise<void> {
   if (status.state === 'settled' && status.preimage && status.settled_at !== null) {
-    await applyInvoiceSettled(ctx, op.nodePubkey, {
-      remoteDepositId: deposit.remote_deposit_id,
-      paymentHash: tx.payment_hash,
+    await applyInvoiceSettled(ctx, operatorPubkey, {
+      remoteDepositId,
+      paymentHash: status.payment_hash,
       amountMsat: status.amount_msat,
       preimage: status.preimage,
       settledAt: status.settled_at,
       balanceUpdate: status.balance_update,
     });
-  } else if (status.state === 'expired') {
-    await ctx.db.updateTable('transactions').set({ state: 'expired', updated_at: new Date() }).where('id', '=', tx.id).where('state', '=', 'pending').execute();
+  } else if (status.state === 'accepted') {
+    await applyHoldAccepted(ctx, operatorPubkey, remoteDepositId, status.payment_hash, status.settle_deadline ?? null);
+  } else if (status.state === 'canceled' || status.state === 'expired') {
+    await ctx.db
+      .updateTable('transactions')
+      .set({ state: status.state === 'canceled' ? 'failed' : 'expired', ...(status.state === 'canceled' ? { failure_reason: 'hold invoice canceled' } : {}), updated_at: new Date() })
+      .where('deposit_id', '=', (eb) => eb.selectFrom('deposits').select('id').where('operator_pubkey', '=', operatorPubkey).where('remote_deposit_id', '=', remoteDepositId))
+      .where('type', '=', 'incoming')
+      .where('payment_hash', '=', status.payment_hash)
+      .where('state', 'in', ['pending', 'accepted'])
+      .execute();
   }
+}
+
+/**
+ * A payer's HTLC to a hold invoice is held at the vault: the invoice is `accepted`, nothing is
+ * credited, and connections granted notifications hear `hold_invoice_accepted` (once).
+ */
+export async function applyHoldAccepted(ctx: WalletContext, operatorPubkey: string, remoteDepositId: string, paymentHash: string, settleDeadline: number | null): Promise<void> {
+  const accepted = await inTransaction(ctx.db, async (trx) => {
+    const tx = await trx
+      .updateTable('transactions')
+      .set({ state: 'accepted', settle_deadline: settleDeadline, updated_at: new Date() })
+      .where('deposit_id', '=', (eb) => eb.selectFrom('deposits').select('id').where('operator_pubkey', '=', operatorPubkey).where('remote_deposit_id', '=', remoteDepositId))
+      .where('type', '=', 'incoming')
+      .where('payment_hash', '=', paymentHash)
+      .where('state', '=', 'pending')
+      .returning(['id', 'user_pubkey'])
+      .executeTakeFirst();
+    if (tx) await queueNotifications(trx, tx.user_pubkey, tx.id, 'hold_invoice_accepted');
+    return tx !== undefined;
+  });
+  if (accepted) ctx.notifications?.poke();
+}
+
+/** The user's hold invoice with this payment hash, or NOT_FOUND. */
+async function holdInvoiceOf(ctx: WalletContext, userPubkey: string, paymentHash: string) {
+  const tx = await ctx.db
+    .selectFrom('transactions')
+    .innerJoin('deposits', 'deposits.id', 'transactions.deposit_id')
+    .selectAll('transactions')
+    .select(['deposits.operator_pubkey', 'deposits.remote_deposit_id'])
+    .where('transactions.user_pubkey', '=', userPubkey)
+    .where('transactions.type', '=', 'incoming')
+    .where('transactions.hold', '=', true)
+    .where('transactions.payment_hash', '=', paymentHash)
+    .executeTakeFirst();
+  if (!tx) throw new Nip47Error('NOT_FOUND', 'no hold invoice with that payment hash');
+  const op = ctx.operators.get(tx.operator_pubkey);
+  if (!op) throw new Nip47Error('INTERNAL', 'the vault operator of this hold invoice is not reachable');
+  return { tx, op };
+}
+
+/** settle_hold_invoice: the preimage releases the held payment; the deposit is credited when both peers sign it. */
+export async function settleHoldInvoice(ctx: WalletContext, userPubkey: string, preimage: string): Promise<void> {
+  const paymentHash = bytesToHex(sha256(hexToBytes(preimage)));
+  const { tx, op } = await holdInvoiceOf(ctx, userPubkey, paymentHash);
+  if (tx.state === 'settled') return;
+  let settled: VaultInvoice;
+  try {
+    settled = await op.client.settleHoldInvoice(tx.remote_deposit_id, paymentHash, preimage);
+  } catch (error) {
+    if (!(error instanceof VaultError)) throw error;
+    throw new Nip47Error(NIP47_CODE_FOR_VAULT_ERROR[error.code], `could not settle: ${error.message}`);
+  }
+  await applyInvoiceStatus(ctx, op.nodePubkey, tx.remote_deposit_id, settled);
+}
+
+/** cancel_hold_invoice: the held payment fails back to its payer; nothing is credited. */
+export async function cancelHoldInvoice(ctx: WalletContext, userPubkey: string, paymentHash: string): Promise<void> {
+  const { tx, op } = await holdInvoiceOf(ctx, userPubkey, paymentHash);
+  if (tx.state === 'settled') throw new Nip47Error('BAD_REQUEST', 'the hold invoice is already settled');
+  let canceled: VaultInvoice;
+  try {
+    canceled = await op.client.cancelHoldInvoice(tx.remote_deposit_id, paymentHash);
+  } catch (error) {
+    if (!(error instanceof VaultError)) throw error;
+    throw new Nip47Error(NIP47_CODE_FOR_VAULT_ERROR[error.code], `could not cancel: ${error.message}`);
+  }
+  await applyInvoiceStatus(ctx, op.nodePubkey, tx.remote_deposit_id, canceled);
 }

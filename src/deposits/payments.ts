@@ -1,15 +1,18 @@
 import type { Event } from 'nostr-tools/pure';
 import type { TransactionRow } from '../db/schema.ts';
 import { feeLimitFor, type Msat } from '../protocol/amounts.ts';
-import { buildAuthorization, REQUEST_MAX_AGE_SECONDS, REQUEST_MAX_SKEW_SECONDS } from '../protocol/authorization.ts';
+import { buildAuthorization, REQUEST_MAX_AGE_SECONDS, REQUEST_MAX_SKEW_SECONDS, type SignedPayment } from '../protocol/authorization.ts';
 import { checkSpendLimits } from '../protocol/grant.ts';
-import { decodePayableInvoice, type DecodedInvoice } from '../protocol/invoice.ts';
+import { decodePayableInvoice, type BitcoinNetwork } from '../protocol/invoice.ts';
+import { bytesToHex, hexToBytes } from '../protocol/hex.ts';
+import type { TlvRecord } from '../protocol/nwc-request.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { Nip47Error, NIP47_CODE_FOR_VAULT_ERROR } from '../protocol/nip47-error.ts';
 import type { NwcEncryption } from '../protocol/nwc-encryption.ts';
 import type { VaultErrorCode } from '../protocol/result.ts';
 import type { VaultPayment } from '../protocol/vault-api.ts';
 import { verifyBalanceUpdate } from '../protocol/vault-proof.ts';
-import { VaultError } from '../vault-client/vault-client.ts';
+import { VaultError, type PayParams } from '../vault-client/vault-client.ts';
 import { payingDepositsInOrder } from './allocation.ts';
 import type { Connection } from './connections.ts';
 import { BridgeStopping, type WalletContext } from './context.ts';
@@ -20,7 +23,7 @@ import { changeDepositMoney, inTransaction, type Trx } from './journal.ts';
 import { spendUsage } from './spending.ts';
 import { recordBalanceUpdate } from './vault-records.ts';
 
-/** A pay_invoice request, with what a vault needs to verify it was the app's. */
+/** A paying NIP-47 request (pay_invoice, pay_keysend, NWC-321 pay), with what a vault needs to verify it was the app's. */
 export interface PaymentRequest {
   connection: Connection;
   /** The kind 23194 event exactly as the app signed it. */
@@ -28,50 +31,101 @@ export interface PaymentRequest {
   encryption: NwcEncryption;
   /** The shared key of (connection, wallet service) that decrypts `request`. */
   key: Uint8Array;
-  invoice: string;
-  /** Required for an amountless invoice; must match the invoice's amount otherwise. */
-  amountMsat?: Msat | undefined;
-  metadata?: Record<string, unknown> | undefined;
+  /** What the app signed, read with the very function vaults use (`parseSignedPayment`). */
+  signed: SignedPayment;
 }
 
 export interface PaymentOutcome {
+  transactionId: bigint;
+  paymentHash: string;
   preimage: string;
+  amountMsat: Msat;
   feesPaidMsat: Msat;
+  createdAt: number;
+  settledAt: number;
 }
 
 /** Vault refusals that say nothing about the request itself: another deposit may pay it. */
 const OPERATOR_SIDE_REFUSALS: ReadonlySet<VaultErrorCode> = new Set(['UNAVAILABLE', 'INTERNAL', 'INSUFFICIENT_BALANCE']);
 
 /**
- * Pays an invoice from one of the user's deposits. Admission (lock, grant limits, budget,
- * velocity, balance) and the reservation of amount + fee limit happen in one database
- * transaction under a lock on the connection row; then the vault is called with the
- * user-rooted authorization. Never pays twice: the request id is the idempotency key end to
- * end, and an invoice already paid or in flight for this user answers with that attempt's
- * outcome instead of a second payment.
+ * Pays what the app signed (an invoice, a keysend, a lightning address the vault resolves)
+ * from one of the user's deposits. Admission (lock, grant limits, budget, velocity, balance)
+ * and the reservation of amount + fee limit happen in one database transaction under a lock
+ * on the connection row; then the vault is called with the user-rooted authorization. Never
+ * pays twice: the request id is the idempotency key end to end, and an invoice already paid or
+ * in flight for this user answers with that attempt's outcome instead of a second payment.
  */
-export async function payInvoice(ctx: WalletContext, req: PaymentRequest): Promise<PaymentOutcome> {
+export async function pay(ctx: WalletContext, req: PaymentRequest): Promise<PaymentOutcome> {
   const own = await ctx.db.selectFrom('transactions').selectAll().where('request_event_id', '=', req.request.id).executeTakeFirst();
   if (own) return drive(ctx, req, own, new Set());
 
   const network = ctx.operators.network();
   if (!network) throw new Nip47Error('INTERNAL', 'no vault operator is reachable');
-  const decoded = decodePayableInvoice(req.invoice, network, ctx.now());
-  if (!decoded.ok) throw new Nip47Error('BAD_REQUEST', decoded.error.message);
-  const invoice = decoded.value;
-
-  const live = await liveAttempt(ctx, req.connection.userPubkey, invoice.paymentHash);
+  const target = payTarget(req, network, ctx.now());
+  const live = target.paymentHash ? await liveAttempt(ctx, req.connection.userPubkey, target.paymentHash) : undefined;
   if (live) return awaitOutcome(ctx, live.id);
   let tx: TransactionRow;
   try {
-    tx = await admit(ctx, req, invoice, new Set());
+    tx = await admit(ctx, req, target, new Set());
   } catch (error) {
     // Another request for the same invoice won the race to the unique index: share its outcome.
-    const raced = isUniqueViolation(error) ? await liveAttempt(ctx, req.connection.userPubkey, invoice.paymentHash) : undefined;
+    const raced = isUniqueViolation(error) && target.paymentHash ? await liveAttempt(ctx, req.connection.userPubkey, target.paymentHash) : undefined;
     if (raced) return awaitOutcome(ctx, raced.id);
     throw error;
   }
   return drive(ctx, req, tx, new Set());
+}
+
+/** What a payment's row records before the vault has paid: what is known of its target. */
+interface PayTarget {
+  /** Known up front for an invoice or a keysend with the app's preimage; else learnt from the vault. */
+  paymentHash: string | null;
+  invoice: string;
+  description: string | null;
+  descriptionHash: string | null;
+  expiresAt: number | null;
+  metadata: Record<string, unknown> | null;
+}
+
+/** TLV records as NIP-47 metadata shows them: types as JSON numbers (as strings past 2^53, to stay exact). */
+function nip47TlvRecords(records: readonly TlvRecord[]): { type: number | string; value: string }[] {
+  return records.map((r) => ({ type: r.type <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(r.type) : r.type.toString(), value: r.value }));
+}
+
+function payTarget(req: PaymentRequest, network: BitcoinNetwork, nowSec: number): PayTarget {
+  const signed = req.signed;
+  const metadata = signed.metadata ?? null;
+  switch (signed.target) {
+    case 'invoice': {
+      const decoded = decodePayableInvoice(signed.invoice.paymentRequest, network, nowSec);
+      if (!decoded.ok) {
+        // NWC-321 names its own code for an instruction of another network.
+        const code = signed.method === 'pay' && decoded.error.code === 'WRONG_NETWORK' ? 'UNSUPPORTED_NETWORK' : 'BAD_REQUEST';
+        throw new Nip47Error(code, decoded.error.message);
+      }
+      const invoice = decoded.value;
+      return { paymentHash: invoice.paymentHash, invoice: invoice.paymentRequest, description: invoice.description, descriptionHash: invoice.descriptionHash, expiresAt: invoice.expiresAt, metadata };
+    }
+    case 'keysend':
+      return {
+        paymentHash: signed.preimage === null ? null : bytesToHex(sha256(hexToBytes(signed.preimage))),
+        invoice: '',
+        description: null,
+        descriptionHash: null,
+        expiresAt: null,
+        metadata: { ...(metadata ?? {}), keysend: { destination: signed.destination }, ...(signed.tlvRecords.length > 0 ? { tlv_records: nip47TlvRecords(signed.tlvRecords) } : {}) },
+      };
+    case 'lightning_address':
+      return {
+        paymentHash: null,
+        invoice: '',
+        description: null,
+        descriptionHash: null,
+        expiresAt: null,
+        metadata: { ...(metadata ?? {}), recipient_data: { identifier: `${signed.address.name}@${signed.address.host}` } },
+      };
+  }
 }
 
 /** The user's pending or settled payment of this hash, if any. */
@@ -90,16 +144,14 @@ function isUniqueViolation(error: unknown): boolean {
   return typeof error === 'object' && error !== null && 'code' in error && error.code === '23505';
 }
 
-async function admit(ctx: WalletContext, req: PaymentRequest, invoice: DecodedInvoice, excluded: ReadonlySet<string>): Promise<TransactionRow> {
+async function admit(ctx: WalletContext, req: PaymentRequest, target: PayTarget, excluded: ReadonlySet<string>): Promise<TransactionRow> {
   const now = ctx.now();
-  if (invoice.amountMsat !== null && req.amountMsat !== undefined && req.amountMsat !== invoice.amountMsat) {
-    throw new Nip47Error('BAD_REQUEST', 'amount does not match the invoice amount');
-  }
-  const amount = invoice.amountMsat ?? req.amountMsat;
-  if (amount === undefined) throw new Nip47Error('BAD_REQUEST', 'the invoice has no amount: pass `amount` in msats');
+  const amount = req.signed.amountMsat;
   if (amount <= 0n) throw new Nip47Error('BAD_REQUEST', 'amount must be positive');
   const grant = req.connection.grant;
-  const maxFee = feeLimitFor(amount, grant.feeLimit);
+  // The app may set a lower fee cap than its grant (`max_fee`): the lower one is reserved and sent.
+  const grantFee = feeLimitFor(amount, grant.feeLimit);
+  const maxFee = req.signed.maxFeeMsat !== null && req.signed.maxFeeMsat < grantFee ? req.signed.maxFeeMsat : grantFee;
   const need = amount + maxFee;
 
   return inTransaction(ctx.db, async (trx) => {
@@ -124,10 +176,11 @@ async function admit(ctx: WalletContext, req: PaymentRequest, invoice: DecodedIn
           type: 'outgoing',
           state: 'pending',
           step: 'reserved',
-          payment_hash: invoice.paymentHash,
-          invoice: invoice.paymentRequest,
-          description: invoice.description,
-          description_hash: invoice.descriptionHash,
+          // Until the vault says, a payment whose hash is not known yet is named by its request id.
+          payment_hash: target.paymentHash ?? req.request.id,
+          invoice: target.invoice,
+          description: target.description,
+          description_hash: target.descriptionHash,
           preimage: null,
           amount_msat: amount,
           fee_msat: 0n,
@@ -135,9 +188,9 @@ async function admit(ctx: WalletContext, req: PaymentRequest, invoice: DecodedIn
           request_event_id: req.request.id,
           idempotency_key: req.request.id,
           failure_reason: null,
-          metadata: JSON.stringify(req.metadata ?? null),
+          metadata: JSON.stringify(target.metadata),
           created_at: now,
-          expires_at: invoice.expiresAt,
+          expires_at: target.expiresAt,
           settled_at: null,
         })
         .returningAll()
@@ -207,13 +260,7 @@ async function drive(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow
   if (mustSend) {
     await ctx.db.updateTable('transactions').set({ step: 'sent', updated_at: new Date() }).where('id', '=', tx.id).execute();
     try {
-      known = await op.client.pay(deposit.remote_deposit_id, {
-        invoice: tx.invoice,
-        amountMsat: tx.amount_msat,
-        maxFeeMsat: tx.fee_reserve_msat,
-        idempotencyKey: tx.idempotency_key ?? req.request.id,
-        authorization: buildAuthorization(req.connection.grantEvent, req.request, req.encryption, req.key),
-      });
+      known = await op.client.pay(deposit.remote_deposit_id, vaultPayParams(req, tx));
       ctx.operators.observe(op.nodePubkey, true);
     } catch (error) {
       if (!(error instanceof VaultError)) throw error;
@@ -239,6 +286,28 @@ async function drive(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow
   }
   if (known) await applyPaymentState(ctx, deposit.operator_pubkey, tx.id, known);
   return awaitOutcome(ctx, tx.id, { req, tried });
+}
+
+/** The Vault API call for a payment: its target as the app signed it, the amount, the reserved fee limit. */
+function vaultPayParams(req: PaymentRequest, tx: TransactionRow): PayParams {
+  const base = {
+    amountMsat: tx.amount_msat,
+    maxFeeMsat: tx.fee_reserve_msat,
+    idempotencyKey: tx.idempotency_key ?? req.request.id,
+    authorization: buildAuthorization(req.connection.grantEvent, req.request, req.encryption, req.key),
+  };
+  const signed = req.signed;
+  switch (signed.target) {
+    case 'invoice':
+      return { ...base, invoice: signed.invoice.paymentRequest };
+    case 'keysend':
+      return {
+        ...base,
+        keysend: { destination: signed.destination, ...(signed.preimage !== null ? { preimage: signed.preimage } : {}), ...(signed.tlvRecords.length > 0 ? { tlvRecords: signed.tlvRecords } : {}) },
+      };
+    case 'lightning_address':
+      return { ...base, lightningAddress: `${signed.address.name}@${signed.address.host}` };
+  }
 }
 
 /**
@@ -285,8 +354,12 @@ class RetryAbandoned extends Error {}
 export async function applyPaymentState(ctx: WalletContext, operatorPubkey: string, txId: bigint, payment: VaultPayment): Promise<void> {
   if (payment.state === 'pending') return;
   if (payment.state === 'failed') {
-    await failOutgoing(ctx, txId, payment.failure_reason ?? 'payment failed', async (trx, depositId) =>
-      recordBalanceUpdate(ctx, trx, depositId, operatorPubkey, payment.balance_update),
+    await failOutgoing(
+      ctx,
+      txId,
+      payment.failure_reason ?? 'payment failed',
+      async (trx, depositId) => recordBalanceUpdate(ctx, trx, depositId, operatorPubkey, payment.balance_update),
+      payment.failure_code ?? null,
     );
     return;
   }
@@ -331,7 +404,18 @@ export async function applyPaymentState(ctx: WalletContext, operatorPubkey: stri
     }
     await trx
       .updateTable('transactions')
-      .set({ state: 'settled', step: 'final', preimage, fee_msat: charged, settled_at: payment.settled_at ?? ctx.now(), failure_reason: violation, updated_at: new Date() })
+      .set({
+        state: 'settled',
+        step: 'final',
+        preimage,
+        fee_msat: charged,
+        settled_at: payment.settled_at ?? ctx.now(),
+        failure_reason: violation,
+        // A keysend without the app's preimage, or a lightning address: now the hash (and invoice) are known.
+        payment_hash: payment.payment_hash,
+        ...(tx.invoice === '' && payment.invoice ? { invoice: payment.invoice } : {}),
+        updated_at: new Date(),
+      })
       .where('id', '=', txId)
       .execute();
     await recordBalanceUpdate(ctx, trx, tx.deposit_id, operatorPubkey, payment.balance_update);
@@ -353,7 +437,13 @@ export async function applyPaymentState(ctx: WalletContext, operatorPubkey: stri
 }
 
 /** Fails a pending payment and releases its reservation (once). */
-async function failOutgoing(ctx: WalletContext, txId: bigint, reason: string, alsoInTransaction?: (trx: Trx, depositId: bigint) => Promise<void>): Promise<void> {
+async function failOutgoing(
+  ctx: WalletContext,
+  txId: bigint,
+  reason: string,
+  alsoInTransaction?: (trx: Trx, depositId: bigint) => Promise<void>,
+  failureCode: string | null = null,
+): Promise<void> {
   const failed = await inTransaction(ctx.db, async (trx) => {
     const tx = await trx.selectFrom('transactions').selectAll().where('id', '=', txId).forNoKeyUpdate().executeTakeFirstOrThrow();
     if (tx.state !== 'pending') return false;
@@ -364,7 +454,11 @@ async function failOutgoing(ctx: WalletContext, txId: bigint, reason: string, al
       confirmedDeltaMsat: 0n,
       reservedDeltaMsat: -(tx.amount_msat + tx.fee_reserve_msat),
     });
-    await trx.updateTable('transactions').set({ state: 'failed', step: 'final', failure_reason: reason.slice(0, 500), updated_at: new Date() }).where('id', '=', txId).execute();
+    await trx
+      .updateTable('transactions')
+      .set({ state: 'failed', step: 'final', failure_reason: reason.slice(0, 500), failure_code: failureCode, updated_at: new Date() })
+      .where('id', '=', txId)
+      .execute();
     if (alsoInTransaction) await alsoInTransaction(trx, tx.deposit_id);
     return true;
   });
@@ -381,8 +475,21 @@ async function awaitOutcome(ctx: WalletContext, txId: bigint, resume?: { req: Pa
   let delayMs = 200;
   for (;;) {
     const tx = await ctx.db.selectFrom('transactions').selectAll().where('id', '=', txId).executeTakeFirstOrThrow();
-    if (tx.state === 'settled') return { preimage: tx.preimage ?? '', feesPaidMsat: tx.fee_msat };
-    if (tx.state === 'failed') throw new Nip47Error('PAYMENT_FAILED', tx.failure_reason ?? 'payment failed');
+    if (tx.state === 'settled') {
+      return {
+        transactionId: tx.id,
+        paymentHash: tx.payment_hash,
+        preimage: tx.preimage ?? '',
+        amountMsat: tx.amount_msat,
+        feesPaidMsat: tx.fee_msat,
+        createdAt: Number(tx.created_at),
+        settledAt: Number(tx.settled_at ?? tx.created_at),
+      };
+    }
+    if (tx.state === 'failed') {
+      // A route dearer than the app's (or grant's) fee limit is reported as such (NWC max_fee).
+      throw new Nip47Error(tx.failure_code === 'FEE_LIMIT_EXCEEDED' ? 'FEE_LIMIT_EXCEEDED' : 'PAYMENT_FAILED', tx.failure_reason ?? 'payment failed');
+    }
     if (ctx.stopping.aborted) throw new BridgeStopping();
     await ctx.finality.wait(txId, delayMs, ctx.stopping);
     if (ctx.stopping.aborted) throw new BridgeStopping();

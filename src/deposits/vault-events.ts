@@ -1,7 +1,7 @@
 import type { VaultEvent } from '../protocol/vault-api.ts';
 import type { EventSubscription } from '../vault-client/vault-client.ts';
 import type { WalletContext } from './context.ts';
-import { applyInvoiceSettled } from './invoices.ts';
+import { applyHoldAccepted, applyInvoiceSettled, applyInvoiceStatus } from './invoices.ts';
 import { applyPaymentEvent } from './payments.ts';
 
 /**
@@ -64,6 +64,16 @@ export class VaultEventFollower {
         // The event is a hint; the payment's own record at the vault is what gets applied.
         const payment = await op?.client.paymentStatus(event.deposit_id, event.idempotency_key);
         if (payment) await applyPaymentEvent(this.#ctx, operatorPubkey, event.deposit_id, event.idempotency_key, payment);
+        return;
+      }
+      case 'hold_invoice_accepted':
+        await applyHoldAccepted(this.#ctx, operatorPubkey, event.deposit_id, event.payment_hash, event.settle_deadline);
+        return;
+      case 'invoice_canceled': {
+        // The event is a hint; the invoice's own record at the vault is what gets applied.
+        const op = this.#ctx.operators.get(operatorPubkey);
+        const status = await op?.client.invoiceStatus(event.deposit_id, event.payment_hash);
+        if (status) await applyInvoiceStatus(this.#ctx, operatorPubkey, event.deposit_id, status);
         return;
       }
       case 'lock_changed':

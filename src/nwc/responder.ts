@@ -305,7 +305,7 @@ export class NwcResponder {
         return errorResponse(body.method, 'BAD_REQUEST', `invalid params: ${issue ? `${issue.path.join('.') || 'params'}: ${issue.message}` : 'invalid'}`);
       }
       const result = await method.handle(
-        { wallet: this.#wallet, connection, request: event, encryption, key, bridge: this.#identity, servicePubkey: service.pubkey },
+        { wallet: this.#wallet, connection, request: event, encryption, key, bridge: this.#identity, servicePubkey: service.pubkey, rawParams: body.params },
         params.data,
       );
       return { result_type: body.method, result, error: null };

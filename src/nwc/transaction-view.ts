@@ -14,8 +14,10 @@ export function nip47Transaction(tx: TransactionRow): Record<string, unknown> {
     amount: msatToNip47(tx.amount_msat),
     fees_paid: msatToNip47(tx.fee_msat),
     created_at: Number(tx.created_at),
-    ...(tx.expires_at !== null ? { expires_at: Number(tx.expires_at) } : {}),
+    // Always present (some clients require it): a keysend has no invoice to expire, so its creation time.
+    expires_at: Number(tx.expires_at ?? tx.created_at),
     ...(tx.settled_at !== null ? { settled_at: Number(tx.settled_at) } : {}),
+    ...(tx.settle_deadline !== null ? { settle_deadline: Number(tx.settle_deadline) } : {}),
     ...(tx.metadata !== null ? { metadata: tx.metadata } : {}),
   };
 }

@@ -1,8 +1,9 @@
 import type { VaultErrorCode } from './result.ts';
 
 /**
- * NIP-47 error codes: the spec's, plus BAD_REQUEST and EXPIRED as Alby Hub sends them, and the
- * per-method PAYMENT_FAILED and NOT_FOUND.
+ * NIP-47 error codes: the spec's, plus BAD_REQUEST and EXPIRED as Alby Hub sends them, the
+ * per-method PAYMENT_FAILED and NOT_FOUND, FEE_LIMIT_EXCEEDED for a route dearer than the app's
+ * `max_fee`, and NWC-321's UNSUPPORTED_PAYMENT_INSTRUCTION and UNSUPPORTED_NETWORK.
  */
 export type Nip47ErrorCode =
   | 'RATE_LIMITED'
@@ -17,7 +18,10 @@ export type Nip47ErrorCode =
   | 'PAYMENT_FAILED'
   | 'NOT_FOUND'
   | 'BAD_REQUEST'
-  | 'EXPIRED';
+  | 'EXPIRED'
+  | 'FEE_LIMIT_EXCEEDED'
+  | 'UNSUPPORTED_PAYMENT_INSTRUCTION'
+  | 'UNSUPPORTED_NETWORK';
 
 /** A failure to report to a NIP-47 client, with a message safe to show it. */
 export class Nip47Error extends Error {

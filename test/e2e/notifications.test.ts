@@ -42,9 +42,9 @@ describe('notifications', () => {
   it("advertises them in the connection's own info event and in get_info", async () => {
     const info = await sdk.getWalletServiceInfo();
     expect(info.capabilities).toContain('notifications');
-    expect(info.notifications.sort()).toEqual(['payment_received', 'payment_sent']);
+    expect(info.notifications.sort()).toEqual(['hold_invoice_accepted', 'payment_received', 'payment_sent']);
     expect(info.encryptions).toEqual(['nip44_v2', 'nip04']);
-    expect((await sdk.getInfo()).notifications?.sort()).toEqual(['payment_received', 'payment_sent']);
+    expect((await sdk.getInfo()).notifications?.sort()).toEqual(['hold_invoice_accepted', 'payment_received', 'payment_sent']);
   });
 
   it('tells the SDK client of a payment received and a payment sent, on both kinds, once each, also across a restart', async () => {

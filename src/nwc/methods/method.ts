@@ -23,6 +23,8 @@ export interface MethodContext {
   bridge: BridgeIdentity;
   /** The wallet service key the request was addressed to. */
   servicePubkey: string;
+  /** The params exactly as decrypted, for paying methods that re-read them as vaults do. */
+  rawParams: Record<string, unknown>;
 }
 
 /** One NIP-47 method: its name, its params schema, and its handler returning the `result`. */

@@ -1,0 +1,14 @@
+import { parseSignedPayment } from '../../protocol/authorization.ts';
+import { Nip47Error, NIP47_CODE_FOR_VAULT_ERROR } from '../../protocol/nip47-error.ts';
+import { pay, type PaymentOutcome } from '../../deposits/payments.ts';
+import type { MethodContext } from './method.ts';
+
+/**
+ * Pays what a paying request asks for. The plaintext is read with `parseSignedPayment`, the very
+ * function vaults use, so the bridge reserves and forwards exactly what the vault will verify.
+ */
+export async function payAsSigned(ctx: MethodContext, method: string, params: Record<string, unknown>): Promise<PaymentOutcome> {
+  const signed = parseSignedPayment({ method, params });
+  if (!signed.ok) throw new Nip47Error(NIP47_CODE_FOR_VAULT_ERROR[signed.error.code], signed.error.message);
+  return pay(ctx.wallet, { connection: ctx.connection, request: ctx.request, encryption: ctx.encryption, key: ctx.key, signed: signed.value });
+}
