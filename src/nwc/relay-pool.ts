@@ -96,6 +96,8 @@ export class RelayPool implements RelayTransport {
     }
     state.relay = relay;
     state.eosed.clear();
+    // A relay refuses a REQ it finds too large with a NOTICE: say so, it means missed requests.
+    relay.onnotice = (message) => this.#logger.warn({ relay: state.url, message }, 'relay notice');
     relay.onclose = () => {
       state.eosed.clear();
       if (state.relay !== relay || this.#closed) return;

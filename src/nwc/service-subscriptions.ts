@@ -8,12 +8,15 @@ export interface SubscriptionShape {
   filtersPerSubscription: number;
 }
 
-/** Fits relays' usual limits (filters per REQ, values per tag filter) with room to spare. */
-export const DEFAULT_SUBSCRIPTION_SHAPE: SubscriptionShape = { keysPerFilter: 500, filtersPerSubscription: 10 };
+/**
+ * Fits relays' usual limits with room to spare: tag filters of at most 256 values are common
+ * (@nostr-relay/validator's default refuses more), filters per REQ are rarely limited.
+ */
+export const DEFAULT_SUBSCRIPTION_SHAPE: SubscriptionShape = { keysPerFilter: 250, filtersPerSubscription: 20 };
 
 /**
  * The wallet service keys the bridge listens on, packed into few subscriptions: keys fill
- * `#p` filters in the order they came, filters fill REQs, so 10 000 keys are two REQs per relay
+ * `#p` filters in the order they came, filters fill REQs, so 10 000 keys fill two REQs per relay
  * with the defaults. A new key changes only the last REQ, which is sent again under its id.
  */
 export class ServiceKeySubscriptions {
