@@ -4,19 +4,26 @@ import { FinalityNotifier, type WalletContext } from './deposits/context.ts';
 import { OperatorDirectory, type AuditorSource, type OperatorEntry } from './deposits/operators.ts';
 import { refreshPendingOutgoing } from './deposits/payments.ts';
 import { reconcile } from './deposits/reconcile.ts';
+import { rebalanceOnce } from './deposits/rebalancer.ts';
 import { VaultEventFollower } from './deposits/vault-events.ts';
 import { createHttpServer } from './http/server.ts';
+import { BridgeMetrics } from './metrics/metrics.ts';
+import { JobLeader, leaderJob } from './ops/job-leader.ts';
+import { loadScores } from './ops/score-sync.ts';
 import { nowSeconds } from './protocol/nostr-event.ts';
 import { InfoEventPublisher } from './nwc/info-event.ts';
 import { NotificationSender } from './nwc/notifications.ts';
 import type { RateLimit } from './nwc/rate-limiter.ts';
-import { deriveBridgeKeys, type BridgeKeys } from './nwc/keys.ts';
+import { deriveBridgeKeys, deriveSecret, type BridgeKeys } from './nwc/keys.ts';
+import { LnurlService } from './lnurl/pay.ts';
+import { ZapReceiptPublisher } from './lnurl/zap-receipts.ts';
 import { SERVED_METHODS } from './nwc/methods/registry.ts';
 import { GRANTABLE_CAPABILITIES } from './deposits/connections.ts';
 import { RelayPool } from './nwc/relay-pool.ts';
 import { NwcResponder } from './nwc/responder.ts';
 import { AuditorClient } from './vault-client/auditor-client.ts';
 import { HttpVaultClient } from './vault-client/http-vault-client.ts';
+import type { Shard } from './nwc/shard.ts';
 
 export interface BridgeOptions {
   /** An open, migrated database; the bridge closes it on stop. */
@@ -43,14 +50,27 @@ export interface BridgeOptions {
   requestLeaseSeconds?: number;
   /** How often balances are compared with what the vaults signed (default 300 s). */
   reconcileIntervalSeconds?: number;
+  /** How often the rebalancer looks at users who allow it (default 600 s; docs/multi-vault.md). */
+  rebalanceIntervalSeconds?: number;
   /** Requests per second and burst each connection may send (default 10/s, burst 60). */
   rateLimit?: RateLimit;
+  /** This instance's metrics, served at GET /metrics (default: a new registry). */
+  metrics?: BridgeMetrics;
+  /** How long the background-job lease holds without renewal (default 15 s). */
+  jobLeaseSeconds?: number;
+  /** A stable name of this instance (its machine), unique among live instances; default random. */
+  instanceId?: string | undefined;
+  /** Answer only the connections in this key range (several instances, docs/scaling.md); default all. */
+  shard?: Shard | undefined;
 }
 
 export interface RunningBridge {
   url: string;
   keys: BridgeKeys;
   wallet: WalletContext;
+  metrics: BridgeMetrics;
+  /** Whether this instance runs the background jobs (one instance among those on a database). */
+  jobs: Pick<JobLeader, 'isLeader' | 'id'>;
   stop(): Promise<void>;
 }
 
@@ -58,13 +78,22 @@ export interface RunningBridge {
 export function createWallet(db: Db, keys: BridgeKeys, logger: Logger, vaultTimeoutMs?: number, stopping: AbortSignal = new AbortController().signal): WalletContext {
   const operators = new OperatorDirectory(
     db,
-    (url) => new HttpVaultClient({ url, secretKey: keys.vaultAuthSecret, logger, ...(vaultTimeoutMs ? { timeoutMs: vaultTimeoutMs } : {}) }),
+    (url) =>
+      new HttpVaultClient({
+        url,
+        secretKey: keys.vaultAuthSecret,
+        logger,
+        ...(vaultTimeoutMs ? { timeoutMs: vaultTimeoutMs } : {}),
+        // Every call is an observation of the operator (docs/reputation.md).
+        onCall: (outcome) => operators.recordCall(url, outcome),
+      }),
     logger.child({ component: 'operators' }),
   );
   return { db, operators, logger: logger.child({ component: 'deposits' }), finality: new FinalityNotifier(), stopping, now: nowSeconds };
 }
 
 const SCORE_REFRESH_MS = 60_000;
+const RELAYS_LIVE_WAIT_MS = 5_000;
 const PENDING_REFRESH_MS = 30_000;
 const PROBE_UNAVAILABLE_MS = 5_000;
 
@@ -89,16 +118,35 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     const client = new AuditorClient({ url: a.url, pubkey: a.pubkey });
     return { pubkey: a.pubkey, reports: async (operator, since) => (await client.reports(operator, since)).reports };
   });
-  const refreshScores = () => operators.refreshScores(auditors, nowSeconds()).catch((err: unknown) => logger.warn({ err }, 'score refresh failed'));
-  await refreshScores();
-  const refreshPending = () => refreshPendingOutgoing(wallet).catch((err: unknown) => logger.warn({ err }, 'pending payment refresh failed'));
-  await refreshPending();
-  const runReconcile = () => reconcile(wallet).catch((err: unknown) => logger.warn({ err }, 'reconciliation failed'));
+  const metrics = options.metrics ?? new BridgeMetrics(SERVED_METHODS);
+  metrics.attach({ db, operators: () => operators.all() });
+  // Each instance catches up once at start; after that the periodic jobs run on one instance only.
+  await operators.refreshScores(auditors, nowSeconds()).catch((err: unknown) => logger.warn({ err }, 'score refresh failed'));
+  await refreshPendingOutgoing(wallet).catch((err: unknown) => logger.warn({ err }, 'pending payment refresh failed'));
+  const jobLeader = new JobLeader(db, logger.child({ component: 'jobs' }), {
+    ...(options.jobLeaseSeconds ? { leaseSeconds: options.jobLeaseSeconds } : {}),
+    instanceId: options.instanceId,
+    onChange: (leads) => metrics.leading(leads),
+  });
+  await jobLeader.start();
+  const jobHooks = { logger, ran: (job: string, outcome: 'ok' | 'failed') => metrics.jobRan(job, outcome) };
+  const jobs = [
+    leaderJob('score-refresh', SCORE_REFRESH_MS, jobLeader, () => operators.refreshScores(auditors, nowSeconds()), jobHooks),
+    leaderJob('pending-refresh', PENDING_REFRESH_MS, jobLeader, () => refreshPendingOutgoing(wallet), jobHooks),
+    leaderJob('reconcile', (options.reconcileIntervalSeconds ?? 300) * 1000, jobLeader, async () => metrics.reconciled(await reconcile(wallet)), jobHooks),
+    leaderJob('rebalance', (options.rebalanceIntervalSeconds ?? 600) * 1000, jobLeader, () => rebalanceOnce(wallet), jobHooks),
+  ];
   const timers = [
-    setInterval(refreshScores, SCORE_REFRESH_MS),
-    setInterval(refreshPending, PENDING_REFRESH_MS),
+    // Availability is each instance's own observation.
     setInterval(() => void operators.probeUnavailable(), PROBE_UNAVAILABLE_MS),
-    setInterval(runReconcile, (options.reconcileIntervalSeconds ?? 300) * 1000),
+    // The other instances write down their own observations and take the scores the leader computed.
+    setInterval(() => {
+      if (jobLeader.isLeader()) return;
+      void operators
+        .flushObservations()
+        .then(() => loadScores(db, operators.all()))
+        .catch((err: unknown) => logger.warn({ err }, 'could not share observations or load operator scores'));
+    }, SCORE_REFRESH_MS),
   ];
   for (const t of timers) t.unref();
 
@@ -109,10 +157,21 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     ...(options.requestMaxAgeSeconds ? { maxRequestAgeSeconds: options.requestMaxAgeSeconds } : {}),
     ...(options.requestLeaseSeconds ? { leaseSeconds: options.requestLeaseSeconds } : {}),
     ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
+    metrics,
+    shard: options.shard,
   });
-  const infoEvents = new InfoEventPublisher(db, pool, keys, capabilities, logger.child({ component: 'nwc' }));
-  const notifier = new NotificationSender(db, pool, keys, logger.child({ component: 'notifications' }));
-  wallet.notifications = notifier;
+  const runsJobs = () => jobLeader.isLeader();
+  const infoEvents = new InfoEventPublisher(db, pool, keys, capabilities, logger.child({ component: 'nwc' }), runsJobs);
+  const notifier = new NotificationSender(db, pool, keys, logger.child({ component: 'notifications' }), runsJobs);
+  // Zap receipts (NIP-57) are signed with their own key, the `nostrPubkey` of the pay requests.
+  const zapSecret = deriveSecret(options.masterKey, 'nostr-zap-receipts');
+  const zapReceipts = new ZapReceiptPublisher(db, zapSecret, logger.child({ component: 'zaps' }));
+  wallet.notifications = {
+    poke: () => {
+      notifier.poke();
+      zapReceipts.poke();
+    },
+  };
 
   let publicUrl = options.publicUrl;
   const http = createHttpServer({
@@ -130,6 +189,8 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     publicUrl: () => publicUrl ?? '',
     ready: () => ({ ready: pool.isLive(), database: true, relays: pool.status() }),
     devnet: options.devnet,
+    metrics,
+    lnurl: new LnurlService({ wallet, publicUrl: () => publicUrl ?? '', zapSecret }),
   });
   const address = await http.listen({ host: options.httpHost, port: options.httpPort });
   publicUrl ??= address;
@@ -137,12 +198,19 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   await responder.start();
   infoEvents.start();
   notifier.start();
+  zapReceipts.start();
+  // Started means answering: give the relays a moment to confirm the subscriptions (a relay that
+  // is down does not hold up the start; the pool keeps trying and /health says so).
+  const liveBy = Date.now() + RELAYS_LIVE_WAIT_MS;
+  while (!pool.isLive() && Date.now() < liveBy) await new Promise((resolve) => setTimeout(resolve, 25));
 
   let stopped: Promise<void> | undefined;
   return {
     url: publicUrl,
     keys,
     wallet,
+    metrics,
+    jobs: jobLeader,
     stop: () =>
       (stopped ??= (async () => {
         await http.close();
@@ -151,7 +219,10 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
         await responder.drain(options.drainTimeoutMs ?? 10_000);
         infoEvents.stop();
         await notifier.stop();
+        await zapReceipts.stop();
         for (const t of timers) clearInterval(t);
+        for (const job of jobs) await job.stop();
+        await jobLeader.stop();
         followers.stop();
         pool.close();
         operators.stop();

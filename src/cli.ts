@@ -10,6 +10,10 @@ import { httpAuthHeader } from './protocol/nip98.ts';
 import { signDepositLock, signDepositOpen } from './protocol/user-statements.ts';
 import { loadConfig } from './config.ts';
 import { runDevnet, runMigrations, runReconcile, runService } from './main.ts';
+import { exportBackup, importBackup } from './ops/settings-transfer.ts';
+import { vaultHoldings } from './ops/holdings.ts';
+import { requestRestore } from './ops/restore.ts';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 const program = new Command()
   .name('deposit-bridge')
@@ -61,7 +65,12 @@ async function fetchJson<S extends z.ZodType>(url: string, schema: S, init?: Req
   return parsed.data;
 }
 
-const bridgeInfoSchema = z.object({ wallet_service_pubkey: z.string(), relays: z.array(z.string()).min(1), methods: z.array(z.string()) });
+const bridgeInfoSchema = z.object({
+  wallet_service_pubkey: z.string(),
+  relays: z.array(z.string()).min(1),
+  methods: z.array(z.string()),
+  operators: z.array(z.object({ node_pubkey: z.string() })).default([]),
+});
 const registeredSchema = z.object({ wallet_service_pubkey: z.string(), relays: z.array(z.string()).min(1) });
 const devnetInfoSchema = z.object({ network_url: z.string() });
 
@@ -98,6 +107,7 @@ program
   .option('--max-amount-sat <sat>', 'largest single payment, in sats', positiveInteger)
   .option('--max-payments-per-hour <n>', 'at most this many payments in any hour', positiveInteger)
   .option('--max-sat-per-hour <sat>', 'at most this much paid in any hour, in sats', positiveInteger)
+  .option('--rebalance', "also let the bridge move money between your own deposits at the bridge's current operators (the grant names them)")
   .addOption(new Option('--format <format>', 'how to print the connection: a NWC URI, or the connection string BTCPay Server takes').choices(['uri', 'btcpay']).default('uri'))
   .action(async (opts: {
     url: string;
@@ -109,6 +119,7 @@ program
     maxAmountSat?: bigint;
     maxPaymentsPerHour?: bigint;
     maxSatPerHour?: bigint;
+    rebalance?: boolean;
     format: 'uri' | 'btcpay';
   }) => {
     if (opts.renewal && opts.budgetSat === undefined) throw new InvalidArgumentError('--renewal needs --budget-sat');
@@ -120,10 +131,14 @@ program
       process.stderr.write(`User public key: ${nip19.npubEncode(getPublicKey(userKey))}\n`);
     }
     const methods = opts.methods ? opts.methods.split(',').map((m) => m.trim()).filter(Boolean) : info.methods;
+    // Vaults move money between deposits only among operators the grant names (docs/multi-vault.md).
+    if (opts.rebalance && info.operators.length === 0) throw new InvalidArgumentError('--rebalance: the bridge lists no vault operators');
+    if (opts.rebalance) methods.push('rebalance');
     const connectionSecret = generateSecretKey();
     const grant = signGrant(
       grantTerms(getPublicKey(connectionSecret), methods, {
         name: opts.name,
+        ...(opts.rebalance ? { vaultOperators: info.operators.map((o) => o.node_pubkey) } : {}),
         budget: opts.budgetSat === undefined ? null : { amountMsat: satToMsat(opts.budgetSat), renewal: opts.renewal ?? 'monthly' },
         maxAmountMsat: opts.maxAmountSat === undefined ? null : satToMsat(opts.maxAmountSat),
         velocity:
@@ -200,6 +215,99 @@ program
     for (const e of result.entries) {
       process.stdout.write(`${new Date(e.created_at * 1000).toISOString()}  ${e.method ?? '-'}  ${e.code}  ${e.message}\n`);
     }
+  });
+
+const addressSchema = z.object({ name: z.string(), address: z.string(), lnurlp: z.string() });
+
+program
+  .command('address [name]')
+  .description('your lightning address (name@host): choose or change it (a-z 0-9 - _ .); without a name, show it')
+  .requiredOption('--url <url>', 'the bridge HTTP URL', baseUrl)
+  .requiredOption('--user-key <hex|nsec>', 'your user key', secretKeyArg)
+  .option('--remove', 'free your lightning address')
+  .action(async (name: string | undefined, opts: { url: string; userKey: Uint8Array; remove?: boolean }) => {
+    if (opts.remove && name !== undefined) throw new InvalidArgumentError('give a name or --remove, not both');
+    const url = `${opts.url}/api/address`;
+    const method = opts.remove ? 'DELETE' : name === undefined ? 'GET' : 'PUT';
+    const body = method === 'PUT' ? JSON.stringify({ name }) : undefined;
+    const init: RequestInit = {
+      method,
+      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), authorization: httpAuthHeader(opts.userKey, url, method, body) },
+      ...(body !== undefined ? { body } : {}),
+    };
+    if (opts.remove) {
+      await fetchJson(url, z.object({ removed: z.literal(true) }), init);
+      process.stdout.write('removed\n');
+      return;
+    }
+    const address = await fetchJson(url, addressSchema, init);
+    process.stdout.write(`LNURL-pay: ${address.lnurlp}\nLightning address:\n${address.address}\n`);
+  });
+
+program
+  .command('export')
+  .description('back up your settings (connections, lock, policy, lightning address), encrypted to your key (NIP-44)')
+  .requiredOption('--url <url>', 'the bridge HTTP URL', baseUrl)
+  .requiredOption('--user-key <hex|nsec>', 'your user key', secretKeyArg)
+  .requiredOption('--out <file>', 'where to write the backup (mode 0600)')
+  .action(async (opts: { url: string; userKey: Uint8Array; out: string }) => {
+    const backup = await exportBackup(opts.url, opts.userKey, Math.floor(Date.now() / 1000));
+    writeFileSync(opts.out, JSON.stringify(backup, null, 2) + '\n', { mode: 0o600 });
+    process.stdout.write(`settings backup written to ${opts.out} (version ${backup.version}, readable only with your key)\n`);
+  });
+
+program
+  .command('import <file>')
+  .description('register the settings of a backup again at a bridge (after it lost its database, or at another one)')
+  .requiredOption('--url <url>', 'the bridge HTTP URL', baseUrl)
+  .requiredOption('--user-key <hex|nsec>', 'your user key', secretKeyArg)
+  .action(async (file: string, opts: { url: string; userKey: Uint8Array }) => {
+    const steps = await importBackup(opts.url, opts.userKey, readFileSync(file, 'utf8'));
+    for (const step of steps) process.stdout.write(`${step.ok ? 'ok    ' : 'failed'} ${step.what}: ${step.detail}\n`);
+    const failed = steps.filter((s) => !s.ok).length;
+    // What a backup cannot bring back (docs/deploy.md, "Losing the database").
+    process.stderr.write('note: balances and history are rebuilt from the vaults by `deposit-bridge restore` (docs/deploy.md)\n');
+    process.stdout.write(`${steps.length - failed} of ${steps.length} restored\n`);
+    if (failed > 0) process.exitCode = 1;
+  });
+
+program
+  .command('holdings')
+  .description('what each vault operator holds for you, asked with your key and checked against what both channel peers signed (independent of the bridge database)')
+  .requiredOption('--url <url>', 'the bridge HTTP URL (for its list of operators)', baseUrl)
+  .requiredOption('--user-key <hex|nsec>', 'your user key', secretKeyArg)
+  .action(async (opts: { url: string; userKey: Uint8Array }) => {
+    const holdings = await vaultHoldings(opts.url, opts.userKey);
+    for (const h of holdings) {
+      const line = h.error
+        ? `${h.operator.padEnd(12)} ${h.error}`
+        : `${h.operator.padEnd(12)} deposit ${h.depositId ?? '-'}  ${h.signedMsat} msat signed (seq ${h.seq})${h.reservedMsat ? `, ${h.reservedMsat} msat in flight` : ''}${h.locked ? ', locked' : ''}`;
+      process.stdout.write(line + '\n');
+    }
+    const total = holdings.reduce((sum, h) => sum + (h.signedMsat ?? 0n), 0n);
+    const failed = holdings.filter((h) => h.error).length;
+    process.stdout.write(`total ${total} msat at ${holdings.length - failed} of ${holdings.length} operators\n`);
+    if (failed > 0) process.exitCode = 1;
+  });
+
+program
+  .command('restore')
+  .description('rebuild your deposits, balances and history at the bridge from the vault operators (after it lost its database; run `import` first for your connections)')
+  .requiredOption('--url <url>', 'the bridge HTTP URL', baseUrl)
+  .requiredOption('--user-key <hex|nsec>', 'your user key', secretKeyArg)
+  .action(async (opts: { url: string; userKey: Uint8Array }) => {
+    const outcomes = await requestRestore(opts.url, opts.userKey);
+    for (const o of outcomes) {
+      const change = BigInt(o.balance_change_msat);
+      const line = o.ok
+        ? `${o.name.padEnd(12)} deposit ${o.deposit_id ?? '-'}  ${o.balance_msat} msat signed (${change === 0n ? 'balance unchanged' : `balance ${change > 0n ? '+' : ''}${change} msat`}), ${o.transactions_added} transactions restored, ${o.transactions_known} already known${o.created ? ', deposit created' : ''}`
+        : `${o.name.padEnd(12)} failed: ${o.error ?? 'unknown'}`;
+      process.stdout.write(line + '\n');
+    }
+    const failed = outcomes.filter((o) => !o.ok).length;
+    process.stdout.write(`restored at ${outcomes.length - failed} of ${outcomes.length} operators\n`);
+    // No operator listed restores nothing: not a success.
+    if (failed > 0 || outcomes.length === 0) process.exitCode = 1;
   });
 
 const devnet = program.command('devnet').description('the local devnet: relay, vault operators, auditor, payer and payee');

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { shardSchema, type Shard } from './nwc/shard.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const wsUrl = z.string().regex(/^wss?:\/\/[^\s,]+$/, 'expected a ws:// or wss:// URL');
@@ -37,6 +38,11 @@ const envSchema = z.object({
   /** Requests per second each connection may send, on average and in a burst (RATE_LIMITED beyond). */
   RATE_LIMIT_PER_SECOND: z.coerce.number().positive().default(10),
   RATE_LIMIT_BURST: z.coerce.number().int().positive().default(60),
+  /** A stable, unique name of this instance (its machine); Fly.io sets FLY_MACHINE_ID. */
+  INSTANCE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1 to 64 of A-Z a-z 0-9 . _ -').optional(),
+  FLY_MACHINE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional().catch(undefined),
+  /** `<index>/<count>`: answer only the connections in this key range (docs/scaling.md). */
+  SHARD: shardSchema.optional(),
 });
 
 export interface Config {
@@ -59,6 +65,10 @@ export interface Config {
   requestLeaseSeconds: number;
   reconcileIntervalSeconds: number;
   rateLimit: { perSecond: number; burst: number };
+  /** Names this instance in the background-job lease: INSTANCE_ID, else FLY_MACHINE_ID, else random per start. */
+  instanceId: string | undefined;
+  /** The connections this instance answers; undefined: all. */
+  shard: Shard | undefined;
 }
 
 export class ConfigError extends Error {
@@ -94,5 +104,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     requestLeaseSeconds: e.REQUEST_LEASE_SECONDS,
     reconcileIntervalSeconds: e.RECONCILE_INTERVAL_SECONDS,
     rateLimit: { perSecond: e.RATE_LIMIT_PER_SECOND, burst: e.RATE_LIMIT_BURST },
+    instanceId: e.INSTANCE_ID ?? e.FLY_MACHINE_ID,
+    shard: e.SHARD,
   });
 }

@@ -1,6 +1,5 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { createWallet, startBridge } from './app.ts';
 import { reconcile } from './deposits/reconcile.ts';
@@ -10,28 +9,10 @@ import { openDatabase } from './db/database.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { startDevnet, type Devnet } from './devnet/devnet.ts';
 import { createLogger } from './log.ts';
-import { hexToBytes } from './protocol/hex.ts';
+import { loadMasterKey } from './ops/master-key.ts';
+import { BridgeMetrics } from './metrics/metrics.ts';
+import { SERVED_METHODS } from './nwc/methods/registry.ts';
 import { readVaultsFile } from './vault-client/vaults-file.ts';
-
-/**
- * The master key all bridge keys derive from: MASTER_KEY, else MASTER_KEY_FILE, else a key
- * generated once into DATA_DIR (local use). Never logged.
- */
-function loadMasterKey(config: Config, logger: Logger): Uint8Array {
-  if (config.masterKey) return hexToBytes(config.masterKey);
-  const file = config.masterKeyFile ?? path.join(config.dataDir, 'master.key');
-  if (existsSync(file)) {
-    const hex = readFileSync(file, 'utf8').trim();
-    if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${file} must hold 64 hex characters`);
-    return hexToBytes(hex);
-  }
-  if (config.masterKeyFile) throw new Error(`MASTER_KEY_FILE ${file} does not exist`);
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
-  chmodSync(file, 0o600);
-  logger.warn({ file }, 'generated a new master key; back it up: it derives the wallet service key');
-  return hexToBytes(readFileSync(file, 'utf8').trim());
-}
 
 async function openMigrated(config: Config) {
   const { db, backend } = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
@@ -83,6 +64,9 @@ function devnetPorts(config: Config) {
  */
 export async function runService(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel);
+  // First: a production start without its key stops before anything else starts.
+  const { key: masterKey, source: masterKeySource } = loadMasterKey(config, logger);
+  logger.info({ master_key_source: masterKeySource }, 'master key loaded');
   const needRelay = config.nwcRelays === undefined;
   const needVaults = config.vaultsFile === undefined;
   let devnet: Devnet | undefined;
@@ -91,7 +75,6 @@ export async function runService(config: Config): Promise<void> {
   }
   const relays = config.nwcRelays ?? [devnet!.relayUrl];
   const vaults = config.vaultsFile ? readVaultsFile(config.vaultsFile) : devnet!.vaultsFile;
-  const masterKey = loadMasterKey(config, logger);
   const { db, backend } = await openMigrated(config);
   const bridge = await startBridge({
     db,
@@ -109,6 +92,10 @@ export async function runService(config: Config): Promise<void> {
     requestLeaseSeconds: config.requestLeaseSeconds,
     reconcileIntervalSeconds: config.reconcileIntervalSeconds,
     rateLimit: config.rateLimit,
+    instanceId: config.instanceId,
+    shard: config.shard,
+    // One bridge per process here: the process's own metrics (CPU, memory, event loop) too.
+    metrics: new BridgeMetrics(SERVED_METHODS, { processMetrics: true }),
   });
   onSignals(async () => {
     await bridge.stop();
@@ -151,7 +138,7 @@ export async function runReconcile(config: Config): Promise<void> {
   const vaults = readVaultsFile(vaultsFile);
   const { db } = await openMigrated(config);
   try {
-    const wallet = createWallet(db, deriveBridgeKeys(loadMasterKey(config, logger)), logger);
+    const wallet = createWallet(db, deriveBridgeKeys(loadMasterKey(config, logger).key), logger);
     await wallet.operators.connect(vaults.operators.map((o) => ({ name: o.name, url: o.url, nodePubkey: o.node_pubkey })));
     wallet.operators.stop();
     const results = await reconcile(wallet);

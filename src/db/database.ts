@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect } from 'kysely';
@@ -8,6 +9,45 @@ import type { Database } from './schema.ts';
 export type Db = Kysely<Database>;
 
 const INT8_OID = 20;
+
+/** How many distinct statements are prepared per pooled connection; any more run unprepared. */
+const MAX_PREPARED_STATEMENTS = 500;
+const PREPARABLE = /^\s*(select|insert|update|delete|with)\b/i;
+
+/**
+ * Names the statements kysely sends (select/insert/update/delete), so that node-postgres
+ * prepares each one once per pooled connection and afterwards only binds and executes it: the
+ * server parses and plans it once instead of on every call. Names come from the SQL text; at
+ * most MAX_PREPARED_STATEMENTS are kept, other statements run as before. A statement whose
+ * prepared form a migration invalidated ("cached plan must not change result type") is run
+ * unprepared from then on.
+ */
+function preparingStatements(pool: pg.Pool): void {
+  const names = new Map<string, string | null>();
+  const nameOf = (text: string): string | null => {
+    let name = names.get(text);
+    if (name === undefined) {
+      if (names.size >= MAX_PREPARED_STATEMENTS || !PREPARABLE.test(text)) return null;
+      name = `k${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+      names.set(text, name);
+    }
+    return name;
+  };
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+    const prepared = (...args: unknown[]): unknown => {
+      const [text, values] = args;
+      const name = args.length === 2 && typeof text === 'string' && Array.isArray(values) ? nameOf(text) : null;
+      if (name === null) return query(...args);
+      return query({ name, text, values }).catch((error: unknown) => {
+        if (!(error instanceof Error && 'code' in error && error.code === '0A000' && /cached plan/.test(error.message))) throw error;
+        names.set(text as string, null);
+        return query(text, values);
+      });
+    };
+    Object.assign(client, { query: prepared });
+  });
+}
 
 export interface DatabaseTarget {
   /** PostgreSQL URL; when absent, an embedded PGlite database. */
@@ -32,6 +72,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<{ db: Db; ba
           oid === INT8_OID ? (value: string) => BigInt(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
       },
     });
+    preparingStatements(pool);
     return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), backend: 'postgres' };
   }
   if (target.pgliteDir) mkdirSync(target.pgliteDir, { recursive: true });

@@ -7,7 +7,9 @@ import { FileMigrationProvider, Migrator, type MigrationResultSet } from 'kysely
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url));
 
 function migrator(db: Kysely<any>): Migrator {
-  return new Migrator({ db, provider: new FileMigrationProvider({ fs, path, migrationFolder: MIGRATIONS_DIR }) });
+  // Migrations are written on parallel branches and each touches only its own tables: a database
+  // that ran a later-numbered one first still takes an earlier one that landed after it.
+  return new Migrator({ db, provider: new FileMigrationProvider({ fs, path, migrationFolder: MIGRATIONS_DIR }), allowUnorderedMigrations: true });
 }
 
 /**

@@ -190,6 +190,105 @@ export interface NotificationsTable {
   created_at: CreatedAt;
 }
 
+/** A user's lightning address (LUD-16): `name@<the bridge's host>`, one per user. */
+export interface LightningAddressesTable {
+  name: string;
+  user_pubkey: string;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+/** A verified auditor report, kept 90 days. */
+export interface AuditorReportsTable {
+  id: Generated<bigint>;
+  auditor_pubkey: string;
+  operator_pubkey: string;
+  window_start: bigint;
+  window_end: bigint;
+  content: Json<unknown>;
+  event: Json<NostrEvent>;
+  received_at: CreatedAt;
+}
+
+/** The bridge's own observations of an operator's Vault API, per hour. */
+export interface OperatorObservationsTable {
+  operator_pubkey: string;
+  hour_start: Date;
+  calls: ColumnType<number, number | undefined, number>;
+  failures: ColumnType<number, number | undefined, number>;
+  /** Calls answered after more than the slow-call threshold (docs/reputation.md). */
+  slow_calls: ColumnType<number, number | undefined, number>;
+  latency_ms_total: ColumnType<bigint, bigint | undefined, bigint>;
+}
+
+/** A user's spreading rules; no row: the defaults. */
+export interface AllocationPoliciesTable {
+  user_pubkey: string;
+  max_share_ppm: number;
+  test_amount_msat: bigint;
+  trusted_score: number;
+  min_score: number;
+  exponent: number;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+/** An invoice handed out over LNURL-pay, and for a zap (NIP-57) its request and receipt. */
+export interface LnurlInvoicesTable {
+  transaction_id: bigint;
+  payment_hash: string;
+  address_name: string;
+  /** The kind 9734 zap request exactly as received (the invoice's description hash is its SHA-256), or null. */
+  zap_request: string | null;
+  zap_relays: ColumnType<string[] | null, string | null | undefined, string | null>;
+  /** The kind 9735 zap receipt, built once the invoice settled, then published. */
+  zap_receipt: ColumnType<NostrEvent | null, string | null | undefined, string | null>;
+  zap_attempts: Defaulted<number>;
+  zap_next_attempt_at: Defaulted<Date>;
+  zap_last_error: Defaulted<string | null>;
+  zap_published_at: Defaulted<Date | null>;
+  created_at: CreatedAt;
+}
+
+export type PaymentPartState = 'pending' | 'settled' | 'failed';
+
+/** One part of a multi-part payment (docs/multi-vault.md): the share one deposit pays of its transaction. */
+export interface PaymentPartsTable {
+  id: Generated<bigint>;
+  transaction_id: bigint;
+  deposit_id: bigint;
+  amount_msat: bigint;
+  /** This part's share of the payment's fee limit, reserved with the amount. */
+  fee_reserve_msat: bigint;
+  fee_msat: Defaulted<bigint>;
+  idempotency_key: string;
+  state: PaymentPartState;
+  step: PaymentStep;
+  preimage: string | null;
+  failure_reason: string | null;
+  failure_code: string | null;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export type TransferPurpose = 'rebalance' | 'payment' | 'drain' | 'operator';
+
+/** Money moved between one user's own deposits: an outgoing transaction on one, an incoming on the other. */
+export interface TransfersTable {
+  id: Generated<bigint>;
+  user_pubkey: string;
+  purpose: TransferPurpose;
+  from_deposit_id: bigint;
+  to_deposit_id: bigint | null;
+  amount_msat: bigint;
+  max_fee_msat: bigint;
+  outgoing_transaction_id: bigint | null;
+  incoming_transaction_id: bigint | null;
+  request_event_id: string | null;
+  state: PaymentPartState;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
 export interface Database {
   users: UsersTable;
   vault_operators: VaultOperatorsTable;
@@ -198,14 +297,23 @@ export interface Database {
   nwc_requests: NwcRequestsTable;
   transactions: TransactionsTable;
   journal_entries: JournalEntriesTable;
+  payment_parts: PaymentPartsTable;
+  transfers: TransfersTable;
   audit_log: AuditLogTable;
   operator_incidents: OperatorIncidentsTable;
   notifications: NotificationsTable;
+  auditor_reports: AuditorReportsTable;
+  operator_observations: OperatorObservationsTable;
+  allocation_policies: AllocationPoliciesTable;
+  lightning_addresses: LightningAddressesTable;
+  lnurl_invoices: LnurlInvoicesTable;
 }
 
 export type DepositRow = Selectable<DepositsTable>;
 export type ConnectionRow = Selectable<ConnectionsTable>;
 export type TransactionRow = Selectable<TransactionsTable>;
+export type PaymentPartRow = Selectable<PaymentPartsTable>;
+export type TransferRow = Selectable<TransfersTable>;
 export type NewTransaction = Insertable<TransactionsTable>;
 export type TransactionUpdate = Updateable<TransactionsTable>;
 export type VaultOperatorRow = Selectable<VaultOperatorsTable>;

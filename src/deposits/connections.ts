@@ -7,6 +7,8 @@ import { grantInForce, parseGrant, type Grant } from '../protocol/grant.ts';
 import { Nip47Error } from '../protocol/nip47-error.ts';
 import { verifyDepositOpen } from '../protocol/user-statements.ts';
 import { ApiRefusal } from './api-refusal.ts';
+import type { VaultDeposit } from '../protocol/vault-api.ts';
+import type { Trx } from './journal.ts';
 import type { KnownOperator, OperatorDirectory } from './operators.ts';
 
 /** A registered connection: the app key and the grant its user signed for it. */
@@ -65,6 +67,12 @@ export interface Registration {
 export const GRANTABLE_CAPABILITIES = ['notifications'] as const;
 
 /**
+ * Permissions a grant may list for the bridge itself, not advertised to apps: `rebalance` lets
+ * the bridge move money between the user's own deposits (docs/multi-vault.md).
+ */
+export const BRIDGE_PERMISSIONS = ['rebalance'] as const;
+
+/**
  * Registers (or updates) a connection: checks the user's signatures, records the user, opens
  * the user's deposits at every operator that has none yet, pushes the grant to each deposit,
  * and stores the grant. The bridge never sees the connection's secret.
@@ -84,7 +92,8 @@ export async function registerConnection(
   // A revocation is a grant too: not in force, but the newest word on an existing connection.
   const revocation = grant.revoked && inForce.ok === false && inForce.error.code === 'UNAUTHORIZED';
   if (!inForce.ok && !revocation) throw new ApiRefusal('BAD_REQUEST', inForce.error.message);
-  const unknown = grant.methods.filter((m) => !servedMethods.includes(m) && !(GRANTABLE_CAPABILITIES as readonly string[]).includes(m));
+  const grantable: readonly string[] = [...GRANTABLE_CAPABILITIES, ...BRIDGE_PERMISSIONS];
+  const unknown = grant.methods.filter((m) => !servedMethods.includes(m) && !grantable.includes(m));
   if (unknown.length > 0) throw new ApiRefusal('BAD_REQUEST', `methods not served by this bridge: ${unknown.join(', ')}`);
   const owner = verifyDepositOpen(registration.depositOpenEvent);
   if (!owner.ok) throw new ApiRefusal('BAD_REQUEST', owner.error.message);
@@ -153,22 +162,7 @@ export async function ensureDeposits(db: Db, operators: readonly KnownOperator[]
         try {
           const deposit = await op.client.openDeposit(openEvent);
           if (deposit.owner !== userPubkey) throw new Error('operator opened a deposit for another owner');
-          await db
-            .insertInto('deposits')
-            .values({
-              user_pubkey: userPubkey,
-              operator_pubkey: op.nodePubkey,
-              remote_deposit_id: deposit.deposit_id,
-              vault_id: deposit.vault_id,
-              channel_id: deposit.channel_id,
-              multisig_pubkey: deposit.multisig_pubkey,
-              confirmed_msat: 0n,
-              reserved_msat: 0n,
-              vault_balance_msat: null,
-              vault_balance_seq: null,
-            })
-            .onConflict((oc) => oc.columns(['user_pubkey', 'operator_pubkey']).doNothing())
-            .execute();
+          await insertDepositRow(db, userPubkey, op.nodePubkey, deposit);
           have.add(op.nodePubkey);
         } catch (error) {
           logger.warn({ operator: op.name, err: error }, 'could not open a deposit');
@@ -199,4 +193,29 @@ export function requireGrantedMethod(connection: Connection, method: string, now
   const inForce = grantInForce(connection.grant, nowSec);
   if (!inForce.ok) throw new Nip47Error(inForce.error.code === 'EXPIRED' ? 'EXPIRED' : 'UNAUTHORIZED', inForce.error.message);
   if (!connection.grant.methods.includes(method)) throw new Nip47Error('RESTRICTED', `this connection is not allowed to call ${method}`);
+}
+
+/**
+ * Records the user's deposit at an operator with no money yet; the id of the new row, or
+ * undefined when the user already has a deposit there.
+ */
+export async function insertDepositRow(trx: Trx, userPubkey: string, operatorPubkey: string, deposit: VaultDeposit): Promise<bigint | undefined> {
+  const inserted = await trx
+    .insertInto('deposits')
+    .values({
+      user_pubkey: userPubkey,
+      operator_pubkey: operatorPubkey,
+      remote_deposit_id: deposit.deposit_id,
+      vault_id: deposit.vault_id,
+      channel_id: deposit.channel_id,
+      multisig_pubkey: deposit.multisig_pubkey,
+      confirmed_msat: 0n,
+      reserved_msat: 0n,
+      vault_balance_msat: null,
+      vault_balance_seq: null,
+    })
+    .onConflict((oc) => oc.columns(['user_pubkey', 'operator_pubkey']).doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  return inserted?.id;
 }

@@ -10,6 +10,7 @@ import { VaultError } from '../vault-client/vault-client.ts';
 import { chooseReceiveDeposit } from './allocation.ts';
 import type { WalletContext } from './context.ts';
 import { depositCandidates } from './deposit-candidates.ts';
+import { userPolicy } from './policy.ts';
 import { recordIncident } from './incidents.ts';
 import { queueNotifications } from './notification-outbox.ts';
 import { changeDepositMoney, inTransaction } from './journal.ts';
@@ -37,7 +38,7 @@ export interface InvoiceRequest {
 export async function makeInvoice(ctx: WalletContext, req: InvoiceRequest): Promise<TransactionRow> {
   if (req.amountMsat !== null && req.amountMsat <= 0n) throw new Nip47Error('BAD_REQUEST', 'amount must be positive');
   if (req.hold && req.amountMsat === null) throw new Nip47Error('BAD_REQUEST', 'a hold invoice needs an amount');
-  const candidates = await depositCandidates(ctx, ctx.db, req.userPubkey);
+  const [candidates, policy] = await Promise.all([depositCandidates(ctx, ctx.db, req.userPubkey), userPolicy(ctx.db, req.userPubkey)]);
   const tried = new Set<string>();
   let lastFailure = 'no vault operator can receive right now';
   // An operator that fails or hands out an invoice that does not verify is skipped for the next best.
@@ -45,6 +46,7 @@ export async function makeInvoice(ctx: WalletContext, req: InvoiceRequest): Prom
     const choice = chooseReceiveDeposit(
       candidates.filter((c) => !tried.has(c.operatorPubkey)),
       req.amountMsat ?? 0n,
+      policy,
     );
     if (!choice) throw new Nip47Error('INTERNAL', lastFailure);
     tried.add(choice.candidate.operatorPubkey);
@@ -222,7 +224,9 @@ export async function applyInvoiceSettled(ctx: WalletContext, operatorPubkey: st
       .where('id', '=', tx.id)
       .execute();
     await recordBalanceUpdate(ctx, trx, deposit.id, operatorPubkey, settled.balanceUpdate);
-    await queueNotifications(trx, deposit.user_pubkey, tx.id, 'payment_received');
+    // Money moved between the user's own deposits is not a payment received.
+    const transfer = await trx.selectFrom('transfers').select('id').where('incoming_transaction_id', '=', tx.id).executeTakeFirst();
+    if (!transfer) await queueNotifications(trx, deposit.user_pubkey, tx.id, 'payment_received');
     return 'credited';
   });
   if (outcome === 'credited') ctx.notifications?.poke();

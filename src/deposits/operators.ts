@@ -3,9 +3,10 @@ import type { Db } from '../db/database.ts';
 import { INTEGRITY_INCIDENTS } from '../db/schema.ts';
 import type { BitcoinNetwork } from '../protocol/invoice.ts';
 import type { VaultInfo } from '../protocol/vault-api.ts';
-import type { AuditorReportContent } from '../protocol/auditor-report.ts';
+import type { AuditorReport } from '../protocol/auditor-report.ts';
 import type { VaultClient } from '../vault-client/vault-client.ts';
-import { REPORT_RETENTION_SECONDS, scoreFromReports, withIncidents, type Score } from './reputation.ts';
+import { sql } from 'kysely';
+import { PRIOR_SCORE, REPORT_RETENTION_SECONDS, scoreOperator, SLOW_CALL_MS, type AttributedReport, type ScoreDetail } from './reputation.ts';
 
 export interface OperatorEntry {
   name: string;
@@ -16,8 +17,8 @@ export interface OperatorEntry {
 
 export interface AuditorSource {
   pubkey: string;
-  /** Verified reports about one operator since a time. */
-  reports(operatorPubkey: string, sinceSec: number): Promise<AuditorReportContent[]>;
+  /** Verified reports about one operator since a time, signed by this auditor. */
+  reports(operatorPubkey: string, sinceSec: number): Promise<AuditorReport[]>;
 }
 
 export interface KnownOperator {
@@ -30,6 +31,8 @@ export interface KnownOperator {
   info: VaultInfo;
   score: number;
   scoreReasons: string[];
+  /** Every figure the score came from, once this instance computed it. */
+  scoreDetail?: ScoreDetail;
   /** The bridge's own observation: did the last call reach it. */
   available: boolean;
 }
@@ -45,7 +48,8 @@ export class OperatorDirectory {
   readonly #operators = new Map<string, KnownOperator>();
   readonly #pending = new Map<string, OperatorEntry>();
   readonly #onConnect: Array<(nodePubkey: string) => void> = [];
-  readonly #auditorScores = new Map<string, Score>();
+  /** Calls to each operator URL not yet written to operator_observations, per hour. */
+  readonly #calls = new Map<string, { hourStartSec: number; calls: number; failures: number; slowCalls: number; latencyMs: number }>();
   #retryTimer: NodeJS.Timeout | undefined;
 
   constructor(db: Db, createClient: (url: string) => VaultClient, logger: Logger) {
@@ -90,8 +94,8 @@ export class OperatorDirectory {
         peer_node_pubkey: info.peer.node_pubkey,
         network: info.network,
         info: JSON.stringify(info, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)),
-        score: scoreFromReports([], 0).score,
-        score_reasons: JSON.stringify(scoreFromReports([], 0).reasons),
+        score: PRIOR_SCORE,
+        score_reasons: JSON.stringify([`no auditor report yet: new-operator prior ${PRIOR_SCORE}`]),
         events_cursor: 0n,
         available: true,
         last_seen_at: new Date(),
@@ -182,20 +186,84 @@ export class OperatorDirectory {
     );
   }
 
-  /** Fetches auditor reports and recomputes every operator's score. */
+  /** Counts one Vault API call (the HTTP client reports each) towards the bridge's own observations. */
+  recordCall(url: string, outcome: { answered: boolean; latencyMs: number }, nowSec = Math.floor(Date.now() / 1000)): void {
+    const hourStartSec = nowSec - (nowSec % 3600);
+    const key = `${hourStartSec} ${url}`;
+    const tally = this.#calls.get(key) ?? { hourStartSec, calls: 0, failures: 0, slowCalls: 0, latencyMs: 0 };
+    tally.calls += 1;
+    if (!outcome.answered) tally.failures += 1;
+    if (outcome.latencyMs > SLOW_CALL_MS) tally.slowCalls += 1;
+    tally.latencyMs += outcome.latencyMs;
+    this.#calls.set(key, tally);
+  }
+
+  /** Adds the calls counted since the last flush to operator_observations. */
+  async flushObservations(): Promise<void> {
+    const byUrl = new Map([...this.#operators.values()].map((op) => [op.url, op.nodePubkey]));
+    const tallies = [...this.#calls.entries()];
+    this.#calls.clear();
+    for (const [key, t] of tallies) {
+      const nodePubkey = byUrl.get(key.slice(key.indexOf(' ') + 1));
+      if (!nodePubkey) continue;
+      await this.#db
+        .insertInto('operator_observations')
+        .values({ operator_pubkey: nodePubkey, hour_start: new Date(t.hourStartSec * 1000), calls: t.calls, failures: t.failures, slow_calls: t.slowCalls, latency_ms_total: BigInt(t.latencyMs) })
+        .onConflict((oc) =>
+          oc.columns(['operator_pubkey', 'hour_start']).doUpdateSet({
+            calls: sql<number>`operator_observations.calls + excluded.calls`,
+            failures: sql<number>`operator_observations.failures + excluded.failures`,
+            slow_calls: sql<number>`operator_observations.slow_calls + excluded.slow_calls`,
+            latency_ms_total: sql<bigint>`operator_observations.latency_ms_total + excluded.latency_ms_total`,
+          }),
+        )
+        .execute();
+    }
+  }
+
+  /**
+   * Fetches the auditors' new reports (each kept 90 days), writes down the bridge's own
+   * observations, and recomputes every operator's score from all of it.
+   */
   async refreshScores(auditors: readonly AuditorSource[], nowSec: number): Promise<void> {
+    const horizon = nowSec - REPORT_RETENTION_SECONDS;
     for (const op of this.#operators.values()) {
-      const reports: AuditorReportContent[] = [];
       for (const auditor of auditors) {
+        const last = await this.#db
+          .selectFrom('auditor_reports')
+          .select((eb) => eb.fn.max('window_end').as('last'))
+          .where('auditor_pubkey', '=', auditor.pubkey)
+          .where('operator_pubkey', '=', op.nodePubkey)
+          .executeTakeFirst();
         try {
-          reports.push(...(await auditor.reports(op.nodePubkey, nowSec - REPORT_RETENTION_SECONDS)));
+          const reports = await auditor.reports(op.nodePubkey, Math.max(horizon, Number(last?.last ?? 0)));
+          if (reports.length === 0) continue;
+          await this.#db
+            .insertInto('auditor_reports')
+            .values(
+              reports.map((r) => {
+                const { event, auditor: signer, ...content } = r;
+                return {
+                  auditor_pubkey: signer,
+                  operator_pubkey: op.nodePubkey,
+                  window_start: BigInt(content.window_start),
+                  window_end: BigInt(content.window_end),
+                  content: JSON.stringify(content),
+                  event: JSON.stringify(event),
+                };
+              }),
+            )
+            .onConflict((oc) => oc.constraint('auditor_reports_once').doNothing())
+            .execute();
         } catch (error) {
           this.#logger.warn({ auditor: auditor.pubkey, err: error }, 'auditor not reachable');
         }
       }
-      this.#auditorScores.set(op.nodePubkey, scoreFromReports(reports, nowSec));
-      await this.#applyScore(op, nowSec);
     }
+    await this.#db.deleteFrom('auditor_reports').where('window_end', '<=', BigInt(horizon)).execute();
+    await this.#db.deleteFrom('operator_observations').where('hour_start', '<=', new Date(horizon * 1000)).execute();
+    await this.flushObservations();
+    for (const op of this.#operators.values()) await this.#applyScore(op, nowSec);
   }
 
   /** Lowers an operator's score at once after the bridge caught it misbehaving. */
@@ -204,22 +272,40 @@ export class OperatorDirectory {
     if (op) await this.#applyScore(op, Math.floor(Date.now() / 1000));
   }
 
-  /** The auditors' score, lowered by the bridge's own incident record (docs/reputation.md). */
+  /** The score from stored reports, the bridge's observations and its incident record (docs/reputation.md). */
   async #applyScore(op: KnownOperator, nowSec: number): Promise<void> {
-    const base = this.#auditorScores.get(op.nodePubkey) ?? scoreFromReports([], nowSec);
-    const since = new Date((nowSec - REPORT_RETENTION_SECONDS) * 1000);
+    const horizon = nowSec - REPORT_RETENTION_SECONDS;
+    const reports = await this.#db
+      .selectFrom('auditor_reports')
+      .select(['auditor_pubkey', 'content'])
+      .where('operator_pubkey', '=', op.nodePubkey)
+      .where('window_end', '>', BigInt(horizon))
+      .execute();
+    const observations = await this.#db
+      .selectFrom('operator_observations')
+      .select(['hour_start', 'calls', 'failures', 'slow_calls'])
+      .where('operator_pubkey', '=', op.nodePubkey)
+      .where('hour_start', '>', new Date(horizon * 1000))
+      .execute();
     const counts = await this.#db
       .selectFrom('operator_incidents')
       .select([(eb) => eb.fn.countAll<bigint>().as('all'), (eb) => eb.fn.countAll<bigint>().filterWhere('kind', 'in', [...INTEGRITY_INCIDENTS]).as('integrity')])
       .where('operator_pubkey', '=', op.nodePubkey)
-      .where('created_at', '>=', since)
+      .where('created_at', '>=', new Date(horizon * 1000))
       .executeTakeFirstOrThrow();
-    const { score, reasons } = withIncidents(base, Number(counts.all), Number(counts.integrity));
-    op.score = score;
-    op.scoreReasons = reasons;
+    const detail = scoreOperator({
+      reports: reports.map((r) => ({ ...(r.content as Omit<AttributedReport, 'auditor'>), auditor: r.auditor_pubkey })),
+      observations: observations.map((o) => ({ hourStartSec: Math.floor(o.hour_start.getTime() / 1000), calls: o.calls, failures: o.failures, slowCalls: o.slow_calls })),
+      incidents: Number(counts.all),
+      integrityIncidents: Number(counts.integrity),
+      nowSec,
+    });
+    op.score = detail.score;
+    op.scoreReasons = detail.reasons;
+    op.scoreDetail = detail;
     await this.#db
       .updateTable('vault_operators')
-      .set({ score, score_reasons: JSON.stringify(reasons), updated_at: new Date() })
+      .set({ score: detail.score, score_reasons: JSON.stringify(detail.reasons), updated_at: new Date() })
       .where('node_pubkey', '=', op.nodePubkey)
       .execute();
   }

@@ -13,14 +13,16 @@ import type { VaultErrorCode } from '../protocol/result.ts';
 import type { VaultPayment } from '../protocol/vault-api.ts';
 import { verifyBalanceUpdate } from '../protocol/vault-proof.ts';
 import { VaultError, type PayParams } from '../vault-client/vault-client.ts';
-import { payingDepositsInOrder } from './allocation.ts';
+import { payingDepositsInOrder, type DepositCandidate } from './allocation.ts';
 import type { Connection } from './connections.ts';
 import { BridgeStopping, type WalletContext } from './context.ts';
 import { depositCandidates } from './deposit-candidates.ts';
+import { userPolicy } from './policy.ts';
 import { recordIncident } from './incidents.ts';
 import { queueNotifications } from './notification-outbox.ts';
 import { changeDepositMoney, inTransaction, type Trx } from './journal.ts';
 import { spendUsage } from './spending.ts';
+import { fillDepositFor } from './transfers.ts';
 import { recordBalanceUpdate } from './vault-records.ts';
 
 /** A paying NIP-47 request (pay_invoice, pay_keysend, NWC-321 pay), with what a vault needs to verify it was the app's. */
@@ -58,7 +60,10 @@ const OPERATOR_SIDE_REFUSALS: ReadonlySet<VaultErrorCode> = new Set(['UNAVAILABL
  */
 export async function pay(ctx: WalletContext, req: PaymentRequest): Promise<PaymentOutcome> {
   const own = await ctx.db.selectFrom('transactions').selectAll().where('request_event_id', '=', req.request.id).executeTakeFirst();
-  if (own) return drive(ctx, req, own, new Set());
+  if (own) {
+    if (await hasParts(ctx, own.id)) return driveParts(ctx, req, own.id);
+    return drive(ctx, req, own, new Set());
+  }
 
   const network = ctx.operators.network();
   if (!network) throw new Nip47Error('INTERNAL', 'no vault operator is reachable');
@@ -69,6 +74,11 @@ export async function pay(ctx: WalletContext, req: PaymentRequest): Promise<Paym
   try {
     tx = await admit(ctx, req, target, new Set());
   } catch (error) {
+    // No one deposit covers it: several pay it together (basic_mpp), or one is filled first.
+    if (error instanceof Nip47Error && error.code === 'INSUFFICIENT_BALANCE' && req.signed.target === 'invoice') {
+      const spread = await payFromSeveral(ctx, req, target, req.signed.invoice.basicMpp);
+      if (spread) return spread;
+    }
     // Another request for the same invoice won the race to the unique index: share its outcome.
     const raced = isUniqueViolation(error) && target.paymentHash ? await liveAttempt(ctx, req.connection.userPubkey, target.paymentHash) : undefined;
     if (raced) return awaitOutcome(ctx, raced.id);
@@ -149,9 +159,7 @@ async function admit(ctx: WalletContext, req: PaymentRequest, target: PayTarget,
   const amount = req.signed.amountMsat;
   if (amount <= 0n) throw new Nip47Error('BAD_REQUEST', 'amount must be positive');
   const grant = req.connection.grant;
-  // The app may set a lower fee cap than its grant (`max_fee`): the lower one is reserved and sent.
-  const grantFee = feeLimitFor(amount, grant.feeLimit);
-  const maxFee = req.signed.maxFeeMsat !== null && req.signed.maxFeeMsat < grantFee ? req.signed.maxFeeMsat : grantFee;
+  const maxFee = feeLimitOfRequest(req);
   const need = amount + maxFee;
 
   return inTransaction(ctx.db, async (trx) => {
@@ -205,13 +213,19 @@ async function admit(ctx: WalletContext, req: PaymentRequest, target: PayTarget,
   });
 }
 
+/** The fee limit a payment reserves and sends: the grant's for the amount, or the app's own `max_fee` when lower. */
+export function feeLimitOfRequest(req: PaymentRequest): Msat {
+  const grantFee = feeLimitFor(req.signed.amountMsat, req.connection.grant.feeLimit);
+  return req.signed.maxFeeMsat !== null && req.signed.maxFeeMsat < grantFee ? req.signed.maxFeeMsat : grantFee;
+}
+
 /** Healthy deposits of the user at operators the grant allows, that cover `need`, best first. */
 async function payableDeposits(ctx: WalletContext, trx: Trx, req: PaymentRequest, need: Msat, excluded: ReadonlySet<string>) {
   const allowed = req.connection.grant.vaultOperators;
   const candidates = (await depositCandidates(ctx, trx, req.connection.userPubkey)).filter(
     (c) => !excluded.has(c.operatorPubkey) && (allowed === null || allowed.includes(c.operatorPubkey)),
   );
-  return payingDepositsInOrder(candidates, need);
+  return payingDepositsInOrder(candidates, need, await userPolicy(trx, req.connection.userPubkey));
 }
 
 /**
@@ -419,7 +433,8 @@ export async function applyPaymentState(ctx: WalletContext, operatorPubkey: stri
       .where('id', '=', txId)
       .execute();
     await recordBalanceUpdate(ctx, trx, tx.deposit_id, operatorPubkey, payment.balance_update);
-    await queueNotifications(trx, tx.user_pubkey, tx.id, 'payment_sent');
+    // A transfer between the user's own deposits is no payment an app made.
+    if (!(tx.metadata !== null && 'transfer' in tx.metadata)) await queueNotifications(trx, tx.user_pubkey, tx.id, 'payment_sent');
     return { tx, violation };
   });
   if (!settled) return;
@@ -437,7 +452,7 @@ export async function applyPaymentState(ctx: WalletContext, operatorPubkey: stri
 }
 
 /** Fails a pending payment and releases its reservation (once). */
-async function failOutgoing(
+export async function failOutgoing(
   ctx: WalletContext,
   txId: bigint,
   reason: string,
@@ -544,6 +559,7 @@ export async function refreshOutgoing(ctx: WalletContext, txId: bigint): Promise
 export async function refreshPendingOutgoing(ctx: WalletContext): Promise<void> {
   const pending = await ctx.db.selectFrom('transactions').select('id').where('type', '=', 'outgoing').where('state', '=', 'pending').where('step', '=', 'sent').execute();
   for (const { id } of pending) await refreshOutgoing(ctx, id);
+  await refreshPendingParts(ctx);
 }
 
 /** Applies a payment_settled / payment_failed event from a vault's stream. */
@@ -557,5 +573,428 @@ export async function applyPaymentEvent(ctx: WalletContext, operatorPubkey: stri
     .where('transactions.idempotency_key', '=', idempotencyKey)
     .where('transactions.type', '=', 'outgoing')
     .executeTakeFirst();
-  if (tx) await applyPaymentState(ctx, operatorPubkey, tx.id, payment);
+  if (tx) return applyPaymentState(ctx, operatorPubkey, tx.id, payment);
+  const part = await ctx.db
+    .selectFrom('payment_parts')
+    .innerJoin('deposits', 'deposits.id', 'payment_parts.deposit_id')
+    .select('payment_parts.id')
+    .where('deposits.operator_pubkey', '=', operatorPubkey)
+    .where('deposits.remote_deposit_id', '=', remoteDepositId)
+    .where('payment_parts.idempotency_key', '=', idempotencyKey)
+    .executeTakeFirst();
+  if (part) await applyPartState(ctx, operatorPubkey, part.id, payment);
+}
+
+// ---------------------------------------------------------------- multi-part payments
+
+/** At most this many deposits pay one invoice together. */
+export const MAX_PAYMENT_PARTS = 8;
+
+/** One deposit's share of a multi-part payment. */
+export interface PartPlan {
+  depositId: bigint;
+  amountMsat: Msat;
+  /** The part's share of the payment's fee limit: floor(fee limit × part / total), so the shares never add up past it. */
+  feeReserveMsat: Msat;
+}
+
+/**
+ * The smallest fee share a part may carry: the grant's base fee limit (what the user allows any
+ * one payment to cost), or an eighth of the fee limit when the app's `max_fee` is lower. Every
+ * part is a route of its own paying a base fee, so a sliver of a part with a sliver of the fee
+ * limit would only fail on its fee and hold the other parts until the payee gives up.
+ */
+export function minimumPartFeeShare(feeLimitMsat: Msat, grantBaseFeeMsat: Msat, maxParts = MAX_PAYMENT_PARTS): Msat {
+  const eighth = feeLimitMsat / BigInt(maxParts);
+  return grantBaseFeeMsat < eighth ? grantBaseFeeMsat : eighth;
+}
+
+/**
+ * Splits `totalMsat` over deposits in the given order (the one furthest above its target
+ * first), each part as large as its deposit's available balance allows once its share of the
+ * fee limit is counted: part + floor(F × part / T) ≤ available, i.e. part ≤ available × T / (T + F).
+ * No part carries less than `minFeeShareMsat` of the fee limit: a deposit that cannot hold such a
+ * part is passed over, and a part is shortened when it would leave a smaller remainder.
+ * Null when the deposits cannot hold the total within `maxParts` parts, or one deposit would do.
+ */
+export function planParts(
+  order: readonly DepositCandidate[],
+  totalMsat: Msat,
+  feeLimitMsat: Msat,
+  minFeeShareMsat: Msat = 0n,
+  maxParts = MAX_PAYMENT_PARTS,
+): PartPlan[] | null {
+  if (totalMsat <= 0n) return null;
+  // The smallest part whose share floor(F × part / T) reaches the minimum share.
+  const minPart = feeLimitMsat === 0n || minFeeShareMsat === 0n ? 1n : (minFeeShareMsat * totalMsat + feeLimitMsat - 1n) / feeLimitMsat;
+  const parts: PartPlan[] = [];
+  let remaining = totalMsat;
+  for (const c of order) {
+    if (remaining === 0n || parts.length >= maxParts) break;
+    if (c.availableMsat <= 0n) continue;
+    let part = (c.availableMsat * totalMsat) / (totalMsat + feeLimitMsat);
+    if (part > remaining) part = remaining;
+    if (part < remaining && remaining - part < minPart) part = remaining - minPart;
+    if (part < minPart) continue;
+    parts.push({ depositId: c.depositId, amountMsat: part, feeReserveMsat: (feeLimitMsat * part) / totalMsat });
+    remaining -= part;
+  }
+  return remaining === 0n && parts.length >= 2 ? parts : null;
+}
+
+async function hasParts(ctx: WalletContext, txId: bigint): Promise<boolean> {
+  return (await ctx.db.selectFrom('payment_parts').select('id').where('transaction_id', '=', txId).limit(1).executeTakeFirst()) !== undefined;
+}
+
+/**
+ * When no single deposit covers amount + fee limit: with `basic_mpp`, several deposits pay the
+ * invoice together (one NWC payment, one transaction with its parts); without, one deposit is
+ * filled from another of the user's own first (`fillDepositFor`), then pays alone. Null when
+ * neither can be done (the caller answers INSUFFICIENT_BALANCE).
+ */
+async function payFromSeveral(ctx: WalletContext, req: PaymentRequest, target: PayTarget, mpp: boolean): Promise<PaymentOutcome | null> {
+  if (!mpp) {
+    if (!(await fillDepositFor(ctx, req, req.signed.amountMsat + feeLimitOfRequest(req)))) return null;
+    const tx = await admit(ctx, req, target, new Set());
+    return drive(ctx, req, tx, new Set());
+  }
+  let txId: bigint | null;
+  try {
+    txId = await admitParts(ctx, req, target);
+  } catch (error) {
+    const raced = isUniqueViolation(error) && target.paymentHash ? await liveAttempt(ctx, req.connection.userPubkey, target.paymentHash) : undefined;
+    if (raced) return awaitOutcome(ctx, raced.id);
+    throw error;
+  }
+  if (txId === null) return null;
+  return driveParts(ctx, req, txId);
+}
+
+/** Thrown inside a transaction to roll back parts whose reservation lost a race. */
+class PartsRaced extends Error {}
+
+/**
+ * Admission of a multi-part payment, one database transaction as for one deposit: the
+ * connection locked, lock and grant limits checked for the whole amount and fee limit, the
+ * transaction inserted (with the payment hash's live-attempt index), then every part reserved
+ * on its deposit with a conditional update. Null, nothing written, when the deposits cannot hold it.
+ */
+async function admitParts(ctx: WalletContext, req: PaymentRequest, target: PayTarget): Promise<bigint | null> {
+  const now = ctx.now();
+  const amount = req.signed.amountMsat;
+  const maxFee = feeLimitOfRequest(req);
+  const grant = req.connection.grant;
+  return inTransaction(ctx.db, async (trx) => {
+    await trx.selectFrom('connections').select('pubkey').where('pubkey', '=', req.connection.pubkey).forNoKeyUpdate().executeTakeFirstOrThrow();
+    const user = await trx.selectFrom('users').select('locked').where('pubkey', '=', req.connection.userPubkey).executeTakeFirstOrThrow();
+    if (user.locked) throw new Nip47Error('RESTRICTED', 'the owner has locked their deposits: no payment leaves them until unlocked');
+    const limits = checkSpendLimits(grant, amount, maxFee, await spendUsage(trx, req.connection, now));
+    if (!limits.ok) throw new Nip47Error(NIP47_CODE_FOR_VAULT_ERROR[limits.error.code], limits.error.message);
+    const allowed = grant.vaultOperators;
+    const candidates = (await depositCandidates(ctx, trx, req.connection.userPubkey)).filter((c) => allowed === null || allowed.includes(c.operatorPubkey));
+    const order = payingDepositsInOrder(candidates, 1n, await userPolicy(trx, req.connection.userPubkey));
+    const plan = planParts(order, amount, maxFee, minimumPartFeeShare(maxFee, grant.feeLimit.baseMsat));
+    if (plan === null) return null;
+    const feeReserve = plan.reduce((sum, p) => sum + p.feeReserveMsat, 0n);
+    const tx = await trx
+      .insertInto('transactions')
+      .values({
+        user_pubkey: req.connection.userPubkey,
+        deposit_id: plan[0]!.depositId,
+        connection_pubkey: req.connection.pubkey,
+        type: 'outgoing',
+        state: 'pending',
+        // The parts carry the steps; the transaction has no idempotency key of its own, so the
+        // one-deposit paths (refresh, events, failing) never act on it.
+        step: 'sent',
+        payment_hash: target.paymentHash ?? req.request.id,
+        invoice: target.invoice,
+        description: target.description,
+        description_hash: target.descriptionHash,
+        preimage: null,
+        amount_msat: amount,
+        fee_msat: 0n,
+        fee_reserve_msat: feeReserve,
+        request_event_id: req.request.id,
+        idempotency_key: null,
+        failure_reason: null,
+        metadata: JSON.stringify(target.metadata),
+        created_at: now,
+        expires_at: target.expiresAt,
+        settled_at: null,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    for (const [i, part] of plan.entries()) {
+      await trx
+        .insertInto('payment_parts')
+        .values({
+          transaction_id: tx.id,
+          deposit_id: part.depositId,
+          amount_msat: part.amountMsat,
+          fee_reserve_msat: part.feeReserveMsat,
+          idempotency_key: `${req.request.id}.${i + 1}`,
+          state: 'pending',
+          step: 'reserved',
+          preimage: null,
+          failure_reason: null,
+          failure_code: null,
+        })
+        .execute();
+      const need = part.amountMsat + part.feeReserveMsat;
+      const reserved = await changeDepositMoney(trx, { depositId: part.depositId, transactionId: tx.id, kind: 'reserve', confirmedDeltaMsat: 0n, reservedDeltaMsat: need, requireAvailableMsat: need });
+      if (!reserved) throw new PartsRaced();
+    }
+    return tx.id;
+  }).catch((error: unknown) => {
+    if (error instanceof PartsRaced) return null;
+    throw error;
+  });
+}
+
+interface PartRow {
+  id: bigint;
+  transaction_id: bigint;
+  deposit_id: bigint;
+  amount_msat: bigint;
+  fee_reserve_msat: bigint;
+  idempotency_key: string;
+  state: string;
+  step: string;
+  operator_pubkey: string;
+  remote_deposit_id: string;
+}
+
+function partsOf(ctx: WalletContext, txId: bigint): Promise<PartRow[]> {
+  return ctx.db
+    .selectFrom('payment_parts')
+    .innerJoin('deposits', 'deposits.id', 'payment_parts.deposit_id')
+    .select([
+      'payment_parts.id',
+      'payment_parts.transaction_id',
+      'payment_parts.deposit_id',
+      'payment_parts.amount_msat',
+      'payment_parts.fee_reserve_msat',
+      'payment_parts.idempotency_key',
+      'payment_parts.state',
+      'payment_parts.step',
+      'deposits.operator_pubkey',
+      'deposits.remote_deposit_id',
+    ])
+    .where('payment_parts.transaction_id', '=', txId)
+    .orderBy('payment_parts.id')
+    .execute();
+}
+
+/** Sends every part not sent yet (all at once: the payee holds them until all arrive), then waits for the whole. */
+async function driveParts(ctx: WalletContext, req: PaymentRequest, txId: bigint): Promise<PaymentOutcome> {
+  const tx = await ctx.db.selectFrom('transactions').selectAll().where('id', '=', txId).executeTakeFirstOrThrow();
+  if (tx.request_event_id !== req.request.id || tx.state !== 'pending') return awaitOutcome(ctx, txId);
+  const parts = await partsOf(ctx, txId);
+  await Promise.all(parts.map((part) => sendPart(ctx, req, tx, part)));
+  // Stopping: what the vaults said is asked again when the request is resumed.
+  if (ctx.stopping.aborted) throw new BridgeStopping();
+  await finalizeParts(ctx, txId);
+  return awaitParts(ctx, txId, req);
+}
+
+/** One part to its vault: asked first when it may have it (after a crash), sent otherwise. */
+async function sendPart(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow, part: PartRow): Promise<void> {
+  if (part.state !== 'pending' || ctx.stopping.aborted) return;
+  const op = ctx.operators.get(part.operator_pubkey);
+  if (!op) {
+    if (part.step === 'reserved') await failPart(ctx, part.id, 'the vault operator is not connected', null, null);
+    return;
+  }
+  let known: VaultPayment | null = null;
+  let mustSend = part.step === 'reserved';
+  if (part.step === 'sent') {
+    try {
+      known = await op.client.paymentStatus(part.remote_deposit_id, part.idempotency_key);
+      mustSend = known === null;
+    } catch (error) {
+      ctx.logger.warn({ partId: part.id.toString(), operator: op.name, err: error }, 'vault unreachable; part stays pending');
+    }
+  }
+  if (mustSend) {
+    await ctx.db.updateTable('payment_parts').set({ step: 'sent', updated_at: new Date() }).where('id', '=', part.id).execute();
+    try {
+      known = await op.client.pay(part.remote_deposit_id, {
+        invoice: tx.invoice,
+        amountMsat: part.amount_msat,
+        maxFeeMsat: part.fee_reserve_msat,
+        idempotencyKey: part.idempotency_key,
+        authorization: buildAuthorization(req.connection.grantEvent, req.request, req.encryption, req.key),
+        mpp: { totalMsat: tx.amount_msat },
+      });
+      ctx.operators.observe(op.nodePubkey, true);
+    } catch (error) {
+      if (!(error instanceof VaultError)) throw error;
+      if (error.code === 'UNAVAILABLE') ctx.operators.observe(op.nodePubkey, false);
+      if (error.outcomeUnknown) ctx.logger.warn({ partId: part.id.toString(), operator: op.name }, 'vault outcome unknown; part stays pending');
+      else if (!ctx.stopping.aborted) await failPart(ctx, part.id, `vault refused: ${error.message}`, null, null);
+    }
+  }
+  if (known && !ctx.stopping.aborted) await applyPartState(ctx, op.nodePubkey, part.id, known);
+}
+
+/** Records a vault's report of one part: settled parts are debited at once (the money left), failed ones released. */
+async function applyPartState(ctx: WalletContext, operatorPubkey: string, partId: bigint, payment: VaultPayment): Promise<void> {
+  if (payment.state === 'pending') return;
+  if (payment.state === 'failed') {
+    await failPart(ctx, partId, payment.failure_reason ?? 'part failed', payment.failure_code ?? null, (trx, depositId) =>
+      recordBalanceUpdate(ctx, trx, depositId, operatorPubkey, payment.balance_update),
+    );
+    return;
+  }
+  if (!payment.preimage) {
+    ctx.logger.error({ partId: partId.toString() }, 'vault reported a settled part without a preimage; left pending');
+    return;
+  }
+  const preimage = payment.preimage;
+  const violation = await inTransaction(ctx.db, async (trx) => {
+    const part = await trx.selectFrom('payment_parts').selectAll().where('id', '=', partId).forNoKeyUpdate().executeTakeFirstOrThrow();
+    if (part.state !== 'pending') return null;
+    // A fee above the part's limit is not charged beyond it here; the excess is an incident.
+    const charged = payment.fee_msat > part.fee_reserve_msat ? part.fee_reserve_msat : payment.fee_msat;
+    await changeDepositMoney(trx, {
+      depositId: part.deposit_id,
+      transactionId: part.transaction_id,
+      kind: 'debit',
+      confirmedDeltaMsat: -(part.amount_msat + charged),
+      reservedDeltaMsat: -(part.amount_msat + part.fee_reserve_msat),
+    });
+    await trx.updateTable('payment_parts').set({ state: 'settled', step: 'final', preimage, fee_msat: charged, updated_at: new Date() }).where('id', '=', partId).execute();
+    await recordBalanceUpdate(ctx, trx, part.deposit_id, operatorPubkey, payment.balance_update);
+    const user = await trx.selectFrom('deposits').select('user_pubkey').where('id', '=', part.deposit_id).executeTakeFirstOrThrow();
+    return payment.fee_msat > part.fee_reserve_msat ? { user: user.user_pubkey, reserve: part.fee_reserve_msat, key: part.idempotency_key } : null;
+  });
+  if (violation) {
+    await recordIncident(ctx, {
+      operatorPubkey,
+      userPubkey: violation.user,
+      kind: 'fee_violation',
+      message: `vault reported fee ${payment.fee_msat} msat above the part's limit of ${violation.reserve} msat; the limit was charged`,
+      evidence: { payment, idempotency_key: violation.key },
+    });
+  }
+  const part = await ctx.db.selectFrom('payment_parts').select('transaction_id').where('id', '=', partId).executeTakeFirstOrThrow();
+  await finalizeParts(ctx, part.transaction_id);
+}
+
+/** Fails a pending part and releases its reservation (once), then finishes the payment if every part is final. */
+async function failPart(
+  ctx: WalletContext,
+  partId: bigint,
+  reason: string,
+  failureCode: string | null,
+  alsoInTransaction: ((trx: Trx, depositId: bigint) => Promise<void>) | null,
+): Promise<void> {
+  const txId = await inTransaction(ctx.db, async (trx) => {
+    const part = await trx.selectFrom('payment_parts').selectAll().where('id', '=', partId).forNoKeyUpdate().executeTakeFirstOrThrow();
+    if (part.state !== 'pending') return part.transaction_id;
+    await changeDepositMoney(trx, {
+      depositId: part.deposit_id,
+      transactionId: part.transaction_id,
+      kind: 'release',
+      confirmedDeltaMsat: 0n,
+      reservedDeltaMsat: -(part.amount_msat + part.fee_reserve_msat),
+    });
+    await trx
+      .updateTable('payment_parts')
+      .set({ state: 'failed', step: 'final', failure_reason: reason.slice(0, 500), failure_code: failureCode, updated_at: new Date() })
+      .where('id', '=', partId)
+      .execute();
+    if (alsoInTransaction) await alsoInTransaction(trx, part.deposit_id);
+    return part.transaction_id;
+  });
+  await finalizeParts(ctx, txId);
+}
+
+/**
+ * Once every part is final, so is the payment: settled if any part settled (the payee released
+ * the preimage, so it was paid; with an honest payee all parts settle together), with the
+ * parts' fees as its fee; failed otherwise. Until then it stays pending, whatever one part did.
+ */
+async function finalizeParts(ctx: WalletContext, txId: bigint): Promise<void> {
+  const finished = await inTransaction(ctx.db, async (trx) => {
+    const tx = await trx.selectFrom('transactions').selectAll().where('id', '=', txId).forNoKeyUpdate().executeTakeFirstOrThrow();
+    if (tx.state !== 'pending') return false;
+    const parts = await trx.selectFrom('payment_parts').selectAll().where('transaction_id', '=', txId).orderBy('id').execute();
+    if (parts.length === 0 || parts.some((p) => p.state === 'pending')) return false;
+    const settled = parts.filter((p) => p.state === 'settled');
+    if (settled.length > 0) {
+      const failed = parts.length - settled.length;
+      await trx
+        .updateTable('transactions')
+        .set({
+          state: 'settled',
+          step: 'final',
+          preimage: settled[0]!.preimage,
+          fee_msat: settled.reduce((sum, p) => sum + p.fee_msat, 0n),
+          settled_at: ctx.now(),
+          failure_reason: failed > 0 ? `${failed} of ${parts.length} parts failed although the payee released the preimage` : null,
+          updated_at: new Date(),
+        })
+        .where('id', '=', txId)
+        .execute();
+      await queueNotifications(trx, tx.user_pubkey, tx.id, 'payment_sent');
+    } else {
+      const code = parts.find((p) => p.failure_code === 'FEE_LIMIT_EXCEEDED')?.failure_code ?? parts.find((p) => p.failure_code !== null)?.failure_code ?? null;
+      const reasons = [...new Set(parts.map((p) => p.failure_reason ?? 'failed'))].join('; ');
+      await trx
+        .updateTable('transactions')
+        .set({ state: 'failed', step: 'final', failure_reason: `multi-part payment failed, no part settled: ${reasons}`.slice(0, 500), failure_code: code, updated_at: new Date() })
+        .where('id', '=', txId)
+        .execute();
+    }
+    return true;
+  });
+  if (finished) {
+    ctx.finality.notify(txId);
+    ctx.notifications?.poke();
+  }
+}
+
+/** Asks the vault about one sent part; one it never received is sent again (with the request at hand) or, once too old, failed. */
+async function refreshPart(ctx: WalletContext, part: PartRow, resume: { req: PaymentRequest; tx: TransactionRow } | null): Promise<void> {
+  if (part.state !== 'pending' || part.step !== 'sent') return;
+  const op = ctx.operators.get(part.operator_pubkey);
+  if (!op) return;
+  try {
+    const payment = await op.client.paymentStatus(part.remote_deposit_id, part.idempotency_key);
+    ctx.operators.observe(op.nodePubkey, true);
+    if (payment) return applyPartState(ctx, op.nodePubkey, part.id, payment);
+    const tx = resume?.tx ?? (await ctx.db.selectFrom('transactions').selectAll().where('id', '=', part.transaction_id).executeTakeFirstOrThrow());
+    if (tx.created_at < BigInt(ctx.now() - NEVER_ACCEPTED_AFTER_SECONDS)) {
+      await failPart(ctx, part.id, 'the vault never received the part, and the request is now too old for it to accept', null, null);
+    } else if (resume) {
+      await sendPart(ctx, resume.req, resume.tx, { ...part, step: 'reserved' });
+    }
+  } catch (error) {
+    if (error instanceof VaultError && error.code === 'UNAVAILABLE') ctx.operators.observe(op.nodePubkey, false);
+    ctx.logger.warn({ partId: part.id.toString(), err: error }, 'could not learn a part outcome; will ask again');
+  }
+}
+
+/** Waits until every part is final and answers the payment's outcome; parts are asked about now and then. */
+async function awaitParts(ctx: WalletContext, txId: bigint, req: PaymentRequest): Promise<PaymentOutcome> {
+  let delayMs = 200;
+  for (;;) {
+    const tx = await ctx.db.selectFrom('transactions').selectAll().where('id', '=', txId).executeTakeFirstOrThrow();
+    if (tx.state !== 'pending') return awaitOutcome(ctx, txId);
+    if (ctx.stopping.aborted) throw new BridgeStopping();
+    await ctx.finality.wait(txId, delayMs, ctx.stopping);
+    if (ctx.stopping.aborted) throw new BridgeStopping();
+    delayMs = Math.min(delayMs * 2, 5_000);
+    for (const part of await partsOf(ctx, txId)) await refreshPart(ctx, part, { req, tx });
+  }
+}
+
+/** Asks the vaults about every part left pending (after a restart, or a missed event). */
+export async function refreshPendingParts(ctx: WalletContext): Promise<void> {
+  const pending = await ctx.db.selectFrom('payment_parts').select('transaction_id').distinct().where('state', '=', 'pending').where('step', '=', 'sent').execute();
+  for (const { transaction_id } of pending) {
+    for (const part of await partsOf(ctx, transaction_id)) await refreshPart(ctx, part, null);
+  }
 }

@@ -1,8 +1,10 @@
 import type { VaultEvent } from '../protocol/vault-api.ts';
 import type { EventSubscription } from '../vault-client/vault-client.ts';
+import { applyMaintenanceCharge } from './maintenance.ts';
 import type { WalletContext } from './context.ts';
 import { applyHoldAccepted, applyInvoiceSettled, applyInvoiceStatus } from './invoices.ts';
 import { applyPaymentEvent } from './payments.ts';
+import { applyDepositMoved } from './transfers.ts';
 
 /**
  * Follows each operator's event stream from the last applied seq and applies what it says:
@@ -76,6 +78,18 @@ export class VaultEventFollower {
         if (status) await applyInvoiceStatus(this.#ctx, operatorPubkey, event.deposit_id, status);
         return;
       }
+      case 'deposit_moved':
+        await applyDepositMoved(this.#ctx, operatorPubkey, event);
+        return;
+      case 'maintenance_charged':
+        await applyMaintenanceCharge(this.#ctx, operatorPubkey, {
+          remoteDepositId: event.deposit_id,
+          feeMsat: event.fee_msat,
+          fromHeight: event.from_height,
+          toHeight: event.to_height,
+          balanceUpdate: event.balance_update,
+        });
+        return;
       case 'lock_changed':
         this.#ctx.logger.info({ operatorPubkey, deposit: event.deposit_id, locked: event.locked }, 'deposit lock changed');
         return;

@@ -196,7 +196,7 @@ function summarize(operator: string, samples: Sample[], windowStart: number, win
     latency_p50_ms: percentile(50),
     latency_p95_ms: percentile(95),
     // The worst reserve seen in the window: a shortfall for one sample is a shortfall.
-    reserve_ratio_ppm: reserves.length === 0 ? 0 : Math.min(...reserves),
+    reserve_ratio_ppm: reserves.length === 0 ? null : Math.min(...reserves),
     integrity_incidents: samples.filter((s) => s.integrityIncident).length,
   };
 }

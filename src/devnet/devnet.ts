@@ -1,6 +1,6 @@
 /**
  * A local world to run the bridge against: a Nostr relay, reference vault operators on a
- * simulated Lightning network, an auditor, an external payer and payee, and a control server.
+ * simulated Lightning network, two auditors, an external payer and payee, and a control server.
  * With a data dir, everything lives under `<dataDir>/devnet/` and survives a restart.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -27,14 +27,17 @@ export interface DevnetOptions {
   dataDir: string | null;
   /** Run the relay (default true). */
   relay?: boolean;
-  /** Run the Lightning network, vault operators, auditor and control server (default true). */
+  /** Run the Lightning network, vault operators, two auditors and control server (default true). */
   vaults?: boolean;
   host?: string;
-  /** Ports; 0 picks a free one. Defaults 7447 (relay), 7450 (control), 7451–7453, 7454 (auditor). */
+  /** Ports; 0 picks a free one. Defaults 7447 (relay), 7450 (control), 7451–7453 (operators), 7454–7455 (auditors). */
   relayPort?: number;
   controlPort?: number;
   operatorPorts?: number[];
+  /** The first auditor's port; the second takes the next one (0: both free ports). */
   auditorPort?: number;
+  /** Each auditor's port, when they must be exact (a restart on the same ports). */
+  auditorPorts?: number[];
   /** Number of vault operators, named vault-a, vault-b, … (default 3, at most 26). */
   operators?: number;
   /** Auditor probe interval (default 10 s) and report window (default 10 min). */
@@ -229,8 +232,13 @@ async function startVaults(
   undo.push(() => network.close());
   const external = new ExternalNodes(network, dbPath('external'));
   undo.push(() => external.close());
-  const auditor = new DevnetAuditor({ dbPath: dbPath('auditor'), intervalMs: options.auditIntervalMs, windowMs: options.auditWindowMs, logger: log });
-  undo.push(() => auditor.close());
+  // Two independent auditors, so agreement between them is part of every score.
+  const auditorNames = ['auditor', 'auditor-2'];
+  const auditorNodes = auditorNames.map((name) => {
+    const auditor = new DevnetAuditor({ dbPath: dbPath(name), intervalMs: options.auditIntervalMs, windowMs: options.auditWindowMs, logger: log });
+    undo.push(() => auditor.close());
+    return auditor;
+  });
 
   // Operators close one after another without awaiting, after their servers and before the
   // network: no payment can land between a payee's close and its payer's.
@@ -244,7 +252,7 @@ async function startVaults(
       peerSecret: network.secretKey(`${name}-peer`),
       network,
       routingPolicy: policyOf(i),
-      auditors: [auditor.pubkey],
+      auditors: auditorNodes.map((a) => a.pubkey),
       paymentWaitMs: options.paymentWaitMs,
       logger: log,
     });
@@ -270,12 +278,15 @@ async function startVaults(
     });
   }
 
-  const auditorServer = await startAuditorServer(auditor, host, options.auditorPort ?? 7454, log);
-  undo.push(() => auditorServer.close());
-  auditor.start(handles.map((h) => ({ url: h.url, nodePubkey: h.nodePubkey })));
-  undo.push(() => auditor.stop());
-
-  const auditors = [{ url: auditorServer.url, pubkey: auditor.pubkey }];
+  const auditors: { url: string; pubkey: string }[] = [];
+  for (const [i, auditor] of auditorNodes.entries()) {
+    const port = options.auditorPorts?.[i] ?? (options.auditorPort === 0 ? 0 : (options.auditorPort ?? 7454) + i);
+    const auditorServer = await startAuditorServer(auditor, host, port, log);
+    undo.push(() => auditorServer.close());
+    auditor.start(handles.map((h) => ({ url: h.url, nodePubkey: h.nodePubkey })));
+    undo.push(() => auditor.stop());
+    auditors.push({ url: auditorServer.url, pubkey: auditor.pubkey });
+  }
   let controlUrl: string | null = null;
   const lightningAddress = () => (controlUrl === null ? null : `${PAYEE_ADDRESS_NAME}@${new URL(controlUrl).host}`);
   const describe = (): DevnetDescription => ({

@@ -1,4 +1,8 @@
-import type { VaultErrorCode } from '../protocol/result.ts';
+import type { Result, VaultErrorCode } from '../protocol/result.ts';
+import type { TransferDestination } from '../protocol/transfer.ts';
+
+/** The operator's own move of a deposit to another vault (answers the payment record, or why not). */
+export type DepositMover = (depositId: string, destination: TransferDestination) => Promise<Result<unknown>>;
 
 /**
  * Fault switches of a devnet vault operator, for tests of how the bridge copes. Setting one
@@ -15,6 +19,8 @@ export class VaultFaults {
   #misreportBalanceMsat = 0n;
   #invalidProof = false;
   #refusePayments: VaultErrorCode | null = null;
+  #mover: DepositMover | null = null;
+  #noMppInvoices = false;
   readonly #onChange: () => void;
 
   constructor(onChange: () => void) {
@@ -114,5 +120,28 @@ export class VaultFaults {
   }
   set refusePayments(value: VaultErrorCode | null) {
     this.#refusePayments = value;
+  }
+
+  /** Invoices made while set do not allow multi-part payments (no basic_mpp feature bit), as some nodes issue them. */
+  get noMppInvoices(): boolean {
+    return this.#noMppInvoices;
+  }
+  set noMppInvoices(value: boolean) {
+    this.#noMppInvoices = value;
+  }
+
+  /** Set by the operator: how it moves a deposit on its own initiative. */
+  setMover(mover: DepositMover): void {
+    this.#mover = mover;
+  }
+
+  /**
+   * A vault-initiated transfer: the operator moves `destination`'s amount out of the deposit
+   * into another vault's deposit of the same owner (the invoice with its vault proof and owner
+   * attestation), paying the routing fee from the deposit too, and emits `deposit_moved`.
+   */
+  moveDeposit(depositId: string, destination: TransferDestination): Promise<Result<unknown>> {
+    if (this.#mover === null) throw new Error('this operator cannot move deposits');
+    return this.#mover(depositId, destination);
   }
 }

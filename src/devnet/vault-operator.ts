@@ -13,7 +13,7 @@ import type { z } from 'zod';
 import type { Event } from 'nostr-tools/pure';
 import type { Msat } from '../protocol/amounts.ts';
 import { REQUEST_MAX_AGE_SECONDS, verifyPaymentAuthorization, type PaymentTarget } from '../protocol/authorization.ts';
-import { budgetWindowStart, checkSpendLimits, GRANT_MAX_SKEW_SECONDS, parseGrant, VELOCITY_WINDOW_SECONDS } from '../protocol/grant.ts';
+import { budgetWindowStart, checkSpendLimits, GRANT_MAX_SKEW_SECONDS, grantInForce, parseGrant, VELOCITY_WINDOW_SECONDS } from '../protocol/grant.ts';
 import { bytesToHex, hexToBytes } from '../protocol/hex.ts';
 import { decodeInvoice, decodePayableInvoice, type DecodedInvoice } from '../protocol/invoice.ts';
 import { resolveLightningAddress, type ResolvedLightningAddress } from '../protocol/lnurl.ts';
@@ -39,6 +39,9 @@ import {
   type PaymentFailureCode,
 } from '../protocol/vault-api.ts';
 import { signBalanceUpdate, signVaultProof, vaultMultisigPubkey, type balanceUpdateSchema } from '../protocol/vault-proof.ts';
+import { feeLimitFor } from '../protocol/amounts.ts';
+import { REBALANCE_CAPABILITY, signOwnerAttestation, verifyTransferDestination } from '../protocol/transfer.ts';
+import { movedDestinationSchema, type transferRequestSchema } from '../protocol/vault-api.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import {
   buildInvoice,
@@ -69,6 +72,7 @@ type WireEventData = DistributiveOmit<WireEvent, 'seq'>;
 export type CreateInvoiceBody = z.output<typeof createInvoiceRequestSchema>;
 export type CreateHoldInvoiceBody = z.output<typeof createHoldInvoiceRequestSchema>;
 export type PayBody = z.output<typeof payRequestSchema>;
+export type TransferBody = z.output<typeof transferRequestSchema>;
 
 /** What the devnet's operators accept: invoices from 1 sat to 1 BTC, deposits up to 10 BTC. */
 const LIMITS = {
@@ -95,13 +99,28 @@ export interface VaultOperatorOptions {
   holdCheckIntervalMs?: number;
   /** Per request to a lightning address's server (default 10 000 ms). */
   lnurlTimeoutMs?: number;
+  /** The maintenance fee schedule (default: the paper's, DEVNET_MAINTENANCE). */
+  maintenance?: MaintenanceSchedule;
   logger?: Logger;
 }
+
+/**
+ * What a deposit costs to keep, charged at the end of every `periodBlocks`: a unit fee, plus the
+ * rate (ppm per `ratePeriodBlocks`) on the balance, pro rata for the period.
+ */
+export interface MaintenanceSchedule {
+  unitFeeMsat: Msat;
+  periodBlocks: number;
+  rateFeePpm: number;
+  ratePeriodBlocks: number;
+}
+
+/** The paper's example: 1 000 msat per 144 blocks (a day), 0.27 % per 52 560 blocks (a year). */
+export const DEVNET_MAINTENANCE: MaintenanceSchedule = { unitFeeMsat: 1_000n, periodBlocks: 144, rateFeePpm: 2_700, ratePeriodBlocks: 52_560 };
 
 const NETWORK = 'regtest';
 /** The schema `#migrate` brings a database to (PRAGMA user_version). */
 const SCHEMA_VERSION = 2;
-const MAINTENANCE_PERIOD_BLOCKS = 144;
 const DEFAULT_INVOICE_EXPIRY_SECONDS = 3600;
 
 function nowSeconds(): number {
@@ -123,6 +142,7 @@ export class VaultOperator {
   readonly #peerSecret: Uint8Array;
   readonly #network: LightningNetwork;
   readonly #policy: RoutingPolicy;
+  readonly #maintenance: MaintenanceSchedule;
   readonly #auditors: string[];
   readonly #paymentWaitMs: number;
   readonly #lnurlTimeoutMs: number;
@@ -142,6 +162,7 @@ export class VaultOperator {
     this.#peerSecret = options.peerSecret;
     this.#network = options.network;
     this.#policy = options.routingPolicy;
+    this.#maintenance = options.maintenance ?? DEVNET_MAINTENANCE;
     this.#auditors = options.auditors;
     this.#paymentWaitMs = options.paymentWaitMs ?? 2_000;
     this.#lnurlTimeoutMs = options.lnurlTimeoutMs ?? 10_000;
@@ -153,14 +174,22 @@ export class VaultOperator {
     this.channelId = this.#meta('channel_id', () => bytesToHex(randomBytes(32)));
     this.multisigPubkey = vaultMultisigPubkey(this.nodePubkey, this.peerNodePubkey, this.channelId, this.vaultId);
     this.faults = new VaultFaults(() => this.#faultsChanged());
+    this.faults.setMover((depositId, destination) => this.moveDeposit(depositId, destination));
     this.#network.addNode(this.nodePubkey, {
       policy: this.#policy,
       online: () => !this.faults.down && !this.#closed,
       receive: (payment) => this.#receive(payment),
     });
     // Held payments past their settle deadline are canceled: on every mined block, and on a timer for wall-time blocks.
-    this.#stopBlocks = this.#network.onBlocks(() => this.#expireHolds());
-    this.#holdTimer = setInterval(() => this.#expireHolds(), options.holdCheckIntervalMs ?? 1_000);
+    // Maintenance fees fall due the same way, by block height.
+    this.#stopBlocks = this.#network.onBlocks(() => {
+      this.#expireHolds();
+      this.#chargeMaintenance();
+    });
+    this.#holdTimer = setInterval(() => {
+      this.#expireHolds();
+      this.#chargeMaintenance();
+    }, options.holdCheckIntervalMs ?? 1_000);
     this.#holdTimer.unref();
     this.#expireHolds();
     // Payments accepted before a restart and not finished are sent now.
@@ -185,7 +214,7 @@ export class VaultOperator {
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         deposit_id TEXT NOT NULL REFERENCES deposits (deposit_id),
         delta_msat INTEGER NOT NULL,
-        reason TEXT NOT NULL CHECK (reason IN ('invoice', 'payment', 'routing_fee')),
+        reason TEXT NOT NULL CHECK (reason IN ('invoice', 'payment', 'routing_fee', 'maintenance')),
         reference TEXT NOT NULL,
         created_at INTEGER NOT NULL
       ) STRICT;
@@ -229,6 +258,8 @@ export class VaultOperator {
         created_at INTEGER NOT NULL
       ) STRICT;
     `);
+    this.#migrateMultiVault();
+    this.#migrateMaintenance();
     const versionRow = this.#db.prepare('PRAGMA user_version').get();
     const version = versionRow ? int(versionRow, 'user_version') : 0;
     if (version >= SCHEMA_VERSION) return;
@@ -316,6 +347,55 @@ export class VaultOperator {
         PRAGMA user_version = ${SCHEMA_VERSION};
       `);
     });
+    this.#migrateMultiVault();
+  }
+
+  /**
+   * Columns for multi-part payments and transfers (docs/multi-vault.md), added where missing
+   * whatever the schema version: `mpp_total_msat` (a part's total), `transfer_purpose`
+   * (`rebalance`, `payment` or `operator` for a transfer to another deposit) and
+   * `transfer_destination` (the destination's proof, as JSON).
+   */
+  #migrateMultiVault(): void {
+    const hasPayments = this.#db.prepare("SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = 'payments'").get() !== undefined;
+    // A new database: the versioned migration creates the table, then calls this again.
+    if (!hasPayments) return;
+    const columns = this.#db.prepare('PRAGMA table_info(payments)').all().map((c) => text(c, 'name'));
+    if (!columns.includes('mpp_total_msat')) this.#db.exec('ALTER TABLE payments ADD COLUMN mpp_total_msat INTEGER');
+    if (!columns.includes('transfer_purpose')) this.#db.exec('ALTER TABLE payments ADD COLUMN transfer_purpose TEXT');
+    if (!columns.includes('transfer_destination')) this.#db.exec('ALTER TABLE payments ADD COLUMN transfer_destination TEXT');
+  }
+
+  /**
+   * The maintenance ledger, whatever the schema version: `maintenance` (the height each deposit
+   * is charged through), and a ledger that accepts the `maintenance` reason (rebuilt if older).
+   */
+  #migrateMaintenance(): void {
+    transaction(this.#db, () => {
+      const ledger = this.#db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'ledger'").get();
+      if (ledger && !text(ledger, 'sql').includes("'maintenance'")) {
+        this.#db.exec(`
+          ALTER TABLE ledger RENAME TO ledger_old;
+          CREATE TABLE ledger (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            deposit_id TEXT NOT NULL REFERENCES deposits (deposit_id),
+            delta_msat INTEGER NOT NULL,
+            reason TEXT NOT NULL CHECK (reason IN ('invoice', 'payment', 'routing_fee', 'maintenance')),
+            reference TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+          ) STRICT;
+          INSERT INTO ledger SELECT * FROM ledger_old;
+          DROP TABLE ledger_old;
+          CREATE INDEX IF NOT EXISTS ledger_by_deposit ON ledger (deposit_id);
+        `);
+      }
+      this.#db.exec(`
+        CREATE TABLE IF NOT EXISTS maintenance (
+          deposit_id TEXT PRIMARY KEY REFERENCES deposits (deposit_id),
+          charged_through INTEGER NOT NULL
+        ) STRICT;
+      `);
+    });
   }
 
   #meta(key: string, make: () => string): string {
@@ -370,7 +450,12 @@ export class VaultOperator {
       fees: {
         routing_base_msat: this.#policy.baseMsat.toString(),
         routing_ppm: this.#policy.ppm,
-        maintenance: { unit_fee_msat: '0', rate_fee_ppm: 0, period_blocks: MAINTENANCE_PERIOD_BLOCKS },
+        maintenance: {
+          unit_fee_msat: this.#maintenance.unitFeeMsat.toString(),
+          period_blocks: this.#maintenance.periodBlocks,
+          rate_fee_ppm: this.#maintenance.rateFeePpm,
+          rate_period_blocks: this.#maintenance.ratePeriodBlocks,
+        },
       },
       limits: {
         min_invoice_msat: LIMITS.minInvoiceMsat.toString(),
@@ -532,7 +617,15 @@ export class VaultOperator {
       settle_deadline: intOrNull(row, 'settle_deadline'),
       min_cltv_expiry_delta: hold ? intOrNull(row, 'min_cltv_expiry_delta') : null,
       canceled_at: canceledAt,
+      ...this.#ownerAttestation(depositId, paymentHash),
     };
+  }
+
+  /** The channel peer's statement that the deposit is its owner's: makes an invoice a transfer destination. */
+  #ownerAttestation(depositId: string, paymentHash: string): { owner: string; owner_sig: string } | Record<string, never> {
+    const row = this.#get('SELECT owner FROM deposits WHERE deposit_id = ?', depositId);
+    if (!row) return {};
+    return signOwnerAttestation(depositId, text(row, 'owner'), paymentHash, this.#peerSecret);
   }
 
   #proofFields(depositId: string, paymentHash: string) {
@@ -575,10 +668,63 @@ export class VaultOperator {
       created_at: int(row, 'created_at'),
       settled_at: state === 'settled' ? intOrNull(row, 'finished_at') : null,
       balance_update: balanceSeq === null ? null : this.#balanceUpdate(depositId, balanceSeq),
-      kind,
+      kind: textOrNull(row, 'transfer_purpose') === null ? kind : 'transfer',
       invoice: textOrNull(row, 'invoice'),
       destination: textOrNull(row, 'destination') || null,
+      mpp_total_msat: bigintOrNull(row, 'mpp_total_msat')?.toString() ?? null,
     };
+  }
+
+  /**
+   * `GET /v0/deposits/:id/history`: every invoice, payment and maintenance charge of the
+   * deposit, its newest signed balance (as `depositStatus` reports it) and the newest event seq
+   * `caller` can see. node:sqlite is synchronous, so all of it is read at one instant.
+   */
+  depositHistory(caller: string, depositId: string): Result<z.input<typeof import('../protocol/vault-api.ts').depositHistorySchema>> {
+    const status = this.depositStatus(caller, depositId);
+    if (!status.ok) return status;
+    const invoices = this.#all('SELECT payment_hash FROM invoices WHERE deposit_id = ? ORDER BY created_at, payment_hash', depositId)
+      .map((row) => this.#invoiceWire(depositId, text(row, 'payment_hash')))
+      .filter((i) => i !== null);
+    const payments = this.#all('SELECT idempotency_key, finished_at, transfer_purpose FROM payments WHERE deposit_id = ? ORDER BY created_at, idempotency_key', depositId).flatMap((row) => {
+      const payment = this.#paymentWire(depositId, text(row, 'idempotency_key'));
+      const purpose = textOrNull(row, 'transfer_purpose');
+      const transferPurpose: 'rebalance' | 'payment' | 'operator' | null = purpose === 'rebalance' || purpose === 'payment' || purpose === 'operator' ? purpose : null;
+      return payment === null ? [] : [{ ...payment, finished_at: intOrNull(row, 'finished_at'), transfer_purpose: transferPurpose }];
+    });
+    const maintenance = this.#all(
+      "SELECT seq, data, created_at FROM events WHERE deposit_id = ? AND json_extract(data, '$.type') = 'maintenance_charged' ORDER BY seq",
+      depositId,
+    ).flatMap((row) => {
+      const event = vaultEventSchema.parse({ seq: int(row, 'seq'), ...JSON.parse(text(row, 'data')) });
+      if (event.type !== 'maintenance_charged') return [];
+      return [
+        {
+          fee_msat: event.fee_msat.toString(),
+          from_height: event.from_height,
+          to_height: event.to_height,
+          charged_at: int(row, 'created_at'),
+          balance_update: { ...event.balance_update, balance_msat: event.balance_update.balance_msat.toString() },
+        },
+      ];
+    });
+    const newest = this.#get(
+      `SELECT COALESCE(MAX(seq), 0) AS seq FROM events
+       WHERE deposit_id IN (SELECT deposit_id FROM deposits WHERE owner = ? UNION SELECT deposit_id FROM watchers WHERE watcher = ?)`,
+      caller,
+      caller,
+    );
+    return ok({
+      deposit_id: depositId,
+      owner: status.value.owner,
+      balance_msat: status.value.balance_msat,
+      reserved_msat: status.value.reserved_msat,
+      balance_update: status.value.balance_update,
+      invoices,
+      payments,
+      maintenance,
+      events_seq: newest ? int(newest, 'seq') : 0,
+    });
   }
 
   /**
@@ -607,7 +753,10 @@ export class VaultOperator {
       const existing = this.#get('SELECT deposit_id, created_at FROM deposits WHERE owner = ?', owner.value);
       const depositId = existing ? text(existing, 'deposit_id') : bytesToHex(randomBytes(16));
       const createdAt = existing ? int(existing, 'created_at') : nowSeconds();
-      if (!existing) this.#run('INSERT INTO deposits (deposit_id, owner, created_at) VALUES (?, ?, ?)', depositId, owner.value, createdAt);
+      if (!existing) {
+        this.#run('INSERT INTO deposits (deposit_id, owner, created_at) VALUES (?, ?, ?)', depositId, owner.value, createdAt);
+        this.#run('INSERT INTO maintenance (deposit_id, charged_through) VALUES (?, ?)', depositId, this.#network.blockHeight());
+      }
       // Watchers accumulate: a statement replayed by someone else adds a reader, never removes one.
       this.#run('INSERT OR IGNORE INTO watchers (deposit_id, watcher) VALUES (?, ?)', depositId, caller);
       return ok({ created: !existing, deposit: this.#depositWire(depositId, owner.value, createdAt) });
@@ -665,6 +814,7 @@ export class VaultOperator {
       timestamp: createdAt,
       expirySeconds: expiry,
       ...(p.hold === null ? {} : { minFinalCltvExpiry: p.hold }),
+      basicMpp: !this.faults.noMppInvoices,
     });
     // The invalidProof fault: a random key signs in place of the channel peer.
     const proofSigner = this.faults.invalidProof ? randomBytes(32) : this.#peerSecret;
@@ -844,6 +994,44 @@ export class VaultOperator {
     }
   }
 
+  /**
+   * Charges every deposit the maintenance fee for each whole period since it was last charged:
+   * one ledger row, a balance both peers sign, and a `maintenance_charged` event. Never more
+   * than the balance.
+   */
+  #chargeMaintenance(): void {
+    if (this.#closed) return;
+    const { unitFeeMsat, periodBlocks, rateFeePpm, ratePeriodBlocks } = this.#maintenance;
+    const height = this.#network.blockHeight();
+    // Deposits from before the schedule existed start being charged now.
+    this.#run('INSERT OR IGNORE INTO maintenance (deposit_id, charged_through) SELECT deposit_id, ? FROM deposits', height);
+    const due = this.#all('SELECT deposit_id, charged_through FROM maintenance WHERE charged_through + ? <= ?', periodBlocks, height);
+    let charged = false;
+    for (const row of due) {
+      const depositId = text(row, 'deposit_id');
+      transaction(this.#db, () => {
+        const from = int(this.#get('SELECT charged_through FROM maintenance WHERE deposit_id = ?', depositId)!, 'charged_through');
+        const periods = Math.floor((height - from) / periodBlocks);
+        if (periods < 1) return;
+        const to = from + periods * periodBlocks;
+        this.#run('UPDATE maintenance SET charged_through = ? WHERE deposit_id = ?', to, depositId);
+        const balance = this.#balance(depositId) - this.#reserved(depositId);
+        if (balance <= 0n) return;
+        const blocks = BigInt(periods * periodBlocks);
+        const due = BigInt(periods) * unitFeeMsat + (balance * BigInt(rateFeePpm) * blocks) / (BigInt(ratePeriodBlocks) * 1_000_000n);
+        const fee = due < balance ? due : balance;
+        if (fee <= 0n) return;
+        const now = nowSeconds();
+        this.#credit(depositId, -fee, 'maintenance', `${from}-${to}`, now);
+        const update = this.#signBalance(depositId, now);
+        this.#emit(depositId, { type: 'maintenance_charged', deposit_id: depositId, fee_msat: fee.toString(), from_height: from, to_height: to, balance_update: update });
+        this.#log.info({ deposit: depositId, fee_msat: fee.toString(), from_height: from, to_height: to }, 'maintenance fee charged');
+        charged = true;
+      });
+    }
+    if (charged) this.#notify();
+  }
+
   /** Stores a grant as the newest for its connection; an older one is STALE_GRANT. */
   pushGrant(caller: string, depositId: string, event: Event): Result<{ connection: string; created_at: number }> {
     const deposit = this.#visibleDeposit(caller, depositId);
@@ -948,6 +1136,182 @@ export class VaultOperator {
     return ok({ created: admitted.value.created, payment });
   }
 
+  /**
+   * Moves money to another deposit of the same owner (docs/vault-api.md, "Transfers"): pays the
+   * destination vault's invoice after checking its vault proof and owner attestation, and what
+   * authorizes the move (the grant's `rebalance`, or the app's paying request it prepares).
+   * Idempotent on the key like a payment; answers the payment record (`kind: "transfer"`).
+   */
+  async transfer(caller: string, depositId: string, body: TransferBody): Promise<Result<{ created: boolean; payment: WirePayment }>> {
+    const admitted = this.#admitTransfer(caller, depositId, body);
+    if (!admitted.ok) return admitted;
+    if (admitted.value.created) this.#dispatch(depositId, body.idempotency_key, false);
+    await this.#waitFinal(depositId, body.idempotency_key);
+    const payment = this.#paymentWire(depositId, body.idempotency_key);
+    if (payment === null) throw new Error('transfer vanished after admission');
+    return ok({ created: admitted.value.created, payment });
+  }
+
+  /** A payment or transfer already admitted under this key: the same body is a repeat, another a conflict. */
+  #repeatOf(depositId: string, key: string, fingerprint: string): Result<{ created: false }> | null {
+    const existing = this.#get('SELECT fingerprint FROM payments WHERE deposit_id = ? AND idempotency_key = ?', depositId, key);
+    if (!existing) return null;
+    return text(existing, 'fingerprint') === fingerprint ? ok({ created: false }) : fail('CONFLICT', 'this idempotency key was used with another request body');
+  }
+
+  #admitTransfer(caller: string, depositId: string, body: TransferBody): Result<{ created: boolean }> {
+    return transaction(this.#db, () => {
+      const deposit = this.#visibleDeposit(caller, depositId);
+      if (!deposit.ok) return deposit;
+      const refusing = this.faults.refusePayments;
+      if (refusing !== null) return fail(refusing, `fault: the operator refuses payments (${refusing})`);
+      const owner = deposit.value.owner;
+      const key = body.idempotency_key;
+      const fingerprint = transferFingerprint(body);
+      const repeated = this.#repeatOf(depositId, key, fingerprint);
+      if (repeated) return repeated;
+      const requestIdOf = body.payment?.authorization.request.id ?? null;
+      const refuse = (code: VaultErrorCode, message: string): Result<never> => {
+        this.#run(
+          'INSERT INTO refusals (deposit_id, idempotency_key, request_id, code, message, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+          depositId,
+          key,
+          requestIdOf,
+          code,
+          message,
+          nowSeconds(),
+        );
+        this.#log.info({ deposit: depositId, code, reason: message }, 'transfer refused');
+        return fail(code, message);
+      };
+      const now = nowSeconds();
+      const amount = body.amount_msat;
+      const parsedGrant = parseGrant(body.grant);
+      if (!parsedGrant.ok) return refuse(parsedGrant.error.code, parsedGrant.error.message);
+      const grant = parsedGrant.value;
+      if (grant.userPubkey !== owner) return refuse('UNAUTHORIZED', 'grant is not signed by the deposit owner');
+      const inForce = grantInForce(grant, now);
+      if (!inForce.ok) return refuse(inForce.error.code, inForce.error.message);
+      const destination = verifyTransferDestination(body.destination, { owner, amountMsat: amount, network: NETWORK, nowSec: now });
+      if (!destination.ok) return refuse(destination.error.code, destination.error.message);
+      const to = destination.value;
+      if (to.operatorNodePubkey === this.nodePubkey) return refuse('BAD_REQUEST', 'a transfer goes to another vault operator');
+      if (grant.vaultOperators !== null && !(grant.vaultOperators.includes(to.operatorNodePubkey) && grant.vaultOperators.includes(this.nodePubkey))) {
+        return refuse('RESTRICTED', 'the grant does not allow this vault operator or the destination operator');
+      }
+      if (body.max_fee_msat > feeLimitFor(amount, grant.feeLimit)) {
+        return refuse('FEE_LIMIT', `fee limit ${body.max_fee_msat} msat is above the grant's ${feeLimitFor(amount, grant.feeLimit)} msat for this amount`);
+      }
+      let requestId: string;
+      if (body.purpose === 'rebalance') {
+        if (!grant.methods.includes(REBALANCE_CAPABILITY)) return refuse('RESTRICTED', 'the grant does not allow rebalancing');
+        // With no operator list, a bridge could name a vault of its own as the destination.
+        if (grant.vaultOperators === null) return refuse('RESTRICTED', 'a rebalancing grant must name the vault operators money may move between');
+        requestId = `rebalance:${key}`;
+      } else {
+        const payment = body.payment;
+        if (payment === undefined) return refuse('BAD_REQUEST', 'a payment transfer carries the payment it prepares');
+        if (payment.authorization.grant.id !== body.grant.id) return refuse('BAD_REQUEST', 'the grant is not the one of the payment authorization');
+        const paid = decodePayableInvoice(payment.invoice, NETWORK, now);
+        if (!paid.ok) return refuse(paid.error.code, paid.error.message);
+        if (paid.value.amountMsat === null) return refuse('BAD_REQUEST', 'a transfer prepares a payment of an invoice with an amount');
+        const authorized = verifyPaymentAuthorization(payment.authorization, {
+          depositOwner: owner,
+          operatorNodePubkey: this.nodePubkey,
+          target: { type: 'invoice', invoice: payment.invoice },
+          amountMsat: paid.value.amountMsat,
+          maxFeeMsat: 0n,
+          nowSec: now,
+        });
+        if (!authorized.ok) return refuse(authorized.error.code, authorized.error.message);
+        const grantFee = feeLimitFor(paid.value.amountMsat, grant.feeLimit);
+        const feeCap = authorized.value.maxFeeCapMsat !== null && authorized.value.maxFeeCapMsat < grantFee ? authorized.value.maxFeeCapMsat : grantFee;
+        // At most what the app signed plus its fee limit: the request bounds the transfer.
+        if (amount > paid.value.amountMsat + feeCap) return refuse('UNAUTHORIZED', 'the transfer is larger than the payment it prepares plus its fee limit');
+        requestId = authorized.value.requestId;
+        if (this.#get('SELECT 1 AS spent FROM payments WHERE request_id = ? LIMIT 1', requestId)) {
+          return refuse('REPLAYED', 'this request was already spent under another idempotency key');
+        }
+      }
+      const grantStored = this.#storeGrant(body.grant, owner, grant.connectionPubkey);
+      if (!grantStored.ok) return refuse(grantStored.error.code, grantStored.error.message);
+      if (this.#locked(owner)) return refuse('LOCKED', 'the owner has locked their deposits');
+      const available = this.#balance(depositId) - this.#reserved(depositId);
+      if (available < amount + body.max_fee_msat) {
+        return refuse('INSUFFICIENT_BALANCE', `available ${available} msat is less than amount + fee limit ${amount + body.max_fee_msat} msat`);
+      }
+      this.#insertTransfer(depositId, key, fingerprint, requestId, owner, to, amount, body.max_fee_msat, body.purpose, now);
+      this.#log.info({ deposit: depositId, purpose: body.purpose, to: to.proof.deposit_id, amount_msat: amount.toString() }, 'transfer accepted');
+      return ok({ created: true });
+    });
+  }
+
+  /** Inside a transaction: a transfer as a payment row; `connection` is empty, so no app's budget counts it. */
+  #insertTransfer(
+    depositId: string,
+    key: string,
+    fingerprint: string,
+    requestId: string,
+    owner: string,
+    to: { invoice: DecodedInvoice; proof: { operator_node_pubkey: string; deposit_id: string; vault_id: string } },
+    amount: Msat,
+    maxFee: Msat,
+    purpose: 'rebalance' | 'payment' | 'operator',
+    now: number,
+  ): void {
+    this.#run(
+      `INSERT INTO payments (deposit_id, idempotency_key, fingerprint, request_id, owner, connection, kind, payment_hash, invoice, destination,
+         amount_msat, max_fee_msat, state, created_at, transfer_purpose, transfer_destination)
+       VALUES (?, ?, ?, ?, ?, '', 'invoice', ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
+      depositId,
+      key,
+      fingerprint,
+      requestId,
+      owner,
+      to.invoice.paymentHash,
+      to.invoice.paymentRequest,
+      to.invoice.payeeNodeKey,
+      amount,
+      maxFee,
+      now,
+      purpose,
+      JSON.stringify({ operator_node_pubkey: to.proof.operator_node_pubkey, deposit_id: to.proof.deposit_id, vault_id: to.proof.vault_id }),
+    );
+  }
+
+  /**
+   * The operator moves a deposit to another vault on its own initiative (devnet: through
+   * `faults.moveDeposit`): pays the destination's invoice from the deposit's available balance,
+   * which must cover its amount and the routing fee, after checking it is a vault invoice for
+   * a deposit of the same owner. When it settles, `deposit_moved` is emitted.
+   */
+  async moveDeposit(depositId: string, destination: TransferBody['destination']): Promise<Result<WirePayment>> {
+    const admitted = transaction(this.#db, (): Result<string> => {
+      const row = this.#get('SELECT owner FROM deposits WHERE deposit_id = ?', depositId);
+      if (!row) return fail('NOT_FOUND', 'no such deposit');
+      const owner = text(row, 'owner');
+      const decoded = decodeInvoice(destination.invoice);
+      if (!decoded.ok || decoded.value.amountMsat === null) return fail('BAD_REQUEST', 'the destination needs an invoice with an amount');
+      const now = nowSeconds();
+      const to = verifyTransferDestination(destination, { owner, amountMsat: decoded.value.amountMsat, network: NETWORK, nowSec: now });
+      if (!to.ok) return to;
+      const amount = decoded.value.amountMsat;
+      const maxFee = this.#balance(depositId) - this.#reserved(depositId) - amount;
+      if (maxFee < 0n) return fail('INSUFFICIENT_BALANCE', 'the deposit does not hold the amount to move');
+      const key = `operator-move:${to.value.invoice.paymentHash}`;
+      if (!this.#get('SELECT 1 AS found FROM payments WHERE deposit_id = ? AND idempotency_key = ?', depositId, key)) {
+        this.#insertTransfer(depositId, key, key, key, owner, to.value, amount, maxFee, 'operator', now);
+      }
+      return ok(key);
+    });
+    if (!admitted.ok) return admitted;
+    this.#dispatch(depositId, admitted.value, true);
+    await this.#waitFinal(depositId, admitted.value);
+    const payment = this.#paymentWire(depositId, admitted.value);
+    if (payment === null) throw new Error('move vanished after admission');
+    return ok(payment);
+  }
+
   /** Records a refused payment request (code, reason, request id) and answers the refusal. */
   #refuse(depositId: string, body: PayBody, code: VaultErrorCode, message: string): Result<never> {
     this.#run(
@@ -1007,12 +1371,8 @@ export class VaultOperator {
       const owner = deposit.value.owner;
       const key = body.idempotency_key;
       const fingerprint = payFingerprint(body);
-      const existing = this.#get('SELECT fingerprint FROM payments WHERE deposit_id = ? AND idempotency_key = ?', depositId, key);
-      if (existing) {
-        return text(existing, 'fingerprint') === fingerprint
-          ? ok({ created: false })
-          : fail('CONFLICT', 'this idempotency key was used with another request body');
-      }
+      const repeated = this.#repeatOf(depositId, key, fingerprint);
+      if (repeated) return repeated;
       const refuse = (code: VaultErrorCode, message: string): Result<never> => this.#refuse(depositId, body, code, message);
 
       const now = nowSeconds();
@@ -1023,8 +1383,10 @@ export class VaultOperator {
       if (target.type === 'invoice') {
         const decoded = decodePayableInvoice(target.invoice, NETWORK, now);
         if (!decoded.ok) return refuse(decoded.error.code, decoded.error.message);
-        if (decoded.value.amountMsat !== null && decoded.value.amountMsat !== amount) {
-          return refuse('BAD_REQUEST', 'amount_msat must be the invoice amount');
+        // A multi-part share pays part of the invoice; the total is what the app signed.
+        if (body.mpp !== undefined && !decoded.value.basicMpp) return refuse('BAD_REQUEST', 'the invoice does not allow multi-part payments');
+        if (decoded.value.amountMsat !== null && decoded.value.amountMsat !== (body.mpp?.total_msat ?? amount)) {
+          return refuse('BAD_REQUEST', body.mpp ? 'mpp.total_msat must be the invoice amount' : 'amount_msat must be the invoice amount');
         }
         invoice = decoded.value;
       } else if (target.type === 'lightning_address') {
@@ -1037,12 +1399,17 @@ export class VaultOperator {
         depositOwner: owner,
         operatorNodePubkey: this.nodePubkey,
         target,
-        amountMsat: amount,
+        // For a multi-part share, the app signed the total: each share is bounded by it.
+        amountMsat: body.mpp?.total_msat ?? amount,
         maxFeeMsat: body.max_fee_msat,
         nowSec: now,
       });
       if (!authorized.ok) return refuse(authorized.error.code, authorized.error.message);
       const { grant, requestId, connectionPubkey } = authorized.value;
+      // The per-payment maximum bounds what the app asked for, not a share of it.
+      if (body.mpp !== undefined && grant.maxAmountMsat !== null && body.mpp.total_msat > grant.maxAmountMsat) {
+        return refuse('QUOTA_EXCEEDED', `payment of ${body.mpp.total_msat} msat is above this connection's maximum of ${grant.maxAmountMsat} msat`);
+      }
 
       const grantStored = this.#storeGrant(body.authorization.grant, owner, connectionPubkey);
       if (!grantStored.ok) return refuse(grantStored.error.code, grantStored.error.message);
@@ -1112,6 +1479,9 @@ export class VaultOperator {
         body.max_fee_msat,
         now,
       );
+      if (body.mpp !== undefined) {
+        this.#run('UPDATE payments SET mpp_total_msat = ? WHERE deposit_id = ? AND idempotency_key = ?', body.mpp.total_msat, depositId, key);
+      }
       this.#log.info({ deposit: depositId, kind, payment_hash: paymentHash, amount_msat: amount.toString() }, 'payment accepted');
       return ok({ created: true });
     });
@@ -1123,7 +1493,7 @@ export class VaultOperator {
     if (this.#closed || this.#sending.has(id)) return;
     if (this.faults.holdPayments && !force) return;
     const row = this.#get(
-      "SELECT kind, invoice, destination, keysend_preimage, tlv_records, amount_msat, max_fee_msat FROM payments WHERE deposit_id = ? AND idempotency_key = ? AND state = 'pending'",
+      "SELECT kind, invoice, destination, keysend_preimage, tlv_records, amount_msat, max_fee_msat, mpp_total_msat FROM payments WHERE deposit_id = ? AND idempotency_key = ? AND state = 'pending'",
       depositId,
       key,
     );
@@ -1136,6 +1506,7 @@ export class VaultOperator {
     const amountMsat = bigint(row, 'amount_msat');
     const maxFeeMsat = bigint(row, 'max_fee_msat');
     const keysendPreimage = textOrNull(row, 'keysend_preimage');
+    const mppTotal = bigintOrNull(row, 'mpp_total_msat');
     const request =
       keysendPreimage !== null
         ? {
@@ -1144,7 +1515,7 @@ export class VaultOperator {
             amountMsat,
             maxFeeMsat,
           }
-        : { payerPubkey: this.nodePubkey, invoice: text(row, 'invoice'), amountMsat, maxFeeMsat };
+        : { payerPubkey: this.nodePubkey, invoice: text(row, 'invoice'), amountMsat, maxFeeMsat, ...(mppTotal === null ? {} : { mpp: { totalMsat: mppTotal } }) };
     this.#network.send(request, (outcome) => {
       this.#sending.delete(id);
       this.#finish(depositId, key, outcome);
@@ -1167,7 +1538,7 @@ export class VaultOperator {
     if (this.#closed) return;
     transaction(this.#db, () => {
       const row = this.#get(
-        "SELECT payment_hash, amount_msat, max_fee_msat FROM payments WHERE deposit_id = ? AND idempotency_key = ? AND state = 'pending'",
+        "SELECT payment_hash, amount_msat, max_fee_msat, invoice, transfer_purpose, transfer_destination FROM payments WHERE deposit_id = ? AND idempotency_key = ? AND state = 'pending'",
         depositId,
         key,
       );
@@ -1207,6 +1578,20 @@ export class VaultOperator {
           preimage: outcome.preimage,
           balance_update: update,
         });
+        const movedTo = textOrNull(row, 'transfer_purpose') === 'operator' ? textOrNull(row, 'transfer_destination') : null;
+        if (movedTo !== null) {
+          const to = movedDestinationSchema.parse(JSON.parse(movedTo));
+          this.#emit(depositId, {
+            type: 'deposit_moved',
+            deposit_id: depositId,
+            payment_hash: paymentHash,
+            amount_msat: amount.toString(),
+            fee_msat: fee.toString(),
+            invoice: textOrNull(row, 'invoice') ?? '',
+            destination: { operator_node_pubkey: to.operator_node_pubkey, deposit_id: to.deposit_id, vault_id: to.vault_id },
+            balance_update: update,
+          });
+        }
         this.#log.info({ deposit: depositId, payment_hash: paymentHash, fee_msat: fee.toString() }, 'payment settled');
       } else {
         const seq = this.#latestSeq(depositId);
@@ -1306,7 +1691,7 @@ export class VaultOperator {
   }
 
   /** Inside a transaction: one ledger row (negative for a debit). */
-  #credit(depositId: string, deltaMsat: Msat, reason: 'invoice' | 'payment' | 'routing_fee', reference: string, now: number): void {
+  #credit(depositId: string, deltaMsat: Msat, reason: 'invoice' | 'payment' | 'routing_fee' | 'maintenance', reference: string, now: number): void {
     this.#run('INSERT INTO ledger (deposit_id, delta_msat, reason, reference, created_at) VALUES (?, ?, ?, ?, ?)', depositId, deltaMsat, reason, reference, now);
   }
 
@@ -1387,6 +1772,22 @@ function payFingerprint(body: PayBody): string {
         ? JSON.stringify(['keysend', body.keysend.destination, body.keysend.preimage ?? null, tlvRecordsToWire(body.keysend.tlv_records ?? [])])
         : JSON.stringify(['lnurl', body.lnurl?.address.trim().toLowerCase() ?? '']);
   const fields = [target, body.amount_msat.toString(), body.max_fee_msat.toString(), auth.grant.id, auth.request.id, auth.encryption, auth.key];
+  if (body.mpp !== undefined) fields.push(`mpp:${body.mpp.total_msat}`);
+  return bytesToHex(sha256(new TextEncoder().encode(JSON.stringify(fields))));
+}
+
+/** What makes two transfer requests "the same body" for idempotency. */
+function transferFingerprint(body: TransferBody): string {
+  const fields = [
+    'transfer',
+    body.purpose,
+    body.destination.invoice.trim().toLowerCase(),
+    body.amount_msat.toString(),
+    body.max_fee_msat.toString(),
+    body.grant.id,
+    body.payment?.authorization.request.id ?? '',
+    body.payment?.authorization.key ?? '',
+  ];
   return bytesToHex(sha256(new TextEncoder().encode(JSON.stringify(fields))));
 }
 

@@ -17,6 +17,7 @@ import {
   lockRequestSchema,
   openDepositRequestSchema,
   payRequestSchema,
+  transferRequestSchema,
   settleInvoiceRequestSchema,
 } from '../protocol/vault-api.ts';
 import { silentLogger, type Logger } from '../log.ts';
@@ -106,6 +107,14 @@ export async function startVaultServer(options: VaultServerOptions): Promise<Vau
     return reply(res, operator.depositStatus(who.value, params.value.id));
   });
 
+  app.get('/v0/deposits/:id/history', async (request, res) => {
+    const who = caller(request);
+    if (!who.ok) return reply(res, who);
+    const params = parseWith(request.params, idParams, 'path');
+    if (!params.ok) return reply(res, params);
+    return reply(res, operator.depositHistory(who.value, params.value.id));
+  });
+
   app.post('/v0/deposits/:id/invoices', async (request, res) => {
     const who = caller(request);
     if (!who.ok) return reply(res, who);
@@ -167,6 +176,18 @@ export async function startVaultServer(options: VaultServerOptions): Promise<Vau
     const paid = await operator.pay(who.value, params.value.id, body.value);
     if (!paid.ok) return reply(res, paid);
     return sendJson(res, paid.value.created ? 201 : 200, paid.value.payment);
+  });
+
+  app.post('/v0/deposits/:id/transfers', async (request, res) => {
+    const who = caller(request);
+    if (!who.ok) return reply(res, who);
+    const params = parseWith(request.params, idParams, 'path');
+    if (!params.ok) return reply(res, params);
+    const body = parseJsonBody(request.body, transferRequestSchema);
+    if (!body.ok) return reply(res, body);
+    const moved = await operator.transfer(who.value, params.value.id, body.value);
+    if (!moved.ok) return reply(res, moved);
+    return sendJson(res, moved.value.created ? 201 : 200, moved.value.payment);
   });
 
   app.get('/v0/deposits/:id/payments/:idempotency_key', async (request, res) => {

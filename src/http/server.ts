@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyRequest } from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Db } from '../db/database.ts';
@@ -7,9 +7,19 @@ import { listAudit } from '../deposits/audit.ts';
 import { registerConnection, type Connection } from '../deposits/connections.ts';
 import type { WalletContext } from '../deposits/context.ts';
 import { applyUserLock } from '../deposits/locks.ts';
-import { verifyHttpAuth } from '../protocol/nip98.ts';
-import { nostrEventSchema, nowSeconds } from '../protocol/nostr-event.ts';
-import { isStorable } from '../protocol/storable.ts';
+import { nostrEventSchema } from '../protocol/nostr-event.ts';
+import type { BridgeMetrics } from '../metrics/metrics.ts';
+import { metricsRoute } from './metrics-route.ts';
+import { requestLog } from './request-log.ts';
+import { settingsRoute } from './settings-route.ts';
+import { restoreRoute } from './restore-route.ts';
+import { randomUUID } from 'node:crypto';
+import type { LnurlService } from '../lnurl/pay.ts';
+import { registerLnurlRoutes } from './lnurl-routes.ts';
+import { registerAccountRoutes } from './account-routes.ts';
+import { registerAllocationRoutes } from './allocation-routes.ts';
+import { registerStaticRoutes } from './static-routes.ts';
+import { jsonBody, requestSigner } from './request-parsing.ts';
 
 export interface HttpDependencies {
   db: Db;
@@ -28,6 +38,10 @@ export interface HttpDependencies {
   ready: () => { ready: boolean; database: boolean; relays: { url: string; live: boolean }[] };
   /** The devnet's description, in local mode. */
   devnet?: (() => unknown) | undefined;
+  /** Served at GET /metrics. */
+  metrics?: BridgeMetrics | undefined;
+  /** Lightning addresses and LNURL-pay (src/http/lnurl-routes.ts). */
+  lnurl?: LnurlService | undefined;
 }
 
 const registrationSchema = z.object({ grant: nostrEventSchema, deposit_open: nostrEventSchema });
@@ -43,7 +57,8 @@ const auditQuerySchema = z.object({
 
 /** The bridge's HTTP API: health, public info, and the user's own calls, each signed with NIP-98. */
 export function createHttpServer(deps: HttpDependencies) {
-  const app = Fastify({ loggerInstance: deps.logger.child({ component: 'http' }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: 256 * 1024 });
+  const app = Fastify({ loggerInstance: deps.logger.child({ component: 'http' }), logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }), bodyLimit: 256 * 1024, genReqId: () => randomUUID() });
+  void app.register(requestLog);
   // Keep bodies raw: the NIP-98 payload hash is over the exact bytes sent.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
@@ -57,27 +72,8 @@ export function createHttpServer(deps: HttpDependencies) {
     void reply.status(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}` } });
   });
 
-  /** The NIP-98 signer of a request (checked against the public URL, method and raw body). */
-  const signer = (req: FastifyRequest): string => {
-    const raw = typeof req.body === 'string' ? req.body : undefined;
-    const auth = verifyHttpAuth(req.headers.authorization, deps.publicUrl() + req.url, req.method, raw, nowSeconds());
-    if (!auth.ok) throw new ApiRefusal('UNAUTHORIZED', auth.error.message);
-    return auth.value;
-  };
-
-  /** The JSON body of a request, checked against `schema`. */
-  const body = <S extends z.ZodType>(req: FastifyRequest, schema: S, expected: string): z.output<S> => {
-    let json: unknown;
-    try {
-      json = JSON.parse(typeof req.body === 'string' ? req.body : '');
-    } catch {
-      throw new ApiRefusal('BAD_REQUEST', 'body must be JSON');
-    }
-    if (!isStorable(json)) throw new ApiRefusal('BAD_REQUEST', 'body holds characters that cannot be stored (NUL or an unpaired surrogate)');
-    const parsed = schema.safeParse(json);
-    if (!parsed.success) throw new ApiRefusal('BAD_REQUEST', `body must be ${expected}`);
-    return parsed.data;
-  };
+  const signer = requestSigner(deps.publicUrl);
+  const body = jsonBody;
 
   app.get('/health', async (_req, reply) => {
     const state = deps.ready();
@@ -139,6 +135,16 @@ export function createHttpServer(deps: HttpDependencies) {
       })),
     };
   });
+
+  registerAccountRoutes(app, deps);
+  registerAllocationRoutes(app, deps);
+  registerStaticRoutes(app, { relays: deps.relays });
+
+  if (deps.lnurl) registerLnurlRoutes(app, { db: deps.db, lnurl: deps.lnurl, publicUrl: deps.publicUrl });
+
+  if (deps.metrics) void app.register(metricsRoute(deps.metrics));
+  void app.register(settingsRoute({ db: deps.db, publicUrl: deps.publicUrl }));
+  void app.register(restoreRoute({ wallet: deps.wallet, publicUrl: deps.publicUrl }));
 
   if (deps.devnet) {
     const describe = deps.devnet;

@@ -26,10 +26,13 @@ export class InfoEventPublisher {
   readonly #served: readonly string[];
   readonly #logger: Logger;
   #timer: NodeJS.Timeout | undefined;
+  readonly #runsJobs: () => boolean;
   #bridgeWidePublished = false;
   #stopped = false;
 
-  constructor(db: Db, pool: RelayPool, keys: BridgeKeys, served: readonly string[], logger: Logger) {
+  /** `runsJobs`: whether this instance republishes the connections' info events (one instance does). */
+  constructor(db: Db, pool: RelayPool, keys: BridgeKeys, served: readonly string[], logger: Logger, runsJobs: () => boolean = () => true) {
+    this.#runsJobs = runsJobs;
     this.#db = db;
     this.#pool = pool;
     this.#keys = keys;
@@ -63,6 +66,7 @@ export class InfoEventPublisher {
       this.#bridgeWidePublished = true;
       this.#logger.info({ pubkey: this.#keys.servicePubkey }, 'published the bridge-wide NIP-47 info event');
     }
+    if (!this.#runsJobs()) return;
     const due = await this.#db
       .selectFrom('connections')
       .selectAll()

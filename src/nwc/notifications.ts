@@ -28,8 +28,11 @@ export class NotificationSender implements NotificationSink {
   #running: Promise<void> | undefined;
   #again = false;
   #stopped = false;
+  readonly #runsJobs: () => boolean;
 
-  constructor(db: Db, transport: RelayTransport, keys: BridgeKeys, logger: Logger) {
+  /** `runsJobs`: whether this instance sends the outbox now (one instance among several does). */
+  constructor(db: Db, transport: RelayTransport, keys: BridgeKeys, logger: Logger, runsJobs: () => boolean = () => true) {
+    this.#runsJobs = runsJobs;
     this.#db = db;
     this.#transport = transport;
     this.#keys = keys;
@@ -44,7 +47,7 @@ export class NotificationSender implements NotificationSink {
 
   /** Sends what is queued, now (or right after the run in progress). */
   poke(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || !this.#runsJobs()) return;
     if (this.#running) {
       this.#again = true;
       return;

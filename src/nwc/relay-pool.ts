@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { Event } from 'nostr-tools/pure';
 import type { Filter } from 'nostr-tools/filter';
-import { Relay } from 'nostr-tools/relay';
+import { AbstractRelay as Relay } from 'nostr-tools/abstract-relay';
+import { hasValidSignature } from '../protocol/nostr-event.ts';
 
 /** Delays between connection attempts to a relay, growing with each failure (jitter added). */
 const RECONNECT_BACKOFF_MS = [250, 500, 1_000, 2_000, 5_000, 10_000];
@@ -82,7 +83,8 @@ export class RelayPool implements RelayTransport {
 
   async #connect(state: RelayState, attempt: number): Promise<void> {
     if (this.#closed) return;
-    const relay = new Relay(state.url, { enableReconnect: false, enablePing: true });
+    // Every delivered event's id and signature are checked here (WASM secp256k1), once.
+    const relay = new Relay(state.url, { verifyEvent: hasValidSignature, enableReconnect: false, enablePing: true });
     try {
       await relay.connect({ timeout: 5_000 });
     } catch (error) {

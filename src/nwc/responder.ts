@@ -18,6 +18,7 @@ import { METHODS } from './methods/registry.ts';
 import { RateLimiter, DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limiter.ts';
 import type { RelayTransport } from './relay-pool.ts';
 import { DEFAULT_SUBSCRIPTION_SHAPE, ServiceKeySubscriptions, type SubscriptionShape } from './service-subscriptions.ts';
+import { inShard, type Shard } from './shard.ts';
 
 interface Nip47Response {
   result_type: string;
@@ -25,8 +26,20 @@ interface Nip47Response {
   error: { code: Nip47ErrorCode; message: string } | null;
 }
 
+/** A request's body as read (decrypted, JSON, the NIP-47 shape), or the answer refusing it. */
+type RequestRead = { body: { method: string; params: Record<string, unknown> } } | { refused: Nip47Response };
+
+/**
+ * Methods that change nothing: their request is answered first and then recorded, done, with its
+ * answer in one statement, instead of being claimed before and updated after (one database
+ * round trip fewer). A repeat still gets the stored answer.
+ */
+const READ_ONLY_METHODS: ReadonlySet<string> = new Set(['get_info', 'get_balance', 'get_budget']);
+
 /** Requests larger than this are answered with BAD_REQUEST without decrypting. */
 const MAX_CONTENT_LENGTH = 64 * 1024;
+/** Connections read per query when loading them (one REQ's worth of keys with the default subscription shape). */
+const CONNECTIONS_PAGE = 5_000;
 /** How often an instance looks for connections registered at another instance. */
 const NEW_CONNECTIONS_POLL_MS = 5_000;
 
@@ -37,6 +50,10 @@ export interface ResponderOptions {
   leaseSeconds: number;
   rateLimit: RateLimit;
   subscriptionShape: SubscriptionShape;
+  /** Counts each response by method and outcome, with its latency. */
+  metrics?: { requestAnswered(method: string, errorCode: string | null, seconds: number): void } | undefined;
+  /** Listen only for the connections in this key range (docs/scaling.md); absent: all. */
+  shard?: Shard | undefined;
 }
 
 /** The wallet service key a request was addressed to, and the connection it belongs to (null: the bridge-wide key). */
@@ -69,6 +86,10 @@ export class NwcResponder {
   readonly #serviceKeys = new Map<string, string>();
   readonly #subscriptions: ServiceKeySubscriptions;
   readonly #rateLimiter: RateLimiter;
+  /** When each request being worked on was received (for the latency metric). */
+  readonly #receivedAt = new WeakMap<Event, number>();
+  /** Each request's own logger: every line about it carries its request id and connection. */
+  readonly #requestLogs = new WeakMap<Event, Logger>();
   #accepting = true;
   #timers: NodeJS.Timeout[] = [];
   #connectionsSeenUntil = new Date(0);
@@ -104,6 +125,8 @@ export class NwcResponder {
    */
   async start(): Promise<void> {
     this.#pool.onEvent((event) => this.receive(event));
+    // Every instance keeps the bridge-wide key (connections from before per-connection keys; the
+    // claim makes one answer): a shard with no connections yet is still live.
     this.#subscriptions.add([this.#keys.servicePubkey]);
     await this.#loadNewConnections();
     await this.#takeOverLapsedClaims();
@@ -121,7 +144,7 @@ export class NwcResponder {
 
   /** Starts listening on a connection's wallet service key (called when it is registered here). */
   listenFor(connection: Pick<Connection, 'pubkey' | 'servicePubkey'>): void {
-    if (connection.servicePubkey === null) return;
+    if (connection.servicePubkey === null || !inShard(connection.servicePubkey, this.#options.shard)) return;
     this.#serviceKeys.set(connection.servicePubkey, connection.pubkey);
     this.#subscriptions.add([connection.servicePubkey]);
   }
@@ -131,19 +154,25 @@ export class NwcResponder {
     return this.#subscriptions.subscriptionCount;
   }
 
+  /** Loads connections registered since the last look, a page at a time (a start with 100 000 of them never holds every row at once). */
   async #loadNewConnections(): Promise<void> {
-    const rows = await this.#db
-      .selectFrom('connections')
-      .select(['pubkey', 'service_pubkey', 'created_at'])
-      .where('service_pubkey', 'is not', null)
-      .where('created_at', '>=', this.#connectionsSeenUntil)
-      .orderBy('created_at')
-      .execute();
-    for (const row of rows) if (row.service_pubkey) this.#serviceKeys.set(row.service_pubkey, row.pubkey);
-    this.#subscriptions.add(rows.flatMap((r) => (r.service_pubkey ? [r.service_pubkey] : [])));
+    const since = this.#connectionsSeenUntil;
+    let newest: Date | undefined;
+    let after: string | undefined;
+    for (;;) {
+      let query = this.#db.selectFrom('connections').select(['pubkey', 'service_pubkey', 'created_at']).where('service_pubkey', 'is not', null).where('created_at', '>=', since);
+      if (after !== undefined) query = query.where('pubkey', '>', after);
+      const rows = await query.orderBy('pubkey').limit(CONNECTIONS_PAGE).execute();
+      const mine = rows.filter((r) => r.service_pubkey !== null && inShard(r.service_pubkey, this.#options.shard));
+      for (const row of mine) this.#serviceKeys.set(row.service_pubkey!, row.pubkey);
+      for (const row of rows) if (newest === undefined || row.created_at > newest) newest = row.created_at;
+      this.#subscriptions.add(mine.map((r) => r.service_pubkey!));
+      const last = rows.at(-1);
+      if (!last || rows.length < CONNECTIONS_PAGE) break;
+      after = last.pubkey;
+    }
     // A second back: a row committed late with an earlier timestamp is not missed.
-    const last = rows.at(-1)?.created_at;
-    if (last) this.#connectionsSeenUntil = new Date(last.getTime() - 1000);
+    if (newest) this.#connectionsSeenUntil = new Date(newest.getTime() - 1000);
   }
 
   #leaseUntil(): Date {
@@ -203,8 +232,9 @@ export class NwcResponder {
     if (event.kind !== KIND.nwcRequest) return;
     const service = this.#serviceKeyOf(event);
     if (!service) return;
+    this.#receivedAt.set(event, performance.now());
     if (!alreadyClaimed && requestExpired(event, nowSeconds())) {
-      this.#logger.info({ id: event.id }, 'not executing a request past its expiration tag');
+      this.#log(event).info('not executing a request past its expiration tag');
       return;
     }
     const wanted = requestEncryption(event);
@@ -228,14 +258,17 @@ export class NwcResponder {
     }
     // An event PostgreSQL cannot hold as is is recorded with those characters replaced, and refused.
     const storable = isStorable(event);
-    if (!alreadyClaimed) {
+    // Read before the claim (reading is not acting), so the claim records the method at once.
+    const read = storable && !alreadyClaimed ? this.#read(event, encryption, key) : undefined;
+    const readOnly = read !== undefined && 'body' in read && READ_ONLY_METHODS.has(read.body.method) ? { method: read.body.method } : undefined;
+    if (!alreadyClaimed && !readOnly) {
       const claimed = await this.#db
         .insertInto('nwc_requests')
         .values({
           event_id: event.id,
           connection_pubkey: connection.pubkey,
           event: JSON.stringify(storable ? event : { ...event, content: storableText(event.content), tags: event.tags.map((t) => t.map(storableText)) }),
-          method: null,
+          method: read && 'body' in read ? storableText(read.body.method).slice(0, 64) : null,
           state: 'processing',
           response_event: null,
           finished_at: null,
@@ -256,7 +289,7 @@ export class NwcResponder {
       ? errorResponse('unknown', 'BAD_REQUEST', 'the request event holds characters that cannot be stored (NUL or an unpaired surrogate)')
       : alreadyClaimed
         ? await this.#answer(event, service, connection, encryption, key)
-        : await this.#answerFresh(event, service, connection, encryption, key);
+        : await this.#answerFresh(event, service, connection, encryption, key, read);
     if (response.error) {
       await recordAudit(this.#db, {
         userPubkey: connection.userPubkey,
@@ -267,33 +300,40 @@ export class NwcResponder {
         message: response.error.message,
       });
     }
-    await this.#respond(event, service, encryption, key, response, true);
+    await this.#respond(event, service, encryption, key, response, readOnly ? { connectionPubkey: connection.pubkey, method: readOnly.method } : 'claimed');
   }
 
   /** A request seen for the first time is executed only while fresh (a replay from a relay's store is not). */
-  async #answerFresh(event: Event, service: ServiceKey, connection: Connection, encryption: NwcEncryption, key: Uint8Array): Promise<Nip47Response> {
+  async #answerFresh(event: Event, service: ServiceKey, connection: Connection, encryption: NwcEncryption, key: Uint8Array, read?: RequestRead): Promise<Nip47Response> {
     const now = nowSeconds();
     const maxAge = this.#options.maxRequestAgeSeconds;
     if (event.created_at < now - maxAge || event.created_at > now + REQUEST_MAX_SKEW_SECONDS) {
-      this.#logger.info({ id: event.id, created_at: event.created_at }, 'not executing a request outside the freshness window');
+      this.#log(event).info({ created_at: event.created_at }, 'not executing a request outside the freshness window');
       const method = this.#methodOf(event, encryption, key);
       const why = event.created_at < now - maxAge ? `older than ${maxAge} s` : 'dated in the future';
       return errorResponse(method, 'EXPIRED', `request not executed: it is ${why}`);
     }
-    return this.#answer(event, service, connection, encryption, key);
+    return this.#answer(event, service, connection, encryption, key, read);
   }
 
-  async #answer(event: Event, service: ServiceKey, connection: Connection, encryption: NwcEncryption, key: Uint8Array): Promise<Nip47Response> {
-    if (event.content.length > MAX_CONTENT_LENGTH) return errorResponse('unknown', 'BAD_REQUEST', 'request too large');
-    let body: { method: string; params: Record<string, unknown> };
+  /** The request's body, decrypted and checked, or the BAD_REQUEST answer it gets. */
+  #read(event: Event, encryption: NwcEncryption, key: Uint8Array): RequestRead {
+    if (event.content.length > MAX_CONTENT_LENGTH) return { refused: errorResponse('unknown', 'BAD_REQUEST', 'request too large') };
     try {
       const parsed = nwcRequestBodySchema.safeParse(JSON.parse(decryptContent(encryption, key, event.content)));
-      if (!parsed.success) return errorResponse('unknown', 'BAD_REQUEST', 'request must be a JSON object with a string `method` and an object `params`');
-      body = parsed.data;
+      if (!parsed.success) return { refused: errorResponse('unknown', 'BAD_REQUEST', 'request must be a JSON object with a string `method` and an object `params`') };
+      return { body: parsed.data };
     } catch {
-      return errorResponse('unknown', 'BAD_REQUEST', `request content does not decrypt (${encryption}) to JSON`);
+      return { refused: errorResponse('unknown', 'BAD_REQUEST', `request content does not decrypt (${encryption}) to JSON`) };
     }
-    await this.#db.updateTable('nwc_requests').set({ method: storableText(body.method).slice(0, 64) }).where('event_id', '=', event.id).execute();
+  }
+
+  /** `read`: the body as read before the claim, which then recorded its method; read here otherwise. */
+  async #answer(event: Event, service: ServiceKey, connection: Connection, encryption: NwcEncryption, key: Uint8Array, read?: RequestRead): Promise<Nip47Response> {
+    const got = read ?? this.#read(event, encryption, key);
+    if ('refused' in got) return got.refused;
+    const body = got.body;
+    if (!read) await this.#db.updateTable('nwc_requests').set({ method: storableText(body.method).slice(0, 64) }).where('event_id', '=', event.id).execute();
     const method = METHODS.get(body.method);
     if (!method) return errorResponse(body.method, 'NOT_IMPLEMENTED', `method ${body.method} is not implemented`);
     try {
@@ -312,13 +352,25 @@ export class NwcResponder {
     } catch (error) {
       if (error instanceof BridgeStopping) throw error;
       if (error instanceof Nip47Error) return errorResponse(body.method, error.code, error.message);
-      this.#logger.error({ err: error, method: body.method, id: event.id }, 'internal error answering a request');
+      this.#log(event).error({ err: error, method: body.method }, 'internal error answering a request');
       return errorResponse(body.method, 'INTERNAL', 'internal error');
     }
   }
 
-  /** Encrypts, signs with the key the request was addressed to, stores (for a claimed request) and publishes a response. */
-  async #respond(request: Event, service: ServiceKey, encryption: NwcEncryption, key: Uint8Array, response: Nip47Response, store: boolean): Promise<void> {
+  /**
+   * Encrypts, signs with the key the request was addressed to, stores and publishes a response.
+   * `store`: 'claimed' completes the request's claimed row; an unclaimed (read-only) request gets
+   * its row written now, done, unless it was recorded meanwhile, in which case the stored answer
+   * is the one published; false stores nothing.
+   */
+  async #respond(
+    request: Event,
+    service: ServiceKey,
+    encryption: NwcEncryption,
+    key: Uint8Array,
+    response: Nip47Response,
+    store: 'claimed' | { connectionPubkey: string; method: string } | false,
+  ): Promise<void> {
     const event = signEvent(
       {
         kind: KIND.nwcResponse,
@@ -331,19 +383,58 @@ export class NwcResponder {
       },
       service.secret,
     );
-    if (store) {
+    if (store === 'claimed') {
       await this.#db
         .updateTable('nwc_requests')
         .set({ state: 'done', response_event: JSON.stringify(event), finished_at: new Date() })
         .where('event_id', '=', request.id)
         .execute();
+    } else if (store) {
+      const recorded = await this.#db
+        .insertInto('nwc_requests')
+        .values({
+          event_id: request.id,
+          connection_pubkey: store.connectionPubkey,
+          event: JSON.stringify(request),
+          method: storableText(store.method).slice(0, 64),
+          state: 'done',
+          response_event: JSON.stringify(event),
+          finished_at: new Date(),
+          claimed_by: this.#instance,
+        })
+        .onConflict((oc) => oc.column('event_id').doNothing())
+        .returning('event_id')
+        .executeTakeFirst();
+      if (!recorded) {
+        // Answered before (a repeat, or another instance just now): its stored answer is the one.
+        const seen = await this.#db.selectFrom('nwc_requests').select(['state', 'response_event']).where('event_id', '=', request.id).executeTakeFirst();
+        if (seen?.state === 'done' && seen.response_event) await this.#pool.publish(seen.response_event).catch(() => undefined);
+        return;
+      }
     }
+    const receivedAt = this.#receivedAt.get(request);
+    const seconds = receivedAt === undefined ? 0 : (performance.now() - receivedAt) / 1000;
+    this.#options.metrics?.requestAnswered(response.result_type, response.error?.code ?? null, seconds);
+    // One line per answered request; the method as the app named it, cut short (it is the app's text).
+    this.#log(request).info(
+      { method: response.result_type.slice(0, 64), outcome: response.error?.code ?? 'success', ms: Math.round(seconds * 1000), stored: store !== false },
+      'nwc request answered',
+    );
     try {
       await this.#pool.publish(event);
     } catch (error) {
       // Stored: a client that asks again gets it republished.
-      this.#logger.warn({ id: request.id, err: String(error) }, 'could not publish a response');
+      this.#log(request).warn({ err: String(error) }, 'could not publish a response');
     }
+  }
+
+  #log(event: Event): Logger {
+    let log = this.#requestLogs.get(event);
+    if (!log) {
+      log = this.#logger.child({ request_id: event.id, connection: event.pubkey });
+      this.#requestLogs.set(event, log);
+    }
+    return log;
   }
 
   #sharedKey(encryption: NwcEncryption, service: ServiceKey, pubkey: string): Uint8Array {

@@ -21,8 +21,11 @@ export const auditorReportContentSchema = z.strictObject({
   correctness_ppm: ppm,
   latency_p50_ms: z.number().int().nonnegative(),
   latency_p95_ms: z.number().int().nonnegative(),
-  /** Reserve / deposits; below 1 000 000 means deposits are not fully backed. Capped at 10x. */
-  reserve_ratio_ppm: z.number().int().min(0).max(10_000_000),
+  /**
+   * Reserve / deposits; below 1 000 000 means deposits are not fully backed. Capped at 10x.
+   * Null when the window had no reading (the operator did not answer): unknown is not a shortfall.
+   */
+  reserve_ratio_ppm: z.number().int().min(0).max(10_000_000).nullable(),
   integrity_incidents: z.number().int().nonnegative(),
 });
 export type AuditorReportContent = z.infer<typeof auditorReportContentSchema>;

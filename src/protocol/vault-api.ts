@@ -8,8 +8,10 @@ import { authorizationSchema } from './authorization.ts';
 import { compressedPubkeyHex, hex32 } from './hex.ts';
 import { nostrEventSchema } from './nostr-event.ts';
 import { tlvRecordsSchema } from './nwc-request.ts';
+import { transferDestinationSchema } from './transfer.ts';
 import { VAULT_ERROR_CODES, type VaultErrorCode } from './result.ts';
 import { balanceUpdateSchema, vaultProofSchema } from './vault-proof.ts';
+import { hex64 } from './hex.ts';
 
 export const VAULT_API_VERSION = '0';
 const unixSeconds = z.number().int().nonnegative();
@@ -27,7 +29,13 @@ export const vaultInfoSchema = z.object({
   fees: z.object({
     routing_base_msat: msatString,
     routing_ppm: ppm,
-    maintenance: z.object({ unit_fee_msat: msatString, rate_fee_ppm: ppm, period_blocks: z.number().int().positive() }),
+    /** Charged at the end of every `period_blocks`: the unit fee, plus `rate_fee_ppm` per `rate_period_blocks` of the balance, pro rata. */
+    maintenance: z.object({
+      unit_fee_msat: msatString,
+      period_blocks: z.number().int().positive(),
+      rate_fee_ppm: ppm,
+      rate_period_blocks: z.number().int().positive(),
+    }),
   }),
   limits: z.object({ min_invoice_msat: msatString, max_invoice_msat: msatString, max_deposit_msat: msatString }),
   auditors: z.array(hex32),
@@ -131,6 +139,13 @@ export const vaultInvoiceSchema = z.object({
   min_cltv_expiry_delta: z.number().int().positive().nullable().optional(),
   /** When a hold invoice was canceled, or null. */
   canceled_at: unixSeconds.nullable().optional(),
+  /**
+   * The deposit's owner and the channel peer's signature that the deposit this invoice pays
+   * into is theirs (`signOwnerAttestation`): what makes the invoice a transfer destination
+   * another vault of the same user can check. Optional on the wire.
+   */
+  owner: hex32.optional(),
+  owner_sig: hex64.optional(),
 });
 export type VaultInvoice = z.output<typeof vaultInvoiceSchema>;
 
@@ -157,11 +172,43 @@ export const payRequestSchema = z
     max_fee_msat: msatString,
     idempotency_key: z.string().min(1).max(128),
     authorization: authorizationSchema,
+    /**
+     * A part of a multi-part payment (BOLT 4 `basic_mpp`): `amount_msat` is this vault's part,
+     * `total_msat` the invoice's amount that all parts together pay. Invoices only.
+     */
+    mpp: z.strictObject({ total_msat: msatString }).optional(),
   })
   .refine((b) => [b.invoice, b.keysend, b.lnurl].filter((t) => t !== undefined).length === 1, {
     message: 'give exactly one of invoice, keysend and lnurl',
+  })
+  .refine((b) => b.mpp === undefined || (b.invoice !== undefined && b.amount_msat > 0n && b.amount_msat <= b.mpp.total_msat), {
+    message: 'a multi-part share pays an invoice, and is positive and at most its total',
   });
 export type PayRequest = z.input<typeof payRequestSchema>;
+
+/**
+ * `POST /v0/deposits/:id/transfers`: moves money to another deposit of the same owner by
+ * paying the destination vault's invoice. `purpose` says what authorizes it:
+ * - `rebalance`: the owner's grant lists `rebalance` and names the destination's operator in
+ *   `vault_operators` (a grant for every operator cannot authorize transfers);
+ * - `payment`: the app's signed paying request (`payment.authorization`, for the invoice
+ *   `payment.invoice`) that the transfer prepares; the transfer is at most the signed amount
+ *   plus its fee limit, and spends the request id at this vault.
+ */
+export const transferRequestSchema = z
+  .object({
+    destination: transferDestinationSchema,
+    amount_msat: msatString,
+    max_fee_msat: msatString,
+    idempotency_key: z.string().min(1).max(128),
+    purpose: z.enum(['rebalance', 'payment']),
+    /** The owner's grant (for `payment`, the one in the authorization). */
+    grant: nostrEventSchema,
+    payment: z.strictObject({ invoice: z.string().min(1).max(8192), authorization: authorizationSchema }).optional(),
+  })
+  .refine((b) => (b.purpose === 'payment') === (b.payment !== undefined), { message: 'a payment transfer carries the payment it prepares, a rebalance none' })
+  .refine((b) => b.amount_msat > 0n, { message: 'a transfer amount must be positive' });
+export type TransferRequest = z.input<typeof transferRequestSchema>;
 
 /**
  * Why a payment failed, in a payment record and a `payment_failed` event:
@@ -191,20 +238,68 @@ export const vaultPaymentSchema = z.object({
   settled_at: unixSeconds.nullable(),
   /** Present once final: the balance after the debit (or after the release), signed by both peers. */
   balance_update: balanceUpdateSchema.nullable(),
-  /** What was paid: `invoice`, `keysend` or `lnurl` (optional on the wire: absent means invoice). */
-  kind: z.enum(['invoice', 'keysend', 'lnurl']).optional(),
+  /**
+   * What was paid: `invoice`, `keysend`, `lnurl`, or `transfer` (to another deposit of the same
+   * owner) (optional on the wire: absent means invoice).
+   */
+  kind: z.enum(['invoice', 'keysend', 'lnurl', 'transfer']).optional(),
   /** The BOLT 11 paid (for `lnurl`, the one the vault resolved); null for a keysend. */
   invoice: z.string().nullable().optional(),
   /** The payee node: the invoice's payee or the keysend destination. */
   destination: compressedPubkeyHex.nullable().optional(),
+  /** For a part of a multi-part payment: the total all parts pay; null otherwise (optional on the wire). */
+  mpp_total_msat: msatString.nullable().optional(),
 });
 export type VaultPayment = z.output<typeof vaultPaymentSchema>;
+
+/** A maintenance fee as a deposit's history lists it: the charge and the balance both peers signed after it. */
+export const maintenanceChargeSchema = z.object({
+  fee_msat: msatString,
+  from_height: z.number().int().nonnegative(),
+  to_height: z.number().int().nonnegative(),
+  charged_at: unixSeconds,
+  balance_update: balanceUpdateSchema,
+});
+export type VaultMaintenanceCharge = z.output<typeof maintenanceChargeSchema>;
+
+/**
+ * A payment as a deposit's history lists it: the payment record, when it ended, and for a
+ * transfer what moved it (`rebalance`, `payment`, or `operator` for a move on the operator's own
+ * initiative) and where to (optional on the wire).
+ */
+export const historyPaymentSchema = vaultPaymentSchema.extend({
+  finished_at: unixSeconds.nullable(),
+  transfer_purpose: z.enum(['rebalance', 'payment', 'operator']).nullable().optional(),
+});
+export type VaultHistoryPayment = z.output<typeof historyPaymentSchema>;
+
+/**
+ * `GET /v0/deposits/:id/history`: everything a deposit went through, for a bridge that lost its
+ * database. Read at one instant: `balance_update` is the newest balance both peers signed and
+ * reflects every settled invoice, final payment and maintenance charge listed; `events_seq` is
+ * the newest event seq the caller can see at that instant (0 when none).
+ */
+export const depositHistorySchema = z.object({
+  deposit_id: z.string().min(1).max(128),
+  owner: hex32,
+  balance_msat: msatString,
+  reserved_msat: msatString,
+  balance_update: balanceUpdateSchema.nullable(),
+  invoices: z.array(vaultInvoiceSchema),
+  payments: z.array(historyPaymentSchema),
+  maintenance: z.array(maintenanceChargeSchema),
+  events_seq: z.number().int().nonnegative(),
+});
+export type VaultDepositHistory = z.output<typeof depositHistorySchema>;
 
 export const grantRequestSchema = z.object({ grant: nostrEventSchema });
 export const grantResponseSchema = z.object({ connection: hex32, created_at: unixSeconds });
 
 export const lockRequestSchema = z.object({ lock: nostrEventSchema });
 export const lockResponseSchema = z.object({ locked: z.boolean(), created_at: unixSeconds });
+
+/** Where a deposit was moved: the destination deposit as its vault proof names it. */
+export const movedDestinationSchema = z.object({ operator_node_pubkey: compressedPubkeyHex, deposit_id: z.string().min(1).max(128), vault_id: hex32 });
 
 export const vaultEventSchema = z.discriminatedUnion('type', [
   z.object({
@@ -250,6 +345,32 @@ export const vaultEventSchema = z.discriminatedUnion('type', [
     settle_deadline: z.number().int().nonnegative(),
   }),
   z.object({ seq: z.number().int().positive(), type: z.literal('invoice_canceled'), deposit_id: z.string(), payment_hash: hex32 }),
+  /** The maintenance fee for blocks `from_height` to `to_height`, taken from the deposit. */
+  z.object({
+    seq: z.number().int().positive(),
+    type: z.literal('maintenance_charged'),
+    deposit_id: z.string(),
+    fee_msat: msatString,
+    from_height: z.number().int().nonnegative(),
+    to_height: z.number().int().nonnegative(),
+    balance_update: balanceUpdateSchema,
+  }),
+  /**
+   * The operator moved (part of) the deposit to another vault on its own initiative (a channel
+   * closing, a vault retired): `amount_msat` left the deposit, plus `fee_msat`, paying
+   * `invoice` of the destination vault; `destination` names it as its proof does.
+   */
+  z.object({
+    seq: z.number().int().positive(),
+    type: z.literal('deposit_moved'),
+    deposit_id: z.string(),
+    payment_hash: hex32,
+    amount_msat: msatString,
+    fee_msat: msatString,
+    invoice: z.string(),
+    destination: movedDestinationSchema,
+    balance_update: balanceUpdateSchema,
+  }),
 ]);
 export type VaultEvent = z.output<typeof vaultEventSchema>;
 

@@ -12,6 +12,7 @@ import { bytesToHex, hexToBytes } from '../protocol/hex.ts';
 import { httpAuthHeader } from '../protocol/nip98.ts';
 import { tlvRecordsToWire } from '../protocol/nwc-request.ts';
 import {
+  depositHistorySchema,
   depositSchema,
   depositStatusSchema,
   errorBodySchema,
@@ -32,6 +33,7 @@ import {
   type CreateInvoiceParams,
   type EventSubscription,
   type PayParams,
+  type TransferParams,
   type VaultClient,
 } from './vault-client.ts';
 
@@ -47,6 +49,8 @@ export interface HttpVaultClientOptions {
   /** An event stream silent for this long is reconnected (default 45 000: three missed pings). */
   streamIdleTimeoutMs?: number;
   logger?: Logger;
+  /** Told of each call's outcome: answered (an error status below 500 counts as answered) and how fast. */
+  onCall?: (outcome: { answered: boolean; latencyMs: number }) => void;
 }
 
 /** Error codes of causes that mean the request never left this machine. */
@@ -61,6 +65,7 @@ export class HttpVaultClient implements VaultClient {
   readonly #reconnect: { initial: number; max: number };
   readonly #idleMs: number;
   readonly #log: Logger;
+  readonly #onCall: HttpVaultClientOptions['onCall'];
 
   constructor(options: HttpVaultClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
@@ -69,6 +74,7 @@ export class HttpVaultClient implements VaultClient {
     this.#reconnect = options.reconnectDelayMs ?? { initial: 250, max: 5_000 };
     this.#idleMs = options.streamIdleTimeoutMs ?? 45_000;
     this.#log = (options.logger ?? silentLogger).child({ vault: this.url });
+    this.#onCall = options.onCall;
   }
 
   info() {
@@ -86,6 +92,20 @@ export class HttpVaultClient implements VaultClient {
     const status = await this.#call('GET', path, undefined, depositStatusSchema, 'a deposit status');
     this.#expect(status.deposit_id === depositId, `GET ${path}`, `the status of deposit ${depositId}`);
     return status;
+  }
+
+  async depositHistory(depositId: string) {
+    const path = `/v0/deposits/${encodeURIComponent(depositId)}/history`;
+    const history = await this.#call('GET', path, undefined, depositHistorySchema, 'a deposit history');
+    this.#expect(
+      history.deposit_id === depositId &&
+        (history.balance_update === null || history.balance_update.deposit_id === depositId) &&
+        history.invoices.every((i) => i.proof.deposit_id === depositId) &&
+        history.maintenance.every((m) => m.balance_update.deposit_id === depositId),
+      `GET ${path}`,
+      `the history of deposit ${depositId}`,
+    );
+    return history;
   }
 
   async createInvoice(depositId: string, params: CreateInvoiceParams) {
@@ -171,12 +191,14 @@ export class HttpVaultClient implements VaultClient {
               },
             }
           : { lnurl: { address: params.lightningAddress } };
+    const mpp = params.invoice !== undefined ? params.mpp : undefined;
     const body = {
       ...target,
       amount_msat: msatToString(params.amountMsat),
       max_fee_msat: msatToString(params.maxFeeMsat),
       idempotency_key: params.idempotencyKey,
       authorization: params.authorization,
+      ...(mpp === undefined ? {} : { mpp: { total_msat: msatToString(mpp.totalMsat) } }),
     };
     const payment = await this.#call('POST', path, body, vaultPaymentSchema, 'a payment');
     // A keysend with the app's preimage pays its SHA-256.
@@ -185,6 +207,28 @@ export class HttpVaultClient implements VaultClient {
       payment.idempotency_key === params.idempotencyKey && payment.amount_msat === params.amountMsat && payment.fee_msat <= payment.max_fee_msat && hashOk,
       `POST ${path}`,
       'the payment asked for, with a fee within its limit',
+    );
+    return payment;
+  }
+
+  async transfer(depositId: string, params: TransferParams) {
+    const path = `/v0/deposits/${encodeURIComponent(depositId)}/transfers`;
+    const purpose = params.purpose;
+    const body = {
+      // The proof's amount parsed to bigint goes back on the wire as a decimal string.
+      destination: { ...params.destination, proof: { ...params.destination.proof, amount_msat: msatToString(params.destination.proof.amount_msat) } },
+      amount_msat: msatToString(params.amountMsat),
+      max_fee_msat: msatToString(params.maxFeeMsat),
+      idempotency_key: params.idempotencyKey,
+      purpose: purpose.type,
+      grant: params.grant,
+      ...(purpose.type === 'payment' ? { payment: { invoice: purpose.invoice, authorization: purpose.authorization } } : {}),
+    };
+    const payment = await this.#call('POST', path, body, vaultPaymentSchema, 'a transfer');
+    this.#expect(
+      payment.idempotency_key === params.idempotencyKey && payment.amount_msat === params.amountMsat && payment.fee_msat <= payment.max_fee_msat,
+      `POST ${path}`,
+      'the transfer asked for, with a fee within its limit',
     );
     return payment;
   }
@@ -223,6 +267,22 @@ export class HttpVaultClient implements VaultClient {
   }
 
   async #call<S extends z.ZodType>(method: Method, path: string, body: object | undefined, schema: S, expected: string): Promise<z.output<S>> {
+    if (!this.#onCall) return this.#send(method, path, body, schema, expected);
+    const started = performance.now();
+    let answered = false;
+    try {
+      const result = await this.#send(method, path, body, schema, expected);
+      answered = true;
+      return result;
+    } catch (error) {
+      answered = error instanceof VaultError && error.status !== null && error.status < 500 && error.code !== 'INTERNAL';
+      throw error;
+    } finally {
+      this.#onCall({ answered, latencyMs: Math.round(performance.now() - started) });
+    }
+  }
+
+  async #send<S extends z.ZodType>(method: Method, path: string, body: object | undefined, schema: S, expected: string): Promise<z.output<S>> {
     const url = this.url + path;
     const call = `${method} ${path}`;
     const payload = body === undefined ? undefined : JSON.stringify(body);

@@ -2,9 +2,11 @@ import type { Event } from 'nostr-tools/pure';
 import type { Msat } from '../protocol/amounts.ts';
 import type { Authorization } from '../protocol/authorization.ts';
 import type { TlvRecord } from '../protocol/nwc-request.ts';
+import type { TransferDestination } from '../protocol/transfer.ts';
 import type { VaultErrorCode } from '../protocol/result.ts';
 import type {
   VaultDeposit,
+  VaultDepositHistory,
   VaultDepositStatus,
   VaultEvent,
   VaultInfo,
@@ -62,6 +64,8 @@ interface PayParamsBase {
 /** Pays a BOLT 11 invoice (signed as `pay_invoice`, or `pay` with a BOLT 11 instruction). */
 export interface InvoicePayParams extends PayParamsBase {
   invoice: string;
+  /** A share of a multi-part payment: `amountMsat` is this vault's part of `totalMsat`. */
+  mpp?: { totalMsat: Msat };
   keysend?: undefined;
   lightningAddress?: undefined;
 }
@@ -82,6 +86,18 @@ export interface LightningAddressPayParams extends PayParamsBase {
 
 export type PayParams = InvoicePayParams | KeysendPayParams | LightningAddressPayParams;
 
+/** A transfer to another deposit of the same owner (`POST /v0/deposits/:id/transfers`). */
+export interface TransferParams {
+  destination: TransferDestination;
+  amountMsat: Msat;
+  maxFeeMsat: Msat;
+  idempotencyKey: string;
+  /** The owner's grant for the connection the move is done for. */
+  grant: Event;
+  /** `rebalance` (the grant's capability), or the app's paying request the transfer prepares. */
+  purpose: { type: 'rebalance' } | { type: 'payment'; invoice: string; authorization: Authorization };
+}
+
 export interface EventSubscription {
   close(): void;
 }
@@ -95,6 +111,12 @@ export interface VaultClient {
   info(): Promise<VaultInfo>;
   openDeposit(open: Event): Promise<VaultDeposit>;
   depositStatus(depositId: string): Promise<VaultDepositStatus>;
+  /**
+   * The deposit's whole history (invoices, payments, maintenance charges), its newest signed
+   * balance and the newest event seq the caller can see, read at one instant. Optional: older
+   * operators lack it.
+   */
+  depositHistory?(depositId: string): Promise<VaultDepositHistory>;
   createInvoice(depositId: string, params: CreateInvoiceParams): Promise<VaultInvoice>;
   invoiceStatus(depositId: string, paymentHash: string): Promise<VaultInvoice>;
   /** A hold invoice (201, or 200 for the same request again). */
@@ -104,6 +126,8 @@ export interface VaultClient {
   /** Cancels a hold invoice: a held payment fails for its payer, nothing is credited. */
   cancelHoldInvoice(depositId: string, paymentHash: string): Promise<VaultInvoice>;
   pay(depositId: string, params: PayParams): Promise<VaultPayment>;
+  /** Moves money to another deposit of the same owner; answers the payment record (`kind: transfer`). Optional: older operators lack it. */
+  transfer?(depositId: string, params: TransferParams): Promise<VaultPayment>;
   /** Null when the operator never accepted a payment under this key (nothing was paid). */
   paymentStatus(depositId: string, idempotencyKey: string): Promise<VaultPayment | null>;
   pushGrant(depositId: string, grant: Event): Promise<{ connection: string; createdAt: number }>;

@@ -56,6 +56,13 @@ describe('devnet auditor', () => {
     try {
       const down = await nextReport(b.nodePubkey, since);
       expect(down.uptime_ppm).toBeLessThan(1_000_000);
+      // A window the operator was down throughout has no reserve reading: unknown, not a shortfall.
+      let silent: Awaited<ReturnType<typeof nextReport>> | undefined;
+      await eventually(async () => {
+        silent = (await auditor.reports(b.nodePubkey, 0)).reports.find((r) => r.window_start * 1000 >= since && r.uptime_ppm === 0);
+        return silent !== undefined;
+      }, 'a window with the operator down throughout');
+      expect(silent!.reserve_ratio_ppm).toBeNull();
       const short = await nextReport(c.nodePubkey, since);
       expect(short.reserve_ratio_ppm).toBe(600_000);
     } finally {

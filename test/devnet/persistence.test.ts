@@ -70,7 +70,7 @@ describe('devnet persistence', () => {
       relayPort: portOf(first.relayUrl),
       controlPort: portOf(first.controlUrl),
       operatorPorts: first.operators.map((o) => portOf(o.url)),
-      auditorPort: portOf(first.auditors[0]?.url ?? ''),
+      auditorPorts: first.auditors.map((a) => portOf(a.url)),
     });
     try {
       expect(devnet.operators.map((o) => [o.name, o.url, o.nodePubkey, o.peerNodePubkey, o.vaultId, o.channelId, o.multisigPubkey])).toEqual(

@@ -27,7 +27,7 @@ export async function standInOperator(db: Db): Promise<{ operators: OperatorDire
     network: 'regtest',
     block_height: 101,
     vaults: [{ vault_id: vaultId, channel_id: channelId, multisig_pubkey: vaultMultisigPubkey(nodePubkey, peerPubkey, channelId, vaultId) }],
-    fees: { routing_base_msat: 0n, routing_ppm: 0, maintenance: { unit_fee_msat: 0n, rate_fee_ppm: 0, period_blocks: 144 } },
+    fees: { routing_base_msat: 0n, routing_ppm: 0, maintenance: { unit_fee_msat: 0n, period_blocks: 144, rate_fee_ppm: 0, rate_period_blocks: 52_560 } },
     limits: { min_invoice_msat: 1n, max_invoice_msat: 10n ** 12n, max_deposit_msat: 10n ** 13n },
     auditors: [],
     request_max_age_seconds: 300,

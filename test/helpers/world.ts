@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startBridge, type RunningBridge } from '../../src/app.ts';
+import { startBridge, type BridgeOptions, type RunningBridge } from '../../src/app.ts';
 import { openDatabase } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { startDevnet, type Devnet } from '../../src/devnet/devnet.ts';
@@ -27,15 +27,18 @@ export interface World {
   /** The PostgreSQL database the bridge uses (postgres backend only). */
   databaseUrl: string | undefined;
   /** Starts another bridge instance on the same database, keys, relays and vaults (postgres only). */
-  startAnotherInstance(): Promise<RunningBridge>;
+  startAnotherInstance(overrides?: InstanceOptions): Promise<RunningBridge>;
   /** Stops the bridge and starts it again on the same database, keys and devnet. */
   restartBridge(): Promise<RunningBridge>;
   stop(): Promise<void>;
 }
 
+/** What may differ between instances of one world. */
+export type InstanceOptions = Pick<BridgeOptions, 'instanceId' | 'shard'>;
+
 export async function startWorld(
   backend: Backend,
-  options: { auditIntervalMs?: number; extraRelays?: number; vaultTimeoutMs?: number; requestLeaseSeconds?: number; rateLimit?: RateLimit } = {},
+  options: { auditIntervalMs?: number; auditWindowMs?: number; extraRelays?: number; vaultTimeoutMs?: number; requestLeaseSeconds?: number; rateLimit?: RateLimit; instance?: InstanceOptions } = {},
 ): Promise<World> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bridge-world-'));
   const devnet = await startDevnet({
@@ -45,12 +48,13 @@ export async function startWorld(
     operatorPorts: [0, 0, 0],
     auditorPort: 0,
     ...(options.auditIntervalMs ? { auditIntervalMs: options.auditIntervalMs } : {}),
+    ...(options.auditWindowMs ? { auditWindowMs: options.auditWindowMs } : {}),
   });
   const extraRelays = await Promise.all(Array.from({ length: options.extraRelays ?? 0 }, () => startRelay({ port: 0 })));
   const pg = backend === 'postgres' ? await createPostgresDatabase() : undefined;
   const masterKey = crypto.getRandomValues(new Uint8Array(32));
   const others: RunningBridge[] = [];
-  const start = async () => {
+  const start = async (instance: InstanceOptions = {}) => {
     const { db } = await openDatabase(pg ? { databaseUrl: pg.url } : { pgliteDir: path.join(dir, 'pglite') });
     await migrateToLatest(db);
     return startBridge({
@@ -69,24 +73,25 @@ export async function startWorld(
       // WORLD_LOG=<file> keeps the bridge's errors, for looking into a failing test.
       logger: process.env.WORLD_LOG ? pino({ level: 'error' }, pino.destination(process.env.WORLD_LOG)) : silentLogger,
       devnet: () => devnet.describe(),
+      ...instance,
     });
   };
   const world: World = {
     devnet,
     extraRelays,
-    bridge: await start(),
+    bridge: await start(options.instance),
     backend,
     masterKey,
     databaseUrl: pg?.url,
-    startAnotherInstance: async () => {
+    startAnotherInstance: async (overrides) => {
       if (!pg) throw new Error('several instances need PostgreSQL');
-      const other = await start();
+      const other = await start(overrides);
       others.push(other);
       return other;
     },
     restartBridge: async () => {
       await world.bridge.stop();
-      world.bridge = await start();
+      world.bridge = await start(options.instance);
       return world.bridge;
     },
     stop: async () => {

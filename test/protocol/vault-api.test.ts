@@ -34,7 +34,7 @@ const info = {
   network: 'regtest',
   block_height: 120,
   vaults: [{ vault_id: '33'.repeat(32), channel_id: '44'.repeat(32), multisig_pubkey: '55'.repeat(32) }],
-  fees: { routing_base_msat: '1000', routing_ppm: 1000, maintenance: { unit_fee_msat: '0', rate_fee_ppm: 0, period_blocks: 144 } },
+  fees: { routing_base_msat: '1000', routing_ppm: 1000, maintenance: { unit_fee_msat: '1000', period_blocks: 144, rate_fee_ppm: 2700, rate_period_blocks: 52_560 } },
   limits: { min_invoice_msat: '1000', max_invoice_msat: '4294967295000', max_deposit_msat: '10000000000000' },
   auditors: ['66'.repeat(32)],
   request_max_age_seconds: 300,

@@ -1,0 +1,83 @@
+/**
+ * Section 1, the physical limit: the cryptography one get_balance costs a wallet service, alone
+ * in a tight loop, with the functions the bridge itself calls — verify the request's signature,
+ * NIP-44 decrypt with a cached conversation key, NIP-44 encrypt the answer, sign the response.
+ */
+import { generateSecretKey, getPublicKey, finalizeEvent, type Event } from 'nostr-tools/pure';
+import { v2 as nip44 } from 'nostr-tools/nip44';
+import { hasValidSignature, signEvent } from '../../src/protocol/nostr-event.ts';
+import { decryptContent, encryptContent, sharedKey } from '../../src/protocol/nwc-encryption.ts';
+
+export interface CryptoLimit {
+  iterations: number;
+  /** CPU per request (process.cpuUsage), ms. */
+  cpuMsPerRequest: number;
+  /** Requests per second one core sustains: 1000 / cpuMsPerRequest. */
+  requestsPerSecondPerCore: number;
+  /** Wall time of each step per request, ms. */
+  steps: { verify: number; decrypt: number; encrypt: number; sign: number };
+  /** Deriving a NIP-44 conversation key once (what a cache saves on every request), ms. */
+  conversationKeyMs: number;
+}
+
+export function measureCryptoLimit(iterations: number): CryptoLimit {
+  const serviceSecret = generateSecretKey();
+  const servicePubkey = getPublicKey(serviceSecret);
+  const clients = Array.from({ length: 8 }, () => generateSecretKey());
+  const clientPubkeys = clients.map((c) => getPublicKey(c));
+  const keys = clients.map((c) => nip44.utils.getConversationKey(c, servicePubkey));
+  // Requests signed ahead (not timed), each kept as JSON so every check starts from a fresh object.
+  const wire = Array.from({ length: Math.min(iterations, 500) }, (_, i) => {
+    const c = i % clients.length;
+    const content = nip44.encrypt(JSON.stringify({ method: 'get_balance', params: {} }), keys[c]!);
+    return JSON.stringify(finalizeEvent({ kind: 23194, created_at: Math.floor(Date.now() / 1000), tags: [['p', servicePubkey], ['encryption', 'nip44_v2']], content }, clients[c]!));
+  });
+  const events: Event[] = Array.from({ length: iterations }, (_, i) => JSON.parse(wire[i % wire.length]!) as Event);
+  const cached = new Map<string, Uint8Array>();
+  const answer = JSON.stringify({ result_type: 'get_balance', result: { balance: 21_000_000 }, error: null });
+  const steps = { verify: 0, decrypt: 0, encrypt: 0, sign: 0 };
+
+  // Warm the JIT on copies first, so the loop measures steady-state cost.
+  for (const text of wire.slice(0, 50)) {
+    const event = JSON.parse(text) as Event;
+    hasValidSignature(event);
+    signEvent({ kind: 23195, created_at: 0, tags: [], content: encryptContent('nip44_v2', keys[0]!, decryptContent('nip44_v2', keys[0]!, nip44.encrypt(answer, keys[0]!))) }, serviceSecret);
+  }
+
+  const cpu0 = process.cpuUsage();
+  for (const event of events) {
+    let t = performance.now();
+    if (!hasValidSignature(event)) throw new Error('bad signature in the crypto bench');
+    let u = performance.now();
+    steps.verify += u - t;
+    let key = cached.get(event.pubkey);
+    if (!key) {
+      key = sharedKey('nip44_v2', serviceSecret, event.pubkey);
+      cached.set(event.pubkey, key);
+    }
+    JSON.parse(decryptContent('nip44_v2', key, event.content));
+    t = performance.now();
+    steps.decrypt += t - u;
+    const content = encryptContent('nip44_v2', key, answer);
+    u = performance.now();
+    steps.encrypt += u - t;
+    signEvent({ kind: 23195, created_at: Math.floor(Date.now() / 1000), tags: [['p', event.pubkey], ['e', event.id]], content }, serviceSecret);
+    steps.sign += performance.now() - u;
+  }
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMsPerRequest = (cpu.user + cpu.system) / 1000 / iterations;
+
+  const t0 = performance.now();
+  const rounds = Math.max(5, Math.floor(iterations / 20));
+  for (let i = 0; i < rounds; i++) sharedKey('nip44_v2', serviceSecret, clientPubkeys[i % clientPubkeys.length]!);
+  const conversationKeyMs = (performance.now() - t0) / rounds;
+
+  const per = (v: number) => v / iterations;
+  return {
+    iterations,
+    cpuMsPerRequest,
+    requestsPerSecondPerCore: 1000 / cpuMsPerRequest,
+    steps: { verify: per(steps.verify), decrypt: per(steps.decrypt), encrypt: per(steps.encrypt), sign: per(steps.sign) },
+    conversationKeyMs,
+  };
+}

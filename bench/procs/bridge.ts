@@ -1,0 +1,106 @@
+/**
+ * Bench part: one bridge instance (src/app.ts startBridge) in its own process, so
+ * process.cpuUsage() is the bridge's own. Optionally times each request inside the bridge:
+ * from the moment the responder receives it to the moment its response is published, and the
+ * part of that spent waiting on vault calls (attributed through AsyncLocalStorage).
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { hexToBytes } from '@noble/hashes/utils.js';
+import type { Event } from 'nostr-tools/pure';
+import { startBridge, type RunningBridge } from '../../src/app.ts';
+import { openDatabase } from '../../src/db/database.ts';
+import { migrateToLatest } from '../../src/db/migrate.ts';
+import { silentLogger } from '../../src/log.ts';
+import { RelayPool } from '../../src/nwc/relay-pool.ts';
+import { NwcResponder } from '../../src/nwc/responder.ts';
+import { serve } from '../lib/ipc.ts';
+
+export interface BridgeStart {
+  databaseUrl?: string;
+  /** In-memory PGlite when neither this nor databaseUrl is given. */
+  pgliteDir?: string;
+  relays: string[];
+  operators: { name: string; url: string; node_pubkey: string }[];
+  auditors: { url: string; pubkey: string }[];
+  masterKeyHex: string;
+  poolSize?: number;
+}
+
+/** One request as seen inside the bridge (ms). */
+export interface InsideTiming {
+  id: string;
+  insideMs: number;
+  vaultMs: number;
+}
+
+interface RequestContext {
+  id: string;
+  receivedAt: number;
+  vaultMs: number;
+}
+
+const context = new AsyncLocalStorage<RequestContext>();
+let timing = false;
+let timings: InsideTiming[] = [];
+let vaultUrls: string[] = [];
+
+const receive = NwcResponder.prototype.receive;
+NwcResponder.prototype.receive = function (this: NwcResponder, event: Event) {
+  if (!timing) return receive.call(this, event);
+  return context.run({ id: event.id, receivedAt: performance.now(), vaultMs: 0 }, () => receive.call(this, event));
+};
+const publish = RelayPool.prototype.publish;
+RelayPool.prototype.publish = function (this: RelayPool, event: Event) {
+  const ctx = context.getStore();
+  if (timing && ctx && event.kind === 23195) timings.push({ id: ctx.id, insideMs: performance.now() - ctx.receivedAt, vaultMs: ctx.vaultMs });
+  return publish.call(this, event);
+};
+const fetchOriginal = globalThis.fetch;
+globalThis.fetch = async function (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) {
+  const ctx = context.getStore();
+  const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+  if (!ctx || !vaultUrls.some((v) => url.startsWith(v))) return fetchOriginal(input, init);
+  const t0 = performance.now();
+  try {
+    return await fetchOriginal(input, init);
+  } finally {
+    ctx.vaultMs += performance.now() - t0;
+  }
+};
+
+let bridge: RunningBridge | undefined;
+
+serve({
+  async start(args: BridgeStart) {
+    const t0 = performance.now();
+    vaultUrls = args.operators.map((o) => o.url);
+    const { db } = await openDatabase(args.databaseUrl ? { databaseUrl: args.databaseUrl, ...(args.poolSize ? { poolSize: args.poolSize } : {}) } : { pgliteDir: args.pgliteDir });
+    await migrateToLatest(db);
+    bridge = await startBridge({
+      db,
+      masterKey: hexToBytes(args.masterKeyHex),
+      relays: args.relays,
+      operators: args.operators.map((o) => ({ name: o.name, url: o.url, nodePubkey: o.node_pubkey })),
+      auditors: args.auditors,
+      httpHost: '127.0.0.1',
+      httpPort: 0,
+      alias: 'bench-bridge',
+      logger: silentLogger,
+      drainTimeoutMs: 2_000,
+      // The bench drives each connection far above a person's rate.
+      rateLimit: { perSecond: 1_000_000, burst: 1_000_000 },
+    });
+    return { url: bridge.url, servicePubkey: bridge.keys.servicePubkey, startMs: performance.now() - t0 };
+  },
+  /** Starts (true) or stops timing requests inside the bridge; stopping returns what was timed. */
+  timing(on: boolean) {
+    timing = on;
+    const taken = timings;
+    timings = [];
+    return taken;
+  },
+  async stop() {
+    await bridge?.stop();
+    bridge = undefined;
+  },
+});
