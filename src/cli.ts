@@ -42,6 +42,19 @@ function baseUrl(value: string): string {
   return value.replace(/\/+$/, '');
 }
 
+/** An HTTP error answer from the bridge, with its status and error code. */
+class BridgeRefusal extends Error {
+  readonly status: number;
+  readonly code: string | null;
+
+  constructor(status: number, code: string | null, message: string) {
+    super(message);
+    this.name = 'BridgeRefusal';
+    this.status = status;
+    this.code = code;
+  }
+}
+
 async function fetchJson<S extends z.ZodType>(url: string, schema: S, init?: RequestInit): Promise<z.output<S>> {
   let response: Response;
   try {
@@ -58,7 +71,11 @@ async function fetchJson<S extends z.ZodType>(url: string, schema: S, init?: Req
   }
   if (!response.ok) {
     const error = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).safeParse(json);
-    throw new Error(`${url} answered ${response.status}: ${error.success ? `${error.data.error.code}: ${error.data.error.message}` : text.slice(0, 200)}`);
+    throw new BridgeRefusal(
+      response.status,
+      error.success ? error.data.error.code : null,
+      `${url} answered ${response.status}: ${error.success ? `${error.data.error.code}: ${error.data.error.message}` : text.slice(0, 200)}`,
+    );
   }
   const parsed = schema.safeParse(json);
   if (!parsed.success) throw new Error(`${url} answered with an unexpected body: ${parsed.error.issues[0]?.message ?? ''}`);
@@ -171,6 +188,22 @@ async function signedCall<S extends z.ZodType>(url: string, method: 'GET' | 'POS
 
 const lockResultSchema = z.object({ locked: z.boolean(), operators: z.array(z.object({ name: z.string(), ok: z.boolean(), error: z.string().optional() })) });
 
+/**
+ * Statements are ordered by their second: a lock and an unlock signed within one second would
+ * leave the second refused as not newer. On that refusal the statement is signed again, dated
+ * a second later each time (the bridge and vaults accept up to 60 s ahead).
+ */
+async function postLock(url: string, userKey: Uint8Array, locked: boolean): Promise<z.output<typeof lockResultSchema>> {
+  const now = Math.floor(Date.now() / 1000);
+  for (let ahead = 0; ; ahead++) {
+    try {
+      return await signedCall(`${url}/api/lock`, 'POST', userKey, lockResultSchema, { lock: signDepositLock(userKey, locked, now + ahead) });
+    } catch (error) {
+      if (!(error instanceof BridgeRefusal && error.code === 'CONFLICT') || ahead >= 5) throw error;
+    }
+  }
+}
+
 for (const [name, locked] of [
   ['lock', true],
   ['unlock', false],
@@ -181,7 +214,7 @@ for (const [name, locked] of [
     .requiredOption('--url <url>', 'the bridge HTTP URL', baseUrl)
     .requiredOption('--user-key <hex|nsec>', 'your user key', secretKeyArg)
     .action(async (opts: { url: string; userKey: Uint8Array }) => {
-      const result = await signedCall(`${opts.url}/api/lock`, 'POST', opts.userKey, lockResultSchema, { lock: signDepositLock(opts.userKey, locked) });
+      const result = await postLock(opts.url, opts.userKey, locked);
       for (const op of result.operators) process.stdout.write(`${op.name}: ${op.ok ? (locked ? 'locked' : 'unlocked') : `not reached (${op.error ?? 'unknown'}); run again`}\n`);
       process.stdout.write(`${result.locked ? 'locked' : 'unlocked'}\n`);
     });
