@@ -134,14 +134,17 @@ export function allocate(candidates: readonly DepositCandidate[], totalMsat: Msa
         targets.set(c.depositId, shareOf(c));
         leftover -= shareOf(c);
       }
-      // The rounding remainder (less than one msat each) goes to the heaviest with room, so the
-      // targets add up exactly without passing a cap.
+      // The rounding remainder (less than one msat each) goes to the heaviest with room, as much
+      // as each can take: those rounded down onto their caps may leave it all to a lighter one.
       for (const c of [...active].sort(heaviestFirst(policy))) {
         if (leftover === 0n) break;
         const cap = caps.get(c.depositId) ?? null;
-        if (cap !== null && targets.get(c.depositId)! >= cap) continue;
-        targets.set(c.depositId, targets.get(c.depositId)! + 1n);
-        leftover -= 1n;
+        const target = targets.get(c.depositId)!;
+        const room = cap === null ? leftover : cap - target;
+        const given = room < leftover ? room : leftover;
+        if (given <= 0n) continue;
+        targets.set(c.depositId, target + given);
+        leftover -= given;
       }
       break;
     }

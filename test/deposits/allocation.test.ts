@@ -93,6 +93,21 @@ describe('allocate: targets', () => {
     );
   });
 
+  it('gives the rounding remainder to a lighter operator when the heavier ones were rounded onto their caps', () => {
+    // Found by the property above: 6 msat over three operators capped at 2 each (40 %), weights
+    // summing just past 2e9, so no share passes a cap before rounding and the two heavy ones land
+    // exactly on theirs; the remainder of 2 must all go to the light one.
+    const op = (id: bigint, score: number): DepositCandidate => ({ depositId: id, operatorPubkey: `0${id}`, score, healthy: true, confirmedMsat: 0n, availableMsat: 0n, roomMsat: null });
+    const { targets } = allocate([op(1n, 0.29), op(2n, 0.9570266456583119), op(3n, 1)], 6n, {
+      maxSharePpm: 400_000,
+      testAmountMsat: 10_000_000n,
+      trustedScore: 0.3,
+      minScore: 0.05,
+      exponent: 2,
+    });
+    expect([...targets.values()]).toEqual([2n, 2n, 2n]);
+  });
+
   it('keeps the share cap and the score tiers whenever the operators can hold the total within them', () => {
     fc.assert(
       fc.property(candidates, msat, policy, (cs, total, p) => {
