@@ -5,11 +5,13 @@ import { OperatorDirectory, type AuditorSource, type OperatorEntry } from './dep
 import { refreshPendingOutgoing } from './deposits/payments.ts';
 import { reconcile } from './deposits/reconcile.ts';
 import { rebalanceOnce } from './deposits/rebalancer.ts';
+import { SWEEP_INTERVAL_MS, sweepOnce } from './deposits/sweep.ts';
 import { VaultEventFollower } from './deposits/vault-events.ts';
 import { createHttpServer } from './http/server.ts';
 import { BridgeMetrics } from './metrics/metrics.ts';
 import { JobLeader, leaderJob } from './ops/job-leader.ts';
 import { loadScores } from './ops/score-sync.ts';
+import { openDepositsAtOperator, VaultsReloader, watchVaultsFile, type V1OperatorListing, type VaultsReload } from './ops/vaults-reload.ts';
 import { nowSeconds } from './protocol/nostr-event.ts';
 import { InfoEventPublisher } from './nwc/info-event.ts';
 import { NotificationSender } from './nwc/notifications.ts';
@@ -31,6 +33,8 @@ export interface BridgeOptions {
   masterKey: Uint8Array;
   relays: readonly string[];
   operators: readonly OperatorEntry[];
+  /** The vaults file's v1 operators: listed at GET /api/info, never called (docs/vault-api-v1.md). */
+  v1Operators?: readonly V1OperatorListing[];
   auditors: readonly { url: string; pubkey: string }[];
   httpHost: string;
   httpPort: number;
@@ -62,6 +66,13 @@ export interface BridgeOptions {
   instanceId?: string | undefined;
   /** Answer only the connections in this key range (several instances, docs/scaling.md); default all. */
   shard?: Shard | undefined;
+  /**
+   * The vaults file `operators` and `auditors` were read from: watched, and re-read by
+   * `reloadVaults()`, so operators can be added and removed while running (docs/deploy.md).
+   */
+  vaultsFile?: string | undefined;
+  /** How long the vaults file must be quiet before a change is applied (default 500 ms). */
+  vaultsFileDebounceMs?: number;
 }
 
 export interface RunningBridge {
@@ -71,6 +82,8 @@ export interface RunningBridge {
   metrics: BridgeMetrics;
   /** Whether this instance runs the background jobs (one instance among those on a database). */
   jobs: Pick<JobLeader, 'isLeader' | 'id'>;
+  /** Re-reads the vaults file and applies it (SIGHUP); `invalid` without one. */
+  reloadVaults(): Promise<VaultsReload>;
   stop(): Promise<void>;
 }
 
@@ -109,15 +122,30 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const wallet = createWallet(db, keys, logger, options.vaultTimeoutMs, stopping.signal);
   const { operators } = wallet;
   const followers = new VaultEventFollower(wallet);
+  let started = false;
   operators.onConnect((nodePubkey) => {
     void followers.follow(nodePubkey).catch((err: unknown) => logger.error({ err }, 'could not follow a vault event stream'));
+    // An operator added while running (or first reached after the start): users get a deposit there too.
+    if (started) void openDepositsAtOperator(wallet, nodePubkey).catch((err: unknown) => logger.error({ err }, 'could not open deposits at a new vault operator'));
   });
+  operators.onRetire((nodePubkey) => followers.unfollow(nodePubkey));
   await operators.connect(options.operators);
+  started = true;
 
-  const auditors: AuditorSource[] = options.auditors.map((a) => {
-    const client = new AuditorClient({ url: a.url, pubkey: a.pubkey });
-    return { pubkey: a.pubkey, reports: async (operator, since) => (await client.reports(operator, since)).reports };
-  });
+  const auditorSources = (list: BridgeOptions['auditors']): AuditorSource[] =>
+    list.map((a) => {
+      const client = new AuditorClient({ url: a.url, pubkey: a.pubkey });
+      return { pubkey: a.pubkey, reports: async (operator, since) => (await client.reports(operator, since)).reports };
+    });
+  // Replaced when the vaults file is reloaded; the score refresh reads it each time.
+  let auditors = auditorSources(options.auditors);
+  const vaultsFile = options.vaultsFile;
+  let v1Operators = options.v1Operators ?? [];
+  const reloader = vaultsFile
+    ? new VaultsReloader(vaultsFile, { operators, setAuditors: (list) => (auditors = auditorSources(list)), setV1Operators: (list) => (v1Operators = list), logger: logger.child({ component: 'vaults-file' }) })
+    : undefined;
+  const vaultsWatch =
+    reloader && vaultsFile ? watchVaultsFile(vaultsFile, () => void reloader.reload(), { logger, ...(options.vaultsFileDebounceMs ? { debounceMs: options.vaultsFileDebounceMs } : {}) }) : undefined;
   const metrics = options.metrics ?? new BridgeMetrics(SERVED_METHODS);
   metrics.attach({ db, operators: () => operators.all() });
   // Each instance catches up once at start; after that the periodic jobs run on one instance only.
@@ -135,6 +163,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     leaderJob('pending-refresh', PENDING_REFRESH_MS, jobLeader, () => refreshPendingOutgoing(wallet), jobHooks),
     leaderJob('reconcile', (options.reconcileIntervalSeconds ?? 300) * 1000, jobLeader, async () => metrics.reconciled(await reconcile(wallet)), jobHooks),
     leaderJob('rebalance', (options.rebalanceIntervalSeconds ?? 600) * 1000, jobLeader, () => rebalanceOnce(wallet), jobHooks),
+    leaderJob('sweep', SWEEP_INTERVAL_MS, jobLeader, () => sweepOnce(wallet, keys), jobHooks),
   ];
   const timers = [
     // Availability is each instance's own observation.
@@ -189,6 +218,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     publicUrl: () => publicUrl ?? '',
     ready: () => ({ ready: pool.isLive(), database: true, relays: pool.status() }),
     devnet: options.devnet,
+    v1Operators: () => v1Operators,
     metrics,
     lnurl: new LnurlService({ wallet, publicUrl: () => publicUrl ?? '', zapSecret }),
   });
@@ -211,8 +241,14 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     wallet,
     metrics,
     jobs: jobLeader,
+    reloadVaults: () => {
+      if (stopped) return Promise.resolve({ status: 'failed', reason: 'the bridge is stopping' });
+      return reloader?.reload() ?? Promise.resolve({ status: 'invalid', reason: 'the bridge was started without a vaults file' });
+    },
     stop: () =>
       (stopped ??= (async () => {
+        vaultsWatch?.close();
+        await reloader?.idle();
         await http.close();
         // Work waiting on vaults gives up at once; its requests are resumed by the next start.
         stopping.abort();

@@ -4,14 +4,15 @@ import { nip19 } from 'nostr-tools';
 import { z } from 'zod';
 import { satToMsat } from './protocol/amounts.ts';
 import { budgetRenewalSchema } from './protocol/budget.ts';
-import { grantTerms, signGrant } from './protocol/grant.ts';
+import { grantTerms, signGrant, type GrantDestination } from './protocol/grant.ts';
 import { bytesToHex, hexToBytes } from './protocol/hex.ts';
 import { httpAuthHeader } from './protocol/nip98.ts';
+import { parseLightningAddress } from './protocol/payment-target.ts';
 import { signDepositLock, signDepositOpen } from './protocol/user-statements.ts';
 import { loadConfig } from './config.ts';
 import { runDevnet, runMigrations, runReconcile, runService } from './main.ts';
 import { exportBackup, importBackup } from './ops/settings-transfer.ts';
-import { vaultHoldings } from './ops/holdings.ts';
+import { V1_BALANCE_NOTE, vaultHoldings, type Holding } from './ops/holdings.ts';
 import { requestRestore } from './ops/restore.ts';
 import { readFileSync, writeFileSync } from 'node:fs';
 
@@ -177,7 +178,7 @@ program
   });
 
 /** A call to the bridge's API signed (NIP-98) with the user's key. */
-async function signedCall<S extends z.ZodType>(url: string, method: 'GET' | 'POST', userKey: Uint8Array, schema: S, body?: unknown): Promise<z.output<S>> {
+async function signedCall<S extends z.ZodType>(url: string, method: 'GET' | 'POST' | 'PUT', userKey: Uint8Array, schema: S, body?: unknown): Promise<z.output<S>> {
   const text = body === undefined ? undefined : JSON.stringify(body);
   return fetchJson(url, schema, {
     method,
@@ -234,6 +235,89 @@ program
       deposit_open: signDepositOpen(opts.userKey),
     });
     process.stdout.write('revoked\n');
+  });
+
+const sweepViewSchema = z.object({
+  connection_pubkey: z.string(),
+  destination: z.union([z.object({ type: z.literal('keysend'), node: z.string() }), z.object({ type: z.literal('lightning_address'), address: z.string() })]).nullable(),
+  keep_max_msat: z.string(),
+  min_sweep_msat: z.string(),
+  grant_created_at: z.number(),
+});
+const sweepAnswerSchema = z.object({ sweep: sweepViewSchema.nullable() });
+
+/** At most this many sweeps an hour: the job makes at most one per user each pass (six an hour), so twice that leaves room. */
+const SWEEP_PAYMENTS_PER_HOUR = 12;
+
+/** `--to`: a node key (33-byte compressed hex) for keysend, or a lightning address. */
+function sweepDestinationArg(value: string): GrantDestination {
+  if (/^0[23][0-9a-f]{64}$/i.test(value)) return { type: 'keysend', node: value.toLowerCase() };
+  const address = parseLightningAddress(value);
+  if (address.ok) return { type: 'lightning_address', address: address.value.address };
+  throw new InvalidArgumentError('expected a node public key (66 hex characters) or a lightning address name@host');
+}
+
+/** A satoshi amount that may be zero (keep nothing). */
+function satArg(value: string): bigint {
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(value)) throw new InvalidArgumentError('expected a whole number of sats');
+  return BigInt(value);
+}
+
+program
+  .command('sweep')
+  .description('keep at most --keep-max sat in your deposits and sweep the rest to your own node (keysend) or lightning address; the bridge gets a connection that can pay only there')
+  .requiredOption('--url <url>', 'the bridge HTTP URL', baseUrl)
+  .requiredOption('--user-key <hex|nsec>', 'your user key', secretKeyArg)
+  .option('--keep-max <sat>', 'the most to keep in deposits, in sats', satArg)
+  .option('--to <node|address>', 'where the rest goes: a node public key (keysend) or a lightning address', sweepDestinationArg)
+  .option('--min <sat>', 'sweep only when at least this much is above --keep-max, in sats', positiveInteger, 10_000n)
+  .option('--off', 'stop sweeping and revoke the sweep connection')
+  .action(async (opts: { url: string; userKey: Uint8Array; keepMax?: bigint; to?: GrantDestination; min: bigint; off?: boolean }) => {
+    const url = `${opts.url}/api/sweep`;
+    const current = (await signedCall(url, 'GET', opts.userKey, sweepAnswerSchema)).sweep;
+    // A revocation must be newer than the grant it revokes, even within the same second.
+    const revocation = current
+      ? signGrant(grantTerms(current.connection_pubkey, [], { revoked: true }), opts.userKey, Math.max(Math.floor(Date.now() / 1000), current.grant_created_at + 1))
+      : undefined;
+    if (opts.off) {
+      if (opts.keepMax !== undefined || opts.to !== undefined) throw new InvalidArgumentError('--off takes no --keep-max or --to');
+      if (!current || !revocation) {
+        process.stdout.write('no sweep is set\n');
+        return;
+      }
+      await signedCall(url, 'PUT', opts.userKey, z.object({ sweep: z.null() }), { policy: null, revoke: revocation, deposit_open: signDepositOpen(opts.userKey) });
+      process.stdout.write(`sweep off; connection ${current.connection_pubkey} revoked\n`);
+      return;
+    }
+    if (opts.keepMax === undefined || opts.to === undefined) {
+      if (opts.keepMax !== undefined || opts.to !== undefined) throw new InvalidArgumentError('give both --keep-max and --to (or --off, or neither to show the sweep)');
+      const shown = current?.destination;
+      process.stdout.write(
+        current && shown
+          ? `keep at most ${BigInt(current.keep_max_msat) / 1000n} sat, sweep the rest (at least ${BigInt(current.min_sweep_msat) / 1000n} sat) to ${shown.type === 'keysend' ? shown.node : shown.address}\n`
+          : 'no sweep is set\n',
+      );
+      return;
+    }
+    // The secret is made here and handed to the bridge, which can use it only as the grant says.
+    const connectionSecret = generateSecretKey();
+    const method = opts.to.type === 'keysend' ? 'pay_keysend' : 'pay';
+    // The velocity cap bounds the routing fees a holder of this secret could waste on needless sweeps.
+    const grant = signGrant(
+      grantTerms(getPublicKey(connectionSecret), [method], { name: 'sweep', destination: opts.to, velocity: { paymentsPerHour: SWEEP_PAYMENTS_PER_HOUR, amountMsatPerHour: null } }),
+      opts.userKey,
+    );
+    const set = await signedCall(url, 'PUT', opts.userKey, sweepAnswerSchema, {
+      grant,
+      deposit_open: signDepositOpen(opts.userKey),
+      connection_secret: bytesToHex(connectionSecret),
+      policy: { keep_max_msat: satToMsat(opts.keepMax).toString(), min_sweep_msat: satToMsat(opts.min).toString() },
+      ...(revocation ? { revoke: revocation } : {}),
+    });
+    const where = opts.to.type === 'keysend' ? `node ${opts.to.node} (keysend)` : opts.to.address;
+    process.stdout.write(`sweep set: keep at most ${opts.keepMax} sat, the rest (at least ${opts.min} sat at a time) goes to ${where}\n`);
+    if (current) process.stdout.write(`previous sweep connection ${current.connection_pubkey} revoked\n`);
+    process.stdout.write(`${set.sweep?.connection_pubkey ?? ''}\n`);
   });
 
 program
@@ -311,15 +395,28 @@ program
   .requiredOption('--user-key <hex|nsec>', 'your user key', secretKeyArg)
   .action(async (opts: { url: string; userKey: Uint8Array }) => {
     const holdings = await vaultHoldings(opts.url, opts.userKey);
+    const inFlight = (h: Holding) => `${h.reservedMsat ? `, ${h.reservedMsat} msat in flight` : ''}${h.locked ? ', locked' : ''}`;
     for (const h of holdings) {
       const line = h.error
         ? `${h.operator.padEnd(12)} ${h.error}`
-        : `${h.operator.padEnd(12)} deposit ${h.depositId ?? '-'}  ${h.signedMsat} msat signed (seq ${h.seq})${h.reservedMsat ? `, ${h.reservedMsat} msat in flight` : ''}${h.locked ? ', locked' : ''}`;
-      process.stdout.write(line + '\n');
+        : h.protocol === 'v1'
+          ? h.depositId === null
+            ? `${h.operator.padEnd(12)} no deposit (none opened)`
+            : `${h.operator.padEnd(12)} deposit ${h.depositId}  ${h.statedMsat} msat, ${V1_BALANCE_NOTE}${inFlight(h)}`
+          : `${h.operator.padEnd(12)} deposit ${h.depositId ?? '-'}  ${h.signedMsat} msat signed (seq ${h.seq})${inFlight(h)}`;
+      // The protocol last, so each line still starts with the operator's name.
+      process.stdout.write(`${line}  [${h.protocol}]\n`);
     }
-    const total = holdings.reduce((sum, h) => sum + (h.signedMsat ?? 0n), 0n);
+    // Signed and unsigned balances are not added together.
+    const v0 = holdings.filter((h) => h.protocol === 'v0');
+    const total = v0.reduce((sum, h) => sum + (h.signedMsat ?? 0n), 0n);
     const failed = holdings.filter((h) => h.error).length;
-    process.stdout.write(`total ${total} msat at ${holdings.length - failed} of ${holdings.length} operators\n`);
+    process.stdout.write(`total ${total} msat at ${v0.filter((h) => !h.error).length} of ${v0.length} operators\n`);
+    const v1 = holdings.filter((h) => h.protocol === 'v1');
+    if (v1.length > 0) {
+      const stated = v1.reduce((sum, h) => sum + (h.statedMsat ?? 0n), 0n);
+      process.stdout.write(`v1 total ${stated} msat at ${v1.filter((h) => !h.error).length} of ${v1.length} v1 operators: ${V1_BALANCE_NOTE}\n`);
+    }
     if (failed > 0) process.exitCode = 1;
   });
 

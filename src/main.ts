@@ -12,6 +12,7 @@ import { createLogger } from './log.ts';
 import { loadMasterKey } from './ops/master-key.ts';
 import { BridgeMetrics } from './metrics/metrics.ts';
 import { SERVED_METHODS } from './nwc/methods/registry.ts';
+import { logV1Operators, operatorEntriesOf, v1OperatorsOf } from './ops/vaults-reload.ts';
 import { readVaultsFile } from './vault-client/vaults-file.ts';
 
 async function openMigrated(config: Config) {
@@ -45,6 +46,14 @@ function onSignals(stop: () => Promise<void>, logger: Logger): void {
   process.once('SIGTERM', () => handler('SIGTERM'));
 }
 
+/** SIGHUP re-reads the vaults file (instead of ending the process, Node's default). */
+function onReloadSignal(reload: () => Promise<unknown>, logger: Logger): void {
+  process.on('SIGHUP', () => {
+    logger.info({ signal: 'SIGHUP' }, 'reloading the vaults file');
+    void reload();
+  });
+}
+
 function devnetPorts(config: Config) {
   const base = config.devnetPort;
   // Port 0 everywhere lets each part pick a free port (the URLs then change on restart).
@@ -75,12 +84,18 @@ export async function runService(config: Config): Promise<void> {
   }
   const relays = config.nwcRelays ?? [devnet!.relayUrl];
   const vaults = config.vaultsFile ? readVaultsFile(config.vaultsFile) : devnet!.vaultsFile;
+  // The devnet's own file (local mode, with a data dir) may be edited and reloaded too.
+  const vaultsFile = config.vaultsFile ?? devnet?.vaultsFilePath ?? undefined;
+  // v1 operators are listed, never used: the bridge holds no deposit key (docs/vault-api-v1.md).
+  const v1Operators = v1OperatorsOf(vaults);
+  logV1Operators(logger, v1Operators);
   const { db, backend } = await openMigrated(config);
   const bridge = await startBridge({
     db,
     masterKey,
     relays,
-    operators: vaults.operators.map((o) => ({ name: o.name, url: o.url, nodePubkey: o.node_pubkey })),
+    operators: operatorEntriesOf(vaults),
+    v1Operators,
     auditors: vaults.auditors,
     httpHost: config.httpHost,
     httpPort: config.httpPort,
@@ -94,6 +109,7 @@ export async function runService(config: Config): Promise<void> {
     rateLimit: config.rateLimit,
     instanceId: config.instanceId,
     shard: config.shard,
+    vaultsFile,
     // One bridge per process here: the process's own metrics (CPU, memory, event loop) too.
     metrics: new BridgeMetrics(SERVED_METHODS, { processMetrics: true }),
   });
@@ -101,6 +117,7 @@ export async function runService(config: Config): Promise<void> {
     await bridge.stop();
     await devnet?.stop();
   }, logger);
+  if (vaultsFile) onReloadSignal(() => bridge.reloadVaults(), logger);
 
   const lines = [
     '',
@@ -139,7 +156,7 @@ export async function runReconcile(config: Config): Promise<void> {
   const { db } = await openMigrated(config);
   try {
     const wallet = createWallet(db, deriveBridgeKeys(loadMasterKey(config, logger).key), logger);
-    await wallet.operators.connect(vaults.operators.map((o) => ({ name: o.name, url: o.url, nodePubkey: o.node_pubkey })));
+    await wallet.operators.connect(operatorEntriesOf(vaults));
     wallet.operators.stop();
     const results = await reconcile(wallet);
     for (const r of results) {

@@ -289,6 +289,24 @@ export interface TransfersTable {
   updated_at: UpdatedAt;
 }
 
+/**
+ * A user's sweep policy (docs/sweep.md): at most `keep_max_msat` stays in deposits, the rest is
+ * paid to the destination the sweep connection's grant names, in sweeps of at least `min_sweep_msat`.
+ */
+export interface SweepPoliciesTable {
+  user_pubkey: string;
+  connection_pubkey: string;
+  keep_max_msat: bigint;
+  min_sweep_msat: bigint;
+  /** The connection secret, NIP-44 v2 sealed to the connection's wallet service key (`encryption_pubkey` the sealing side). */
+  encrypted_secret: string;
+  encryption_pubkey: string;
+  /** The signed request of the sweep in flight, or null: at most one per user. */
+  in_flight_request: ColumnType<NostrEvent | null, string | null | undefined, string | null>;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
 export interface Database {
   users: UsersTable;
   vault_operators: VaultOperatorsTable;
@@ -307,6 +325,7 @@ export interface Database {
   allocation_policies: AllocationPoliciesTable;
   lightning_addresses: LightningAddressesTable;
   lnurl_invoices: LnurlInvoicesTable;
+  sweep_policies: SweepPoliciesTable;
 }
 
 export type DepositRow = Selectable<DepositsTable>;
@@ -318,3 +337,4 @@ export type NewTransaction = Insertable<TransactionsTable>;
 export type TransactionUpdate = Updateable<TransactionsTable>;
 export type VaultOperatorRow = Selectable<VaultOperatorsTable>;
 export type NwcRequestRow = Selectable<NwcRequestsTable>;
+export type SweepPolicyRow = Selectable<SweepPoliciesTable>;

@@ -105,6 +105,13 @@ export async function registerConnection(
     throw new ApiRefusal('CONFLICT', 'a newer or equal grant for this connection is already registered');
   }
   if (revocation && !existing) throw new ApiRefusal('NOT_FOUND', 'no such connection to revoke');
+  // The bridge keeps a sweep connection's secret only because its grant names one destination
+  // (docs/sweep.md): a newer grant without one (say, limits edited in a page that drops it) would
+  // let that secret pay anywhere, so it is refused; revoking is always allowed.
+  if (!grant.revoked && grant.destination === undefined) {
+    const sweep = await db.selectFrom('sweep_policies').select('user_pubkey').where('connection_pubkey', '=', grant.connectionPubkey).executeTakeFirst();
+    if (sweep) throw new ApiRefusal('BAD_REQUEST', 'this is the sweep connection: its grant must keep naming its destination (change it with `deposit-bridge sweep`)');
+  }
 
   await db
     .insertInto('users')

@@ -4,7 +4,7 @@ import { INTEGRITY_INCIDENTS } from '../db/schema.ts';
 import type { BitcoinNetwork } from '../protocol/invoice.ts';
 import type { VaultInfo } from '../protocol/vault-api.ts';
 import type { AuditorReport } from '../protocol/auditor-report.ts';
-import type { VaultClient } from '../vault-client/vault-client.ts';
+import { VaultError, type VaultClient } from '../vault-client/vault-client.ts';
 import { sql } from 'kysely';
 import { PRIOR_SCORE, REPORT_RETENTION_SECONDS, scoreOperator, SLOW_CALL_MS, type AttributedReport, type ScoreDetail } from './reputation.ts';
 
@@ -35,6 +35,48 @@ export interface KnownOperator {
   scoreDetail?: ScoreDetail;
   /** The bridge's own observation: did the last call reach it. */
   available: boolean;
+  /**
+   * Removed from the configured operators while running (`reload`): nothing new goes there (no
+   * deposit, invoice or transfer into it; its score reads 0), but it stays known, so payments in
+   * flight there finish and the money it holds, still its users', shows and can be spent.
+   */
+  retired?: boolean;
+}
+
+/** What `OperatorDirectory.reload` changed. */
+export interface OperatorReload {
+  /** Entries new in the list: connected, or retried in the background when they did not answer. */
+  added: OperatorEntry[];
+  /** Entries gone from the list, with the node key each was connected as (null: it never was). */
+  removed: { entry: OperatorEntry; nodePubkey: string | null }[];
+}
+
+/** Why a removed operator's score reads 0; users see it beside their balance there. */
+export const RETIRED_REASON = "removed from this bridge's vaults file: nothing new goes there; what it holds is still yours and can be spent";
+
+/** One configured entry: any changed field (name, URL, pin…) makes another entry (a removal plus an addition). */
+function entryKey(entry: OperatorEntry): string {
+  return JSON.stringify(Object.entries(entry).filter(([, v]) => v !== undefined).sort(([x], [y]) => (x < y ? -1 : 1)));
+}
+
+/** The calls that would put new money at an operator. */
+const NEW_MONEY_CALLS: ReadonlySet<PropertyKey> = new Set(['openDeposit', 'createInvoice', 'createHoldInvoice']);
+
+/**
+ * The client of a removed operator: every call as before except those putting new money there,
+ * refused locally (RESTRICTED), whichever code path would have chosen it.
+ */
+function refusingNewMoney(client: VaultClient, name: string): VaultClient {
+  return new Proxy(client, {
+    get(target, prop) {
+      if (NEW_MONEY_CALLS.has(prop)) {
+        return () => Promise.reject(new VaultError('RESTRICTED', `vault operator ${name} was removed from the vaults file: no new deposits or invoices there`));
+      }
+      const value: unknown = Reflect.get(target, prop, target);
+      // Bound to the real client: its methods use private fields.
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 /**
@@ -47,7 +89,12 @@ export class OperatorDirectory {
   readonly #logger: Logger;
   readonly #operators = new Map<string, KnownOperator>();
   readonly #pending = new Map<string, OperatorEntry>();
+  /** The entries the bridge is configured with, by `entryKey`. */
+  readonly #configured = new Map<string, OperatorEntry>();
+  /** Operators removed while running, kept for what is already there (see `KnownOperator.retired`). */
+  readonly #retired = new Map<string, KnownOperator>();
   readonly #onConnect: Array<(nodePubkey: string) => void> = [];
+  readonly #onRetire: Array<(nodePubkey: string) => void> = [];
   /** Calls to each operator URL not yet written to operator_observations, per hour. */
   readonly #calls = new Map<string, { hourStartSec: number; calls: number; failures: number; slowCalls: number; latencyMs: number }>();
   #retryTimer: NodeJS.Timeout | undefined;
@@ -60,8 +107,62 @@ export class OperatorDirectory {
 
   /** Learns each operator from its /v0/info; one that does not answer is retried in the background. */
   async connect(entries: readonly OperatorEntry[]): Promise<void> {
+    for (const entry of entries) this.#configured.set(entryKey(entry), entry);
     await Promise.all(entries.map((entry) => this.#connectOne(entry)));
     if (this.#pending.size > 0) this.#scheduleRetry();
+  }
+
+  /**
+   * Makes `entries` the configured operators (the vaults file was edited): a new entry is
+   * connected (`onConnect` then fires), a removed one is retired at once (`onRetire` fires; see
+   * `KnownOperator.retired`). A changed URL or pin under the same name is a removal plus an
+   * addition. Removals are applied before additions, so an operator that only moved (same node,
+   * new URL) ends up active with its new client.
+   */
+  async reload(entries: readonly OperatorEntry[]): Promise<OperatorReload> {
+    const wanted = new Map(entries.map((entry) => [entryKey(entry), entry]));
+    const removed: OperatorReload['removed'] = [];
+    for (const [key, entry] of this.#configured) {
+      if (wanted.has(key)) continue;
+      this.#configured.delete(key);
+      this.#pending.delete(entry.url);
+      removed.push({ entry, nodePubkey: this.#retire(entry) });
+    }
+    const added = [...wanted].filter(([key]) => !this.#configured.has(key)).map(([, entry]) => entry);
+    for (const entry of added) this.#configured.set(entryKey(entry), entry);
+    const outcomes = await Promise.allSettled(added.map((entry) => this.#connectOne(entry)));
+    outcomes.forEach((outcome, i) => {
+      if (outcome.status === 'fulfilled') return;
+      // A failure of the bridge's own (e.g. its database): tried again with the unreachable ones.
+      const entry = added[i]!;
+      this.#logger.error({ operator: entry.name, err: outcome.reason }, 'could not add a vault operator; will retry');
+      if (this.#configured.has(entryKey(entry))) this.#pending.set(entry.url, entry);
+    });
+    if (this.#pending.size > 0) this.#scheduleRetry();
+    return { added, removed };
+  }
+
+  /** Retires the operator connected under `entry`; its node key, or null when none was. */
+  #retire(entry: OperatorEntry): string | null {
+    const op = [...this.#operators.values()].find((o) => o.name === entry.name && o.url === entry.url);
+    if (!op) return null;
+    this.#operators.delete(op.nodePubkey);
+    op.retired = true;
+    op.score = 0;
+    op.scoreReasons = [RETIRED_REASON];
+    op.client = refusingNewMoney(op.client, op.name);
+    this.#retired.set(op.nodePubkey, op);
+    this.#logger.warn(
+      { operator: op.name, nodePubkey: op.nodePubkey },
+      "vault operator removed: no new deposits, invoices or transfers go there; payments in flight there are finished, and the money it holds is still its users' (shown in balances, spendable)",
+    );
+    for (const listener of this.#onRetire) listener(op.nodePubkey);
+    return op.nodePubkey;
+  }
+
+  /** Called with an operator's node key when it is removed while running. */
+  onRetire(listener: (nodePubkey: string) => void): void {
+    this.#onRetire.push(listener);
   }
 
   async #connectOne(entry: OperatorEntry): Promise<void> {
@@ -70,6 +171,7 @@ export class OperatorDirectory {
     try {
       info = await client.info();
     } catch (error) {
+      if (!this.#configured.has(entryKey(entry))) return;
       this.#logger.warn({ operator: entry.name, url: entry.url, err: error }, 'vault operator not reachable; will retry');
       this.#pending.set(entry.url, entry);
       return;
@@ -113,6 +215,9 @@ export class OperatorDirectory {
       )
       .returning(['score', 'score_reasons'])
       .executeTakeFirstOrThrow();
+    // Removed from the configuration while its answer was awaited.
+    if (!this.#configured.has(entryKey(entry))) return;
+    this.#retired.delete(nodePubkey);
     this.#operators.set(nodePubkey, {
       nodePubkey,
       peerNodePubkey: info.peer.node_pubkey,
@@ -143,22 +248,29 @@ export class OperatorDirectory {
     this.#retryTimer.unref();
   }
 
+  /** An operator in use or removed while running (`retired`): what is already there still needs it. */
   get(nodePubkey: string): KnownOperator | undefined {
-    return this.#operators.get(nodePubkey);
+    return this.#operators.get(nodePubkey) ?? this.#retired.get(nodePubkey);
   }
 
+  /** The operators in use: those removed while running are not among them. */
   all(): KnownOperator[] {
     return [...this.#operators.values()];
   }
 
+  /** The operators removed while running. */
+  retired(): KnownOperator[] {
+    return [...this.#retired.values()];
+  }
+
   /** The Bitcoin network of the operators (they must all agree), or undefined before any answered. */
   network(): BitcoinNetwork | undefined {
-    return this.#operators.values().next().value?.network;
+    return (this.#operators.values().next().value ?? this.#retired.values().next().value)?.network;
   }
 
   /** Records the bridge's own observation of an operator. */
   observe(nodePubkey: string, reachable: boolean): void {
-    const op = this.#operators.get(nodePubkey);
+    const op = this.get(nodePubkey);
     if (!op || op.available === reachable) return;
     op.available = reachable;
     this.#logger.warn({ operator: op.name, reachable }, 'vault operator availability changed');
@@ -173,7 +285,7 @@ export class OperatorDirectory {
   /** Asks each operator marked unavailable whether it answers again. */
   async probeUnavailable(): Promise<void> {
     await Promise.all(
-      [...this.#operators.values()]
+      [...this.#operators.values(), ...this.#retired.values()]
         .filter((op) => !op.available)
         .map(async (op) => {
           try {
@@ -200,7 +312,7 @@ export class OperatorDirectory {
 
   /** Adds the calls counted since the last flush to operator_observations. */
   async flushObservations(): Promise<void> {
-    const byUrl = new Map([...this.#operators.values()].map((op) => [op.url, op.nodePubkey]));
+    const byUrl = new Map([...this.#retired.values(), ...this.#operators.values()].map((op) => [op.url, op.nodePubkey]));
     const tallies = [...this.#calls.entries()];
     this.#calls.clear();
     for (const [key, t] of tallies) {

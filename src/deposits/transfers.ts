@@ -259,7 +259,10 @@ export async function fillDepositFor(ctx: WalletContext, req: PaymentRequest, ne
   const candidates = (await depositCandidates(ctx, ctx.db, req.connection.userPubkey)).filter(
     (c) => c.healthy && (allowed === null || allowed.includes(c.operatorPubkey)),
   );
-  const destination = [...candidates].sort((a, b) => (a.availableMsat === b.availableMsat ? 0 : a.availableMsat > b.availableMsat ? -1 : 1))[0];
+  // Money moves only into an operator still trusted to receive (a removed or collapsed one scores 0).
+  const destination = candidates
+    .filter((c) => c.score > 0)
+    .sort((a, b) => (a.availableMsat === b.availableMsat ? 0 : a.availableMsat > b.availableMsat ? -1 : 1))[0];
   if (!destination || destination.availableMsat >= need) return false;
   const toOp = ctx.operators.get(destination.operatorPubkey);
   const minInvoice = toOp?.info.limits.min_invoice_msat ?? 1n;

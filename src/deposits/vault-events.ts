@@ -21,9 +21,11 @@ export class VaultEventFollower {
   }
 
   async follow(operatorPubkey: string): Promise<void> {
-    const op = this.#ctx.operators.get(operatorPubkey);
-    if (!op || this.#subscriptions.has(operatorPubkey)) return;
+    if (!this.#followable(operatorPubkey)) return;
     const row = await this.#ctx.db.selectFrom('vault_operators').select('events_cursor').where('node_pubkey', '=', operatorPubkey).executeTakeFirstOrThrow();
+    // Removed (or re-added with a new client) while the cursor was read: look again.
+    const op = this.#followable(operatorPubkey);
+    if (!op) return;
     const subscription = op.client.subscribeEvents(
       Number(row.events_cursor),
       async (event) => {
@@ -94,6 +96,24 @@ export class VaultEventFollower {
         this.#ctx.logger.info({ operatorPubkey, deposit: event.deposit_id, locked: event.locked }, 'deposit lock changed');
         return;
     }
+  }
+
+  /** The operator, when it is in use and not followed yet. */
+  #followable(operatorPubkey: string) {
+    const op = this.#ctx.operators.get(operatorPubkey);
+    return op && !op.retired && !this.#subscriptions.has(operatorPubkey) ? op : undefined;
+  }
+
+  /**
+   * Stops following one operator (it was removed from the vaults file). Its cursor stays, so
+   * following it again resumes where it stopped. Outcomes there still arrive without the stream:
+   * payments in flight are polled until final, open invoices are asked about on lookup and at
+   * each reconciliation.
+   */
+  unfollow(operatorPubkey: string): void {
+    this.#subscriptions.get(operatorPubkey)?.close();
+    this.#subscriptions.delete(operatorPubkey);
+    this.#connected.delete(operatorPubkey);
   }
 
   /** True when every followed operator's stream is connected. */

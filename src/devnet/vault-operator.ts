@@ -13,7 +13,7 @@ import type { z } from 'zod';
 import type { Event } from 'nostr-tools/pure';
 import type { Msat } from '../protocol/amounts.ts';
 import { REQUEST_MAX_AGE_SECONDS, verifyPaymentAuthorization, type PaymentTarget } from '../protocol/authorization.ts';
-import { budgetWindowStart, checkSpendLimits, GRANT_MAX_SKEW_SECONDS, grantInForce, parseGrant, VELOCITY_WINDOW_SECONDS } from '../protocol/grant.ts';
+import { budgetWindowStart, checkSpendLimits, GRANT_MAX_SKEW_SECONDS, grantAllowsTarget, grantInForce, parseGrant, VELOCITY_WINDOW_SECONDS } from '../protocol/grant.ts';
 import { bytesToHex, hexToBytes } from '../protocol/hex.ts';
 import { decodeInvoice, decodePayableInvoice, type DecodedInvoice } from '../protocol/invoice.ts';
 import { resolveLightningAddress, type ResolvedLightningAddress } from '../protocol/lnurl.ts';
@@ -1195,6 +1195,9 @@ export class VaultOperator {
       const destination = verifyTransferDestination(body.destination, { owner, amountMsat: amount, network: NETWORK, nowSec: now });
       if (!destination.ok) return refuse(destination.error.code, destination.error.message);
       const to = destination.value;
+      // A transfer pays a vault invoice: a grant naming its one destination allows none.
+      const allowedTarget = grantAllowsTarget(grant, { type: 'invoice', invoice: to.invoice.paymentRequest });
+      if (!allowedTarget.ok) return refuse(allowedTarget.error.code, allowedTarget.error.message);
       if (to.operatorNodePubkey === this.nodePubkey) return refuse('BAD_REQUEST', 'a transfer goes to another vault operator');
       if (grant.vaultOperators !== null && !(grant.vaultOperators.includes(to.operatorNodePubkey) && grant.vaultOperators.includes(this.nodePubkey))) {
         return refuse('RESTRICTED', 'the grant does not allow this vault operator or the destination operator');
@@ -1348,6 +1351,9 @@ export class VaultOperator {
       nowSec: nowSeconds(),
     });
     if (!authorized.ok) return this.#refuse(depositId, body, authorized.error.code, authorized.error.message);
+    // Before resolving anything: an address the grant does not name is never even asked.
+    const allowedTarget = grantAllowsTarget(authorized.value.grant, target);
+    if (!allowedTarget.ok) return this.#refuse(depositId, body, allowedTarget.error.code, allowedTarget.error.message);
     if (authorized.value.target !== 'lightning_address') throw new Error('a lightning address target authorized as another');
     return ok({ address: authorized.value.lightningAddress, payerNote: authorized.value.payerNote });
   }
@@ -1406,6 +1412,8 @@ export class VaultOperator {
       });
       if (!authorized.ok) return refuse(authorized.error.code, authorized.error.message);
       const { grant, requestId, connectionPubkey } = authorized.value;
+      const allowedTarget = grantAllowsTarget(grant, target);
+      if (!allowedTarget.ok) return refuse(allowedTarget.error.code, allowedTarget.error.message);
       // The per-payment maximum bounds what the app asked for, not a share of it.
       if (body.mpp !== undefined && grant.maxAmountMsat !== null && body.mpp.total_msat > grant.maxAmountMsat) {
         return refuse('QUOTA_EXCEEDED', `payment of ${body.mpp.total_msat} msat is above this connection's maximum of ${grant.maxAmountMsat} msat`);

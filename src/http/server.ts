@@ -13,6 +13,7 @@ import { metricsRoute } from './metrics-route.ts';
 import { requestLog } from './request-log.ts';
 import { settingsRoute } from './settings-route.ts';
 import { restoreRoute } from './restore-route.ts';
+import { sweepRoute } from './sweep-route.ts';
 import { randomUUID } from 'node:crypto';
 import type { LnurlService } from '../lnurl/pay.ts';
 import { registerLnurlRoutes } from './lnurl-routes.ts';
@@ -38,6 +39,8 @@ export interface HttpDependencies {
   ready: () => { ready: boolean; database: boolean; relays: { url: string; live: boolean }[] };
   /** The devnet's description, in local mode. */
   devnet?: (() => unknown) | undefined;
+  /** The vaults file's v1 operators, listed for the owner's own tools; the bridge never calls them. */
+  v1Operators?: (() => readonly { name: string; url: string }[]) | undefined;
   /** Served at GET /metrics. */
   metrics?: BridgeMetrics | undefined;
   /** Lightning addresses and LNURL-pay (src/http/lnurl-routes.ts). */
@@ -86,6 +89,8 @@ export function createHttpServer(deps: HttpDependencies) {
     network: deps.wallet.operators.network() ?? null,
     methods: deps.servedMethods,
     operators: deps.wallet.operators.all().map((op) => ({ name: op.name, url: op.url, node_pubkey: op.nodePubkey, score: op.score, score_reasons: op.scoreReasons, available: op.available })),
+    // Not used by the bridge (it holds no v1 deposit key): for `holdings` and the owner's own tools.
+    v1_operators: (deps.v1Operators?.() ?? []).map((op) => ({ name: op.name, url: op.url })),
   }));
 
   app.post('/api/connections', async (req, reply) => {
@@ -145,6 +150,7 @@ export function createHttpServer(deps: HttpDependencies) {
   if (deps.metrics) void app.register(metricsRoute(deps.metrics));
   void app.register(settingsRoute({ db: deps.db, publicUrl: deps.publicUrl }));
   void app.register(restoreRoute({ wallet: deps.wallet, publicUrl: deps.publicUrl }));
+  void app.register(sweepRoute(deps));
 
   if (deps.devnet) {
     const describe = deps.devnet;

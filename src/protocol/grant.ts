@@ -6,6 +6,15 @@ import { budgetRenewalSchema, budgetWindow, type BudgetRenewal } from './budget.
 import { KIND } from './kinds.ts';
 import { hasValidSignature, signEvent, tagValue } from './nostr-event.ts';
 import { fail, ok, type Result } from './result.ts';
+import { parseLightningAddress } from './payment-target.ts';
+import { REBALANCE_CAPABILITY } from './transfer.ts';
+import type { PaymentTarget, SignedPayment } from './authorization.ts';
+
+/**
+ * The one place a grant may send money (docs/sweep.md): a keysend to one node, or a NWC-321
+ * `pay` to one lightning address. A grant carrying one authorizes payments to it and nothing else.
+ */
+export type GrantDestination = { type: 'keysend'; node: string } | { type: 'lightning_address'; address: string };
 
 /** What a user allows one connection key to do. Signed by the user as a kind 31347 event. */
 export interface Grant {
@@ -28,7 +37,30 @@ export interface Grant {
   revoked: boolean;
   /** The grant's version: a newer grant for the same connection replaces an older one. */
   createdAt: number;
+  /**
+   * The only destination payments may go to; absent (older grants) for any destination the
+   * methods allow. Absent rather than null, so grants read before it existed compare equal.
+   */
+  destination?: GrantDestination;
 }
+
+/** A lightning address in a grant: checked and kept in its lowercased `name@host` form. */
+const grantAddressSchema = z
+  .string()
+  .max(320)
+  .transform((text, ctx) => {
+    const address = parseLightningAddress(text);
+    if (!address.ok) {
+      ctx.addIssue({ code: 'custom', message: `destination address: ${address.error.message}` });
+      return z.NEVER;
+    }
+    return address.value.address;
+  });
+
+const grantDestinationSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('keysend'), node: compressedPubkeyHex }),
+  z.strictObject({ type: z.literal('lightning_address'), address: grantAddressSchema }),
+]);
 
 const grantContentSchema = z.strictObject({
   v: z.literal(1),
@@ -45,6 +77,8 @@ const grantContentSchema = z.strictObject({
     .nullable()
     .default(null),
   revoked: z.boolean(),
+  // Optional: grants signed before destinations existed have none (null is read as none too).
+  destination: grantDestinationSchema.nullable().optional(),
 });
 
 export type GrantTerms = Omit<Grant, 'userPubkey' | 'createdAt'>;
@@ -87,6 +121,8 @@ export function signGrant(terms: GrantTerms, userSecretKey: Uint8Array, createdA
         }
       : {}),
     revoked: terms.revoked,
+    // Written only when set, so grants without one are byte for byte what they always were.
+    ...(terms.destination ? { destination: terms.destination } : {}),
   };
   return signEvent(
     {
@@ -119,6 +155,8 @@ export function parseGrant(event: Event): Result<Grant> {
   if (!parsed.success) return fail('BAD_REQUEST', `grant content is invalid: ${parsed.error.issues[0]?.message ?? 'unknown'}`);
   const c = parsed.data;
   if (tagValue(event, 'd') !== c.connection) return fail('BAD_REQUEST', 'grant d tag must be the connection pubkey');
+  // Rebalancing pays vault invoices, which a destination forbids: the two cannot be meant together.
+  if (c.destination && c.methods.includes(REBALANCE_CAPABILITY)) return fail('BAD_REQUEST', 'a grant with a destination cannot allow rebalancing');
   return ok({
     userPubkey: event.pubkey,
     connectionPubkey: c.connection,
@@ -132,7 +170,42 @@ export function parseGrant(event: Event): Result<Grant> {
     velocity: c.velocity ? { paymentsPerHour: c.velocity.payments_per_hour, amountMsatPerHour: c.velocity.amount_msat_per_hour } : null,
     revoked: c.revoked,
     createdAt: event.created_at,
+    ...(c.destination ? { destination: c.destination } : {}),
   });
+}
+
+/**
+ * Whether the grant lets money go to `target` (docs/sweep.md). A grant without a destination
+ * allows any target its methods do; one with a destination allows only a keysend to exactly that
+ * node, or a lightning address payment to exactly that address (compared lowercased), and
+ * refuses every other target, invoices included, with RESTRICTED. The bridge runs it before
+ * admitting a payment and every vault again before paying.
+ */
+export function grantAllowsTarget(grant: Pick<Grant, 'destination'>, target: PaymentTarget): Result<void> {
+  const destination = grant.destination;
+  if (destination === undefined) return ok(undefined);
+  switch (destination.type) {
+    case 'keysend':
+      if (target.type === 'keysend' && target.destination === destination.node) return ok(undefined);
+      return fail('RESTRICTED', `this connection may pay only a keysend to ${destination.node}`);
+    case 'lightning_address': {
+      const address = target.type === 'lightning_address' ? parseLightningAddress(target.address) : null;
+      if (address?.ok && address.value.address === destination.address) return ok(undefined);
+      return fail('RESTRICTED', `this connection may pay only the lightning address ${destination.address}`);
+    }
+  }
+}
+
+/** The target of a payment as the app signed it, in the form `grantAllowsTarget` and vaults take. */
+export function signedPaymentTarget(signed: SignedPayment): PaymentTarget {
+  switch (signed.target) {
+    case 'invoice':
+      return { type: 'invoice', invoice: signed.invoice.paymentRequest };
+    case 'keysend':
+      return { type: 'keysend', destination: signed.destination, preimage: signed.preimage, tlvRecords: signed.tlvRecords };
+    case 'lightning_address':
+      return { type: 'lightning_address', address: signed.address.address };
+  }
 }
 
 /** How far ahead of the checker's clock a grant may be dated. */

@@ -4,6 +4,9 @@
  *
  * { "operators": [{ "name": "vault-a", "url": "http://127.0.0.1:7451", "node_pubkey": "02…" }],
  *   "auditors": [{ "url": "http://127.0.0.1:7454", "pubkey": "<x-only hex>" }] }
+ *
+ * An operator entry may say `"protocol": "v1"`: a v1 Bitcoin Deposits operator
+ * (docs/vault-api-v1.md), spoken to by `V1DepositServiceClient`; absent means `"v0"`.
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -20,6 +23,11 @@ export const vaultsFileSchema = z.strictObject({
         url: httpUrl,
         /** A pin: the bridge refuses the operator if /v0/info names another node key. */
         node_pubkey: compressedPubkeyHex.optional(),
+        /**
+         * Which Vault API the operator speaks; absent means v0 (`operatorProtocol`). Optional
+         * rather than defaulted so that files and values written without it stay equal to their parse.
+         */
+        protocol: z.enum(['v0', 'v1']).optional(),
       }),
     )
     .refine((ops) => new Set(ops.map((o) => o.name)).size === ops.length, 'operator names must be unique')
@@ -27,6 +35,11 @@ export const vaultsFileSchema = z.strictObject({
   auditors: z.array(z.strictObject({ url: httpUrl, pubkey: hex32 })).default([]),
 });
 export type VaultsFile = z.output<typeof vaultsFileSchema>;
+
+/** The Vault API an operator entry speaks: its `protocol`, v0 when absent. */
+export function operatorProtocol(entry: VaultsFile['operators'][number]): 'v0' | 'v1' {
+  return entry.protocol ?? 'v0';
+}
 
 /** Parses a vaults file's text; the error names the file and the first bad field. */
 export function parseVaultsFile(text: string, source = 'vaults file'): Result<VaultsFile> {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseVaultsFile, readVaultsFile } from '../../src/vault-client/vaults-file.ts';
+import { operatorProtocol, parseVaultsFile, readVaultsFile } from '../../src/vault-client/vaults-file.ts';
 
 const operator = { name: 'vault-a', url: 'http://127.0.0.1:7451', node_pubkey: '02' + 'ab'.repeat(32) };
 const auditor = { url: 'http://127.0.0.1:7454', pubkey: 'cd'.repeat(32) };
@@ -15,6 +15,17 @@ describe('vaults file', () => {
       value: { operators: [operator, { name: 'vault-b', url: 'https://vault-b.example' }], auditors: [auditor] },
     });
     expect(parseVaultsFile(JSON.stringify({ operators: [operator] }))).toMatchObject({ ok: true, value: { auditors: [] } });
+  });
+
+  it('reads an operator\'s protocol, v0 when absent, and refuses an unknown one', () => {
+    const parsed = parseVaultsFile(JSON.stringify({ operators: [operator, { name: 'old-v1', url: 'https://v1.example', protocol: 'v1' }, { name: 'explicit', url: 'https://v0.example', protocol: 'v0' }] }));
+    expect(parsed.ok).toBe(true);
+    if (!parsed.ok) return;
+    expect(parsed.value.operators.map(operatorProtocol)).toEqual(['v0', 'v1', 'v0']);
+    // Absent stays absent: a file written without it parses to what was written.
+    expect(parsed.value.operators[0]).toEqual(operator);
+    const bad = parseVaultsFile(JSON.stringify({ operators: [{ ...operator, protocol: 'v2' }] }), 'vaults.json');
+    expect(bad.ok ? null : bad.error.message).toMatch(/operators\.0\.protocol/);
   });
 
   it.each([

@@ -16,9 +16,11 @@ import {
   oneConnectionSchema,
   policySchema,
   registeredSchema,
+  restoreSchema,
   type Account,
   type ConnectionInfo,
   type Policy,
+  type RestoreOutcome,
   type Tx,
 } from './api.ts';
 import { balanceChart, figure, shareChart } from './charts.ts';
@@ -364,6 +366,66 @@ async function signerSign(template: Parameters<Signer['sign']>[0]) {
   if (!currentSigner) throw new Error('sign in first');
   return currentSigner.sign(template);
 }
+
+// ---- restore ---------------------------------------------------------------------------
+
+function count(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** One operator's outcome, as a sentence. */
+function restoreText(r: RestoreOutcome): string {
+  if (!r.ok) return `not restored: ${r.error ?? 'no reason given'}`;
+  const change = BigInt(r.balance_change_msat);
+  const moved = change === 0n ? 'unchanged' : `${change > 0n ? '+' : ''}${sats(change)} at this bridge`;
+  return [
+    `restored. Balance ${sats(r.balance_msat ?? '0')} as both channel peers signed it (${moved})`,
+    `${count(r.transactions_added, 'transaction', 'transactions')} added, ${r.transactions_known} already known`,
+    r.created ? 'deposit recorded again' : '',
+  ]
+    .filter(Boolean)
+    .join('; ')
+    .concat('.');
+}
+
+function showRestore(outcomes: RestoreOutcome[]): void {
+  fill(
+    byId('restore-result'),
+    h('h3', { id: 'restore-result-h' }, 'What each operator restored'),
+    outcomes.length === 0
+      ? h('p', { class: 'empty' }, 'This bridge works with no vault operator right now: nothing was restored.')
+      : h(
+          'ul',
+          { class: 'outcomes', 'aria-labelledby': 'restore-result-h' },
+          ...outcomes.map((r) => h('li', { 'data-operator': r.name, 'data-ok': String(r.ok) }, h('strong', {}, r.name), ': ', restoreText(r))),
+        ),
+  );
+}
+
+byId('restore', HTMLButtonElement).addEventListener('click', (e) =>
+  action(e.currentTarget as HTMLButtonElement, async () => {
+    const result = byId('restore-result');
+    // The statement a first connection signs: it opens the same deposits again and makes the bridge their watcher.
+    const depositOpen = await signerSign(depositOpenTemplate(nowSeconds()));
+    say(status, 'Restoring: asking each vault operator…');
+    result.setAttribute('aria-busy', 'true');
+    try {
+      const { operators } = await need().call('POST', '/api/restore', restoreSchema, { deposit_open: depositOpen });
+      showRestore(operators);
+      const failed = operators.filter((o) => !o.ok);
+      say(
+        status,
+        failed.length === 0
+          ? `Restored from ${count(operators.length, 'vault operator', 'vault operators')}.`
+          : `Restored from ${operators.length - failed.length} of ${operators.length} vault operators; ${failed.map((o) => o.name).join(', ')} not (see why below). Press again to retry.`,
+        failed.length === 0 ? 'ok' : 'error',
+      );
+    } finally {
+      result.removeAttribute('aria-busy');
+    }
+    await refreshAll();
+  }),
+);
 
 // ---- connections -----------------------------------------------------------------------
 

@@ -200,6 +200,26 @@ export const incidentsSchema = z.object({
 
 export const lockSchema = z.object({ locked: z.boolean(), operators: z.array(z.object({ name: z.string(), ok: z.boolean(), error: z.optional(z.string()) })) });
 
+/** POST /api/restore: each vault operator's outcome (src/ops/restore.ts, `restoreToJson`). */
+export const restoreSchema = z.object({
+  operators: z.array(
+    z.object({
+      name: z.string(),
+      node_pubkey: z.string(),
+      ok: z.boolean(),
+      deposit_id: z.nullable(z.string()),
+      balance_msat: z.nullable(msat),
+      balance_change_msat: msat,
+      created: z.boolean(),
+      transactions_added: z.number(),
+      transactions_known: z.number(),
+      events_seq: z.nullable(z.number()),
+      error: z.optional(z.string()),
+    }),
+  ),
+});
+export type RestoreOutcome = z.infer<typeof restoreSchema>['operators'][number];
+
 // The allocation and policy API (GET /api/allocation, GET/PUT /api/policy).
 export const allocationSchema = z.object({
   total_msat: msat,
