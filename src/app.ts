@@ -124,11 +124,12 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const followers = new VaultEventFollower(wallet);
   let started = false;
   operators.onConnect((nodePubkey) => {
+    // A node re-added under a new URL is followed through its new client, from the saved cursor.
+    followers.unfollow(nodePubkey);
     void followers.follow(nodePubkey).catch((err: unknown) => logger.error({ err }, 'could not follow a vault event stream'));
     // An operator added while running (or first reached after the start): users get a deposit there too.
     if (started) void openDepositsAtOperator(wallet, nodePubkey).catch((err: unknown) => logger.error({ err }, 'could not open deposits at a new vault operator'));
   });
-  operators.onRetire((nodePubkey) => followers.unfollow(nodePubkey));
   await operators.connect(options.operators);
   started = true;
 

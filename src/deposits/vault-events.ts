@@ -98,18 +98,17 @@ export class VaultEventFollower {
     }
   }
 
-  /** The operator, when it is in use and not followed yet. */
+  /**
+   * The operator, when it is in use and not followed yet. One removed from the vaults file is not
+   * followed anew, but a stream already open stays open: what it still holds keeps moving there
+   * (payments in flight, invoices paid late, maintenance charges), and the books must see it.
+   */
   #followable(operatorPubkey: string) {
     const op = this.#ctx.operators.get(operatorPubkey);
     return op && !op.retired && !this.#subscriptions.has(operatorPubkey) ? op : undefined;
   }
 
-  /**
-   * Stops following one operator (it was removed from the vaults file). Its cursor stays, so
-   * following it again resumes where it stopped. Outcomes there still arrive without the stream:
-   * payments in flight are polled until final, open invoices are asked about on lookup and at
-   * each reconciliation.
-   */
+  /** Stops following one operator; its cursor stays, so following it again resumes where it stopped. */
   unfollow(operatorPubkey: string): void {
     this.#subscriptions.get(operatorPubkey)?.close();
     this.#subscriptions.delete(operatorPubkey);
