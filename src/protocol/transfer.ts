@@ -11,6 +11,7 @@ import { bytesToHex, hex32, hex64, hexToBytes } from './hex.ts';
 import { decodePayableInvoice, type BitcoinNetwork, type DecodedInvoice } from './invoice.ts';
 import { fail, ok, type Result } from './result.ts';
 import { vaultProofSchema, verifyVaultProof, type VaultProof } from './vault-proof.ts';
+import { verifySchnorr } from './schnorr-verify.ts';
 
 const utf8 = new TextEncoder();
 
@@ -82,7 +83,7 @@ export function verifyTransferDestination(
   if (!checked.ok) return checked;
   if (destination.owner !== expected.owner) return fail('UNAUTHORIZED', "the destination deposit is not the same user's");
   const peerXonly = hexToBytes(proof.peer_node_pubkey).slice(1);
-  if (!schnorr.verify(hexToBytes(destination.owner_sig), ownerMessage(proof.deposit_id, destination.owner, invoice.paymentHash), peerXonly)) {
+  if (!verifySchnorr(hexToBytes(destination.owner_sig), ownerMessage(proof.deposit_id, destination.owner, invoice.paymentHash), peerXonly)) {
     return fail('UNAUTHORIZED', 'the destination owner is not attested by its channel peer');
   }
   return ok({ invoice, proof, operatorNodePubkey: proof.operator_node_pubkey });

@@ -4,6 +4,7 @@ import { keyAggExport, keyAggregate, sortKeys } from '@scure/btc-signer/musig2.j
 import { msatString, msatToString, type Msat } from './amounts.ts';
 import { bytesToHex, compressedPubkeyHex, hex32, hex64, hexToBytes } from './hex.ts';
 import { fail, ok, type Result } from './result.ts';
+import { verifySchnorr } from './schnorr-verify.ts';
 
 const Point = secp256k1.Point;
 const N = Point.Fn.ORDER;
@@ -34,16 +35,28 @@ export function deriveVaultSecret(nodeSecret: Uint8Array, channelId: string, vau
   return hexToBytes(secret.toString(16).padStart(64, '0'));
 }
 
+/** Vaults whose multisig key is remembered: a few per operator in practice; the oldest is dropped first. */
+const MULTISIG_CACHE_SIZE = 4096;
+const multisigCache = new Map<string, string>();
+
 /**
  * The vault's 2-of-2 address key: the MuSig2 (BIP-327) aggregate of both peers' vault keys,
  * x-only hex. Keys are sorted first, so the result does not depend on which peer is which.
  */
 export function vaultMultisigPubkey(operatorNodePubkey: string, peerNodePubkey: string, channelId: string, vaultId: string): string {
+  // A pure function of public values asked again for every invoice of the same vault, and the
+  // costliest step of checking a vault proof (two tweaks and a key aggregation in pure JS).
+  const cacheKey = `${operatorNodePubkey}:${peerNodePubkey}:${channelId}:${vaultId}`;
+  const cached = multisigCache.get(cacheKey);
+  if (cached !== undefined) return cached;
   const keys = sortKeys([
     deriveVaultKey(operatorNodePubkey, channelId, vaultId),
     deriveVaultKey(peerNodePubkey, channelId, vaultId),
   ]);
-  return bytesToHex(keyAggExport(keyAggregate(keys)));
+  const multisig = bytesToHex(keyAggExport(keyAggregate(keys)));
+  if (multisigCache.size >= MULTISIG_CACHE_SIZE) multisigCache.delete(multisigCache.keys().next().value!);
+  multisigCache.set(cacheKey, multisig);
+  return multisig;
 }
 
 export const vaultProofSchema = z.strictObject({
@@ -120,7 +133,7 @@ export function verifyVaultProof(proof: VaultProof, expected: ExpectedVaultInvoi
   const multisig = vaultMultisigPubkey(expected.operatorNodePubkey, expected.peerNodePubkey, proof.channel_id, proof.vault_id);
   if (multisig !== proof.multisig_pubkey) return fail('UNAUTHORIZED', 'vault multisig key does not derive from both peers');
   const peerXonly = hexToBytes(expected.peerNodePubkey).slice(1);
-  if (!schnorr.verify(hexToBytes(proof.peer_sig), proofMessage(proof), peerXonly)) {
+  if (!verifySchnorr(hexToBytes(proof.peer_sig), proofMessage(proof), peerXonly)) {
     return fail('UNAUTHORIZED', 'vault proof is not signed by the channel peer');
   }
   return ok(undefined);
@@ -157,10 +170,10 @@ export function signBalanceUpdate(fields: BalanceUpdateFields, operatorNodeSecre
 /** Checks both peers signed the balance update. */
 export function verifyBalanceUpdate(update: BalanceUpdate, operatorNodePubkey: string, peerNodePubkey: string): Result<void> {
   const message = balanceMessage(update);
-  if (!schnorr.verify(hexToBytes(update.operator_sig), message, hexToBytes(operatorNodePubkey).slice(1))) {
+  if (!verifySchnorr(hexToBytes(update.operator_sig), message, hexToBytes(operatorNodePubkey).slice(1))) {
     return fail('UNAUTHORIZED', 'balance update is not signed by the operator');
   }
-  if (!schnorr.verify(hexToBytes(update.peer_sig), message, hexToBytes(peerNodePubkey).slice(1))) {
+  if (!verifySchnorr(hexToBytes(update.peer_sig), message, hexToBytes(peerNodePubkey).slice(1))) {
     return fail('UNAUTHORIZED', 'balance update is not signed by the channel peer');
   }
   return ok(undefined);
