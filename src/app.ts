@@ -26,6 +26,7 @@ import { NwcResponder } from './nwc/responder.ts';
 import { AuditorClient } from './vault-client/auditor-client.ts';
 import { HttpVaultClient } from './vault-client/http-vault-client.ts';
 import type { Shard } from './nwc/shard.ts';
+import type { TrustProxy } from './config.ts';
 
 export interface BridgeOptions {
   /** An open, migrated database; the bridge closes it on stop. */
@@ -58,6 +59,8 @@ export interface BridgeOptions {
   rebalanceIntervalSeconds?: number;
   /** Requests per second and burst each connection may send (default 10/s, burst 60). */
   rateLimit?: RateLimit;
+  /** Which proxies' X-Forwarded-For to believe for client addresses (TRUST_PROXY). */
+  trustProxy?: TrustProxy;
   /** This instance's metrics, served at GET /metrics (default: a new registry). */
   metrics?: BridgeMetrics;
   /** How long the background-job lease holds without renewal (default 15 s). */
@@ -220,6 +223,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     ready: () => ({ ready: pool.isLive(), database: true, relays: pool.status() }),
     devnet: options.devnet,
     v1Operators: () => v1Operators,
+    ...(options.trustProxy !== undefined ? { trustProxy: options.trustProxy } : {}),
     metrics,
     lnurl: new LnurlService({ wallet, publicUrl: () => publicUrl ?? '', zapSecret }),
   });

@@ -41,6 +41,17 @@ const envSchema = z.object({
   /** A stable, unique name of this instance (its machine); Fly.io sets FLY_MACHINE_ID. */
   INSTANCE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1 to 64 of A-Z a-z 0-9 . _ -').optional(),
   FLY_MACHINE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional().catch(undefined),
+  /**
+   * Behind a reverse proxy (Fly.io's): which X-Forwarded-For entries to believe for the client
+   * address (rate limits, logs). `true` all, a number of proxy hops, or a comma-separated list of
+   * proxy addresses or CIDRs; unset: none (the address is the socket's).
+   */
+  TRUST_PROXY: z
+    .string()
+    .trim()
+    .optional()
+    .transform((s) => (s === undefined || s === '' || s === 'false' ? undefined : s === 'true' ? true : /^\d+$/.test(s) ? Number(s) : s.split(',').map((a) => a.trim())))
+    .pipe(z.union([z.literal(true), z.number().int().min(1).max(10), z.array(z.string().regex(/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, 'expected proxy addresses or CIDRs')).min(1)]).optional()),
   /** `<index>/<count>`: answer only the connections in this key range (docs/scaling.md). */
   SHARD: shardSchema.optional(),
 });
@@ -69,7 +80,11 @@ export interface Config {
   instanceId: string | undefined;
   /** The connections this instance answers; undefined: all. */
   shard: Shard | undefined;
+  /** Which proxies' X-Forwarded-For to believe (Fastify's `trustProxy`); undefined: none. */
+  trustProxy: TrustProxy | undefined;
 }
+
+export type TrustProxy = true | number | string[];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -106,5 +121,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     rateLimit: { perSecond: e.RATE_LIMIT_PER_SECOND, burst: e.RATE_LIMIT_BURST },
     instanceId: e.INSTANCE_ID ?? e.FLY_MACHINE_ID,
     shard: e.SHARD,
+    trustProxy: e.TRUST_PROXY,
   });
 }

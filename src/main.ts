@@ -107,6 +107,7 @@ export async function runService(config: Config): Promise<void> {
     requestLeaseSeconds: config.requestLeaseSeconds,
     reconcileIntervalSeconds: config.reconcileIntervalSeconds,
     rateLimit: config.rateLimit,
+    ...(config.trustProxy !== undefined ? { trustProxy: config.trustProxy } : {}),
     instanceId: config.instanceId,
     shard: config.shard,
     vaultsFile,

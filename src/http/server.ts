@@ -21,6 +21,7 @@ import { registerAccountRoutes } from './account-routes.ts';
 import { registerAllocationRoutes } from './allocation-routes.ts';
 import { registerStaticRoutes } from './static-routes.ts';
 import { jsonBody, requestSigner } from './request-parsing.ts';
+import type { TrustProxy } from '../config.ts';
 
 export interface HttpDependencies {
   db: Db;
@@ -43,6 +44,8 @@ export interface HttpDependencies {
   v1Operators?: (() => readonly { name: string; url: string }[]) | undefined;
   /** Served at GET /metrics. */
   metrics?: BridgeMetrics | undefined;
+  /** Which proxies' X-Forwarded-For to believe for client addresses (TRUST_PROXY). */
+  trustProxy?: TrustProxy | undefined;
   /** Lightning addresses and LNURL-pay (src/http/lnurl-routes.ts). */
   lnurl?: LnurlService | undefined;
 }
@@ -59,8 +62,22 @@ const auditQuerySchema = z.object({
 });
 
 /** The bridge's HTTP API: health, public info, and the user's own calls, each signed with NIP-98. */
+/** Fastify's `trustProxy` for TRUST_PROXY: a hop count trusts that many proxies in front, nearest first. */
+function trustProxyOption(trust: TrustProxy | undefined): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (trust === undefined) return false;
+  if (typeof trust === 'number') return (_address, hop) => hop < trust;
+  return trust;
+}
+
 export function createHttpServer(deps: HttpDependencies) {
-  const app = Fastify({ loggerInstance: deps.logger.child({ component: 'http' }), logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }), bodyLimit: 256 * 1024, genReqId: () => randomUUID() });
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ component: 'http' }),
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    bodyLimit: 256 * 1024,
+    genReqId: () => randomUUID(),
+    // Behind a proxy every client would otherwise share the proxy's address, and its rate limit.
+    trustProxy: trustProxyOption(deps.trustProxy),
+  });
   void app.register(requestLog);
   // Keep bodies raw: the NIP-98 payload hash is over the exact bytes sent.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));

@@ -12,6 +12,7 @@ import type { RateLimit } from '../../src/nwc/rate-limiter.ts';
 import { pino } from 'pino';
 import { silentLogger } from '../../src/log.ts';
 import { createPostgresDatabase, type Backend } from './database.ts';
+import type { TrustProxy } from '../../src/config.ts';
 
 const execFileAsync = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -38,7 +39,7 @@ export type InstanceOptions = Pick<BridgeOptions, 'instanceId' | 'shard'>;
 
 export async function startWorld(
   backend: Backend,
-  options: { auditIntervalMs?: number; auditWindowMs?: number; extraRelays?: number; vaultTimeoutMs?: number; requestLeaseSeconds?: number; rateLimit?: RateLimit; instance?: InstanceOptions } = {},
+  options: { auditIntervalMs?: number; auditWindowMs?: number; extraRelays?: number; vaultTimeoutMs?: number; requestLeaseSeconds?: number; rateLimit?: RateLimit; trustProxy?: TrustProxy; instance?: InstanceOptions } = {},
 ): Promise<World> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bridge-world-'));
   const devnet = await startDevnet({
@@ -70,6 +71,7 @@ export async function startWorld(
       ...(options.vaultTimeoutMs ? { vaultTimeoutMs: options.vaultTimeoutMs } : {}),
       ...(options.requestLeaseSeconds ? { requestLeaseSeconds: options.requestLeaseSeconds } : {}),
       ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
+      ...(options.trustProxy !== undefined ? { trustProxy: options.trustProxy } : {}),
       // WORLD_LOG=<file> keeps the bridge's errors, for looking into a failing test.
       logger: process.env.WORLD_LOG ? pino({ level: 'error' }, pino.destination(process.env.WORLD_LOG)) : silentLogger,
       devnet: () => devnet.describe(),
