@@ -36,6 +36,11 @@ if (process.env.BENCH_MEASURE_MS) CONFIG.measureMs = Number(process.env.BENCH_ME
 
 const GET_BALANCE = { method: 'get_balance', params: {} };
 
+/** BENCH_PROFILE=1 writes CPU profiles of the bridge and vault processes under bench/profiles/<part>/. */
+function profileFlags(part: string): string[] {
+  return process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(import.meta.dirname, 'profiles', part)}`] : [];
+}
+
 interface ServiceFigures {
   clients: number;
   ok: number;
@@ -127,8 +132,7 @@ interface VaultsInfo {
 }
 
 async function startBridgePart(relayUrl: string, vaults: VaultsInfo, databaseUrl: string | undefined): Promise<{ part: Part; url: string; startupMs: number }> {
-  // BENCH_PROFILE=1 writes a CPU profile of each bridge process under bench/profiles/.
-  const part = new Part('bridge', 'bridge.ts', process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(import.meta.dirname, 'profiles')}`] : []);
+  const part = new Part('bridge', 'bridge.ts', profileFlags('bridge'));
   const started = await part.call<{ url: string }>('start', {
     ...(databaseUrl ? { databaseUrl } : {}),
     relays: [relayUrl],
@@ -455,7 +459,7 @@ async function main(): Promise<void> {
 
   await section('crypto', async (): Promise<CryptoLimit> => measureCryptoLimit(CONFIG.cryptoIterations));
   const relay = await startRelayPart();
-  const vaults = new Part('vaults', 'vaults.ts');
+  const vaults = new Part('vaults', 'vaults.ts', profileFlags('vaults'));
   try {
     const vaultsInfo = await vaults.call<VaultsInfo>('start', { operators: 3 });
     await section('peer', () => withCryptoAround(() => peerSection(relay)));

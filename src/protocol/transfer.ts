@@ -11,7 +11,7 @@ import { bytesToHex, hex32, hex64, hexToBytes } from './hex.ts';
 import { decodePayableInvoice, type BitcoinNetwork, type DecodedInvoice } from './invoice.ts';
 import { fail, ok, type Result } from './result.ts';
 import { vaultProofSchema, verifyVaultProof, type VaultProof } from './vault-proof.ts';
-import { verifySchnorr } from './schnorr-verify.ts';
+import { signSchnorr, verifySchnorr } from './schnorr.ts';
 
 const utf8 = new TextEncoder();
 
@@ -31,7 +31,7 @@ function ownerMessage(depositId: string, owner: string, paymentHash: string): Ui
  * Deterministic (BIP-340 with zero auxiliary randomness), so an invoice reads the same each time.
  */
 export function signOwnerAttestation(depositId: string, owner: string, paymentHash: string, peerNodeSecret: Uint8Array): OwnerAttestation {
-  return { owner, owner_sig: bytesToHex(schnorr.sign(ownerMessage(depositId, owner, paymentHash), peerNodeSecret, new Uint8Array(32))) };
+  return { owner, owner_sig: bytesToHex(signSchnorr(ownerMessage(depositId, owner, paymentHash), peerNodeSecret, new Uint8Array(32))) };
 }
 
 /** Where a transfer goes: the destination vault's invoice, its proof, and who owns the deposit. */

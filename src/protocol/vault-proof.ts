@@ -4,7 +4,7 @@ import { keyAggExport, keyAggregate, sortKeys } from '@scure/btc-signer/musig2.j
 import { msatString, msatToString, type Msat } from './amounts.ts';
 import { bytesToHex, compressedPubkeyHex, hex32, hex64, hexToBytes } from './hex.ts';
 import { fail, ok, type Result } from './result.ts';
-import { verifySchnorr } from './schnorr-verify.ts';
+import { signSchnorr, verifySchnorr } from './schnorr.ts';
 
 const Point = secp256k1.Point;
 const N = Point.Fn.ORDER;
@@ -94,7 +94,7 @@ function proofMessage(p: VaultProofFields): Uint8Array {
 
 /** The channel peer's side: sign that an invoice pays into this deposit of this vault. */
 export function signVaultProof(fields: VaultProofFields, peerNodeSecret: Uint8Array): VaultProof {
-  return { ...fields, peer_sig: bytesToHex(schnorr.sign(proofMessage(fields), peerNodeSecret)) };
+  return { ...fields, peer_sig: bytesToHex(signSchnorr(proofMessage(fields), peerNodeSecret)) };
 }
 
 /** What the bridge expects a vault invoice to be, from its own records. */
@@ -162,19 +162,31 @@ export function signBalanceUpdate(fields: BalanceUpdateFields, operatorNodeSecre
   const message = balanceMessage(fields);
   return {
     ...fields,
-    operator_sig: bytesToHex(schnorr.sign(message, operatorNodeSecret)),
-    peer_sig: bytesToHex(schnorr.sign(message, peerNodeSecret)),
+    operator_sig: bytesToHex(signSchnorr(message, operatorNodeSecret)),
+    peer_sig: bytesToHex(signSchnorr(message, peerNodeSecret)),
   };
 }
+
+/**
+ * Balance updates already verified, by node keys, message and both signatures: the same update
+ * arrives with a payment's outcome, again on the vault's event stream, and again when it is looked
+ * up, and only byte-for-byte the same input is taken as verified again.
+ */
+const verifiedUpdates = new Set<string>();
+const VERIFIED_UPDATES_SIZE = 4096;
 
 /** Checks both peers signed the balance update. */
 export function verifyBalanceUpdate(update: BalanceUpdate, operatorNodePubkey: string, peerNodePubkey: string): Result<void> {
   const message = balanceMessage(update);
+  const seen = `${operatorNodePubkey}:${peerNodePubkey}:${bytesToHex(message)}:${update.operator_sig}:${update.peer_sig}`;
+  if (verifiedUpdates.has(seen)) return ok(undefined);
   if (!verifySchnorr(hexToBytes(update.operator_sig), message, hexToBytes(operatorNodePubkey).slice(1))) {
     return fail('UNAUTHORIZED', 'balance update is not signed by the operator');
   }
   if (!verifySchnorr(hexToBytes(update.peer_sig), message, hexToBytes(peerNodePubkey).slice(1))) {
     return fail('UNAUTHORIZED', 'balance update is not signed by the channel peer');
   }
+  if (verifiedUpdates.size >= VERIFIED_UPDATES_SIZE) verifiedUpdates.delete(verifiedUpdates.values().next().value!);
+  verifiedUpdates.add(seen);
   return ok(undefined);
 }

@@ -265,6 +265,13 @@ describe('balance updates', () => {
     expect(verifyBalanceUpdate(update, nodePubkey(other), peer).ok).toBe(false);
   });
 
+  it('remembers only the exact update and keys it verified: the same update with the roles swapped still fails', () => {
+    expect(verifyBalanceUpdate(update, operator, peer).ok).toBe(true);
+    expect(verifyBalanceUpdate(update, operator, peer).ok).toBe(true);
+    expect(verifyBalanceUpdate(update, peer, operator).ok).toBe(false);
+    expect(verifyBalanceUpdate({ ...update, seq: update.seq + 1 }, operator, peer).ok).toBe(false);
+  });
+
   it('refuses on the wire a balance written as a JSON number', () => {
     expect(balanceUpdateSchema.safeParse({ ...proofVectors.balance_update.update, balance_msat: 21000 }).success).toBe(false);
   });

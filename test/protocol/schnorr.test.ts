@@ -1,15 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { schnorr } from '@noble/curves/secp256k1.js';
-import { verifySchnorr } from '../../src/protocol/schnorr-verify.ts';
+import { signSchnorr, verifySchnorr } from '../../src/protocol/schnorr.ts';
 
 const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
 const P = 2n ** 256n - 2n ** 32n - 977n;
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 const be32 = (v: bigint) => Uint8Array.from(Buffer.from(v.toString(16).padStart(64, '0'), 'hex'));
 
-describe('verifySchnorr: BIP-340 with cached key points', () => {
-  // A few keys reused, as node keys are: the cached path is the one exercised after the first.
+describe('verifySchnorr and signSchnorr: BIP-340 through libsecp256k1 (WASM)', () => {
   const secrets = [1, 2, 3].map(() => schnorr.utils.randomSecretKey());
   const keys = secrets.map((s) => schnorr.getPublicKey(s));
 
@@ -35,6 +34,17 @@ describe('verifySchnorr: BIP-340 with cached key points', () => {
         }
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it('signs as BIP-340 says: verified by @noble/curves, and byte for byte its signature for the same auxiliary randomness', () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 2 }), bytes(32), bytes(32), (which, message, aux) => {
+        const sig = signSchnorr(message, secrets[which]!, aux);
+        expect(Buffer.from(sig).toString('hex')).toBe(Buffer.from(schnorr.sign(message, secrets[which]!, aux)).toString('hex'));
+        expect(schnorr.verify(signSchnorr(message, secrets[which]!), message, keys[which]!)).toBe(true);
+      }),
+      { numRuns: 100 },
     );
   });
 
