@@ -221,6 +221,12 @@ function historyJson(entry: HistoryEntry) {
   };
 }
 
+/** The grant's one destination as the user signed it (the connection row does not keep it), or null. */
+function destinationOf(c: Connection) {
+  const grant = parseGrant(c.grantEvent);
+  return grant.ok ? (grant.value.destination ?? null) : null;
+}
+
 function connectionJson(view: ConnectionView, deps: HttpDependencies) {
   const c: Connection = view.connection;
   const g = c.grant;
@@ -247,6 +253,8 @@ function connectionJson(view: ConnectionView, deps: HttpDependencies) {
       amount_msat_per_hour: g.velocity.amountMsatPerHour === null ? null : msat(g.velocity.amountMsatPerHour),
     },
     vault_operators: g.vaultOperators,
+    /** The one place this connection may pay (a sweep connection), or null for any. */
+    destination: destinationOf(c),
     last_hour: { payments: view.lastHour.payments, amount_msat: msat(view.lastHour.amountMsat) },
     last_used_at: view.lastUsedAt ? unix(view.lastUsedAt) : null,
   };

@@ -511,6 +511,7 @@ byId('created-done', HTMLButtonElement).addEventListener('click', () => {
 
 function limitsText(c: ConnectionInfo): string {
   const parts: string[] = [];
+  if (c.destination) parts.push(`pays only ${c.destination.type === 'keysend' ? `node ${shortKey(c.destination.node)}` : c.destination.address}`);
   if (c.budget) parts.push(`budget ${sats(c.budget.used_msat)} used of ${sats(c.budget.amount_msat)} ${c.budget.renewal}`);
   if (c.max_amount_msat !== null) parts.push(`at most ${sats(c.max_amount_msat)} a payment`);
   if (c.velocity?.payments_per_hour != null) parts.push(`${c.velocity.payments_per_hour} payments an hour`);
@@ -633,6 +634,7 @@ function termsOf(c: ConnectionInfo): GrantTerms {
     expiresAt: c.expires_at,
     vaultOperators: c.vault_operators,
     velocity: c.velocity ? { paymentsPerHour: c.velocity.payments_per_hour, amountMsatPerHour: c.velocity.amount_msat_per_hour === null ? null : BigInt(c.velocity.amount_msat_per_hour) } : null,
+    ...(c.destination ? { destination: c.destination } : {}),
     revoked: false,
   };
 }

@@ -173,6 +173,7 @@ export const connectionSchema = z.object({
   budget: z.nullable(z.object({ amount_msat: msat, renewal: z.enum(['daily', 'weekly', 'monthly', 'yearly', 'never']), used_msat: msat, renews_at: z.nullable(z.number()) })),
   velocity: z.nullable(z.object({ payments_per_hour: z.nullable(z.number()), amount_msat_per_hour: z.nullable(msat) })),
   vault_operators: z.nullable(z.array(z.string())),
+  destination: z.nullable(z.union([z.object({ type: z.literal('keysend'), node: z.string() }), z.object({ type: z.literal('lightning_address'), address: z.string() })])),
   last_hour: z.object({ payments: z.number(), amount_msat: msat }),
   last_used_at: z.nullable(z.number()),
 });

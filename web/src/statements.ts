@@ -14,6 +14,8 @@ export interface GrantTerms {
   expiresAt: number | null;
   vaultOperators: string[] | null;
   velocity: { paymentsPerHour: number | null; amountMsatPerHour: bigint | null } | null;
+  /** The one place the connection may pay (a sweep connection's grant); absent for any. */
+  destination?: { type: 'keysend'; node: string } | { type: 'lightning_address'; address: string };
   revoked: boolean;
 }
 
@@ -40,6 +42,8 @@ export function grantTemplate(terms: GrantTerms, createdAt: number): EventTempla
           },
         }
       : {}),
+    // Kept when limits are edited: without it the grant would let the connection pay anyone.
+    ...(terms.destination ? { destination: terms.destination } : {}),
     revoked: terms.revoked,
   };
   return {
