@@ -41,7 +41,7 @@ export interface HttpDependencies {
   /** The devnet's description, in local mode. */
   devnet?: (() => unknown) | undefined;
   /** The vaults file's v1 operators, listed for the owner's own tools; the bridge never calls them. */
-  v1Operators?: (() => readonly { name: string; url: string }[]) | undefined;
+  v1Operators?: (() => readonly { name: string; url: string; nodePubkey?: string }[]) | undefined;
   /** Served at GET /metrics. */
   metrics?: BridgeMetrics | undefined;
   /** Which proxies' X-Forwarded-For to believe for client addresses (TRUST_PROXY). */
@@ -107,7 +107,7 @@ export function createHttpServer(deps: HttpDependencies) {
     methods: deps.servedMethods,
     operators: deps.wallet.operators.all().map((op) => ({ name: op.name, url: op.url, node_pubkey: op.nodePubkey, score: op.score, score_reasons: op.scoreReasons, available: op.available })),
     // Not used by the bridge (it holds no v1 deposit key): for `holdings` and the owner's own tools.
-    v1_operators: (deps.v1Operators?.() ?? []).map((op) => ({ name: op.name, url: op.url })),
+    v1_operators: (deps.v1Operators?.() ?? []).map((op) => ({ name: op.name, url: op.url, node_pubkey: op.nodePubkey ?? null })),
   }));
 
   app.post('/api/connections', async (req, reply) => {

@@ -37,7 +37,7 @@ export interface Holding {
 const bridgeInfoSchema = z.object({
   operators: z.array(z.object({ name: z.string(), url: z.string(), node_pubkey: z.string() })),
   // Absent from bridges that predate v1 operators.
-  v1_operators: z.array(z.object({ name: z.string(), url: z.string() })).default([]),
+  v1_operators: z.array(z.object({ name: z.string(), url: z.string(), node_pubkey: z.string().nullable().default(null) })).default([]),
 });
 
 /**
@@ -84,10 +84,11 @@ export async function vaultHoldings(bridgeUrl: string, userKey: Uint8Array): Pro
 }
 
 /** A v1 operator's word on the user's deposit: GetDepositStatus only, so a missing deposit stays missing. */
-async function v1Holding(op: { name: string; url: string }, userKey: Uint8Array): Promise<Holding> {
+async function v1Holding(op: { name: string; url: string; node_pubkey: string | null }, userKey: Uint8Array): Promise<Holding> {
   const base = { operator: op.name, url: op.url, protocol: 'v1' as const, depositId: null, signedMsat: null, seq: null, reservedMsat: null, locked: null, statedMsat: null };
   const signer = v1SignerFromSecretKey(userKey);
-  const client = new V1DepositServiceClient({ url: op.url, signers: [signer] });
+  // The vaults file's pin, when it has one: another node answering at that URL is refused.
+  const client = new V1DepositServiceClient({ url: op.url, signers: [signer], ...(op.node_pubkey ? { nodePubkey: op.node_pubkey } : {}) });
   try {
     // The deposit id is the deposit key; the adapter checks the answer is for it.
     const status = await client.depositStatus(signer.pubkey);

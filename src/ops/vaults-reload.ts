@@ -27,11 +27,13 @@ export function operatorEntriesOf(file: VaultsFile): OperatorEntry[] {
 export interface V1OperatorListing {
   name: string;
   url: string;
+  /** The file's pin, passed on so the owner's tools refuse another node at that URL. */
+  nodePubkey?: string;
 }
 
 /** The vaults file's v1 operators, in file order. */
 export function v1OperatorsOf(file: VaultsFile): V1OperatorListing[] {
-  return file.operators.filter((o) => operatorProtocol(o) === 'v1').map((o) => ({ name: o.name, url: o.url }));
+  return file.operators.filter((o) => operatorProtocol(o) === 'v1').map((o) => ({ name: o.name, url: o.url, ...(o.node_pubkey ? { nodePubkey: o.node_pubkey } : {}) }));
 }
 
 /** One line per v1 operator, saying why the bridge does not use it. */

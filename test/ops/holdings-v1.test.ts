@@ -21,7 +21,7 @@ import { RawNwcClient } from '../helpers/raw-nwc-client.ts';
 import { startV1DepositServer, type V1DepositServer } from '../helpers/v1-deposit-server.ts';
 import { runCli, waitFor } from '../helpers/world.ts';
 
-type Info = { operators: { name: string; url: string }[]; v1_operators: { name: string; url: string }[] };
+type Info = { operators: { name: string; url: string }[]; v1_operators: { name: string; url: string; node_pubkey: string | null }[] };
 
 /** `deposit-bridge holdings`, also when it exits 1. */
 async function holdings(url: string, key: Uint8Array): Promise<{ code: number; stdout: string }> {
@@ -51,9 +51,10 @@ describe('v1 operators in the vaults file', () => {
   /** HTTP requests the simulated v1 operator had had before the bridge started. */
   let before = 0;
 
-  const vaultsJson = (withV1: boolean) =>
+  /** `pin`: the v1 entry's node_pubkey, the simulated operator's own by default. */
+  const vaultsJson = (withV1: boolean, pin: string = v1.nodePubkey) =>
     JSON.stringify({
-      operators: [...devnet.operators.map((o) => ({ name: o.name, url: o.url, node_pubkey: o.nodePubkey })), ...(withV1 ? [{ name: 'v1-sim', url: v1.url, protocol: 'v1' }] : [])],
+      operators: [...devnet.operators.map((o) => ({ name: o.name, url: o.url, node_pubkey: o.nodePubkey })), ...(withV1 ? [{ name: 'v1-sim', url: v1.url, protocol: 'v1', node_pubkey: pin }] : [])],
       auditors: devnet.vaultsFile.auditors,
     });
   const info = async () => (await (await fetch(`${url}/api/info`)).json()) as Info;
@@ -100,7 +101,7 @@ describe('v1 operators in the vaults file', () => {
     const listed = await info();
     expect(listed.operators.map((o) => o.name).sort()).toEqual(devnet.operators.map((o) => o.name).sort());
     expect(listed.operators.some((o) => o.url === v1.url)).toBe(false);
-    expect(listed.v1_operators).toEqual([{ name: 'v1-sim', url: v1.url }]);
+    expect(listed.v1_operators).toEqual([{ name: 'v1-sim', url: v1.url, node_pubkey: v1.nodePubkey }]);
     const line = proc!.stdout().split('\n').find((l) => l.includes('"operator":"v1-sim"'));
     expect(line).toBeDefined();
     expect(JSON.parse(line!)).toMatchObject({ url: v1.url, protocol: 'v1', msg: expect.stringMatching(/listed for the owner's own tools only/) });
@@ -166,11 +167,27 @@ describe('v1 operators in the vaults file', () => {
     proc!.child.kill('SIGHUP');
     await waitFor(async () => (await info()).v1_operators.length === 1, 'the v1 operator listed again');
     const listed = await info();
-    expect(listed.v1_operators).toEqual([{ name: 'v1-sim', url: v1.url }]);
+    expect(listed.v1_operators).toEqual([{ name: 'v1-sim', url: v1.url, node_pubkey: v1.nodePubkey }]);
     expect(listed.operators).toHaveLength(devnet.operators.length);
     expect(listed.operators.some((o) => o.name === 'v1-sim')).toBe(false);
     // Give a wrongly connected operator time to be called: the directory connects at once on reload.
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(v1.requests.slice(seen)).toEqual([]);
+  });
+
+  it("passes the file's pin on to holdings, which refuses another node answering at that URL", async () => {
+    const elsewhere = devnet.operators[0]!.nodePubkey;
+    writeFileSync(file, vaultsJson(true, elsewhere));
+    proc!.child.kill('SIGHUP');
+    await waitFor(async () => (await info()).v1_operators[0]?.node_pubkey === elsewhere, 'the new pin listed');
+    try {
+      const out = await holdings(url, funded);
+      expect(out.code).toBe(1);
+      expect(out.stdout).toMatch(/^v1-sim\s+not reached: .*is not the pinned.*\[v1\]$/m);
+    } finally {
+      writeFileSync(file, vaultsJson(true));
+      proc!.child.kill('SIGHUP');
+      await waitFor(async () => (await info()).v1_operators[0]?.node_pubkey === v1.nodePubkey, 'the right pin listed again');
+    }
   });
 });
