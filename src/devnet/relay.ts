@@ -8,7 +8,6 @@
  */
 import { createServer } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { z } from 'zod';
 import { NostrRelay } from '@nostr-relay/core';
 import {
   EventRepository,
@@ -24,7 +23,6 @@ import {
   type BroadcastPlugin,
 } from '@nostr-relay/common';
 import { Validator } from '@nostr-relay/validator';
-import { nostrEventSchema } from '../protocol/nostr-event.ts';
 import { silentLogger, type Logger } from '../log.ts';
 
 /** True when the event matches every condition of the filter (NIP-01), tag filters included. */
@@ -152,7 +150,18 @@ export class EphemeralRetentionPlugin implements BroadcastPlugin {
   }
 }
 
-const outgoingEventSchema = z.tuple([z.literal('EVENT'), z.string(), nostrEventSchema]);
+/**
+ * The subscription id and event of an outgoing `["EVENT", sub, event]` the relay library wrote
+ * itself from an event it had validated on the way in: only the shape the filter reads is
+ * checked, not the event again (that cost a zod parse per event and subscriber).
+ */
+function outgoingEvent(data: string): { subscriptionId: string; event: RelayEvent } | null {
+  const message: unknown = JSON.parse(data);
+  if (!Array.isArray(message) || message.length !== 3 || typeof message[1] !== 'string') return null;
+  const event = message[2] as Partial<RelayEvent> | null;
+  if (typeof event !== 'object' || event === null || typeof event.kind !== 'number' || typeof event.created_at !== 'number' || !Array.isArray(event.tags)) return null;
+  return { subscriptionId: message[1], event: event as RelayEvent };
+}
 
 /**
  * One socket as the relay library sees it. The library matches live events against ids,
@@ -173,9 +182,9 @@ class RelayClient implements Client {
 
   send(data: string): void {
     if (data.startsWith('["EVENT"')) {
-      const message = outgoingEventSchema.safeParse(JSON.parse(data));
-      const filters = message.success ? this.subscriptions.get(message.data[1]) : undefined;
-      if (message.success && filters && !filters.some((f) => matchesFilter(message.data[2], f))) return;
+      const message = outgoingEvent(data);
+      const filters = message ? this.subscriptions.get(message.subscriptionId) : undefined;
+      if (message && filters && !filters.some((f) => matchesFilter(message.event, f))) return;
     }
     this.#socket.send(data);
   }
