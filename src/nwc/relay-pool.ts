@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Event } from 'nostr-tools/pure';
 import type { Filter } from 'nostr-tools/filter';
 import { AbstractRelay as Relay } from 'nostr-tools/abstract-relay';
+import WebSocket from 'ws';
 import { hasValidSignature } from '../protocol/nostr-event.ts';
 
 /** Delays between connection attempts to a relay, growing with each failure (jitter added). */
@@ -84,7 +85,14 @@ export class RelayPool implements RelayTransport {
   async #connect(state: RelayState, attempt: number): Promise<void> {
     if (this.#closed) return;
     // Every delivered event's id and signature are checked here (WASM secp256k1), once.
-    const relay = new Relay(state.url, { verifyEvent: hasValidSignature, enableReconnect: false, enablePing: true });
+    // `ws` rather than Node's built-in WebSocket: less CPU per frame (bench/HISTORY.md), and
+    // nostr-tools pings over it with real ping frames.
+    const relay = new Relay(state.url, {
+      verifyEvent: hasValidSignature,
+      enableReconnect: false,
+      enablePing: true,
+      websocketImplementation: WebSocket as unknown as typeof globalThis.WebSocket,
+    });
     try {
       await relay.connect({ timeout: 5_000 });
     } catch (error) {
