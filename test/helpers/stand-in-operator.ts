@@ -32,10 +32,27 @@ export async function standInOperator(db: Db): Promise<{ operators: OperatorDire
     auditors: [],
     request_max_age_seconds: 300,
   };
-  const unavailable = () => Promise.reject(new Error('not served by the stand-in operator'));
-  const client: VaultClient = {
-    url: 'http://stand-in.invalid',
-    info: async () => info,
+  const client = fakeVaultClient('http://stand-in.invalid', { info: async () => info });
+  const operators = new OperatorDirectory(db, () => client, silentLogger);
+  await operators.connect([{ name: 'stand-in', url: client.url }]);
+  let nextSeq = 1;
+  return {
+    operators,
+    nodePubkey,
+    signBalance: (depositId, balanceMsat, seq = nextSeq++) =>
+      signBalanceUpdate({ deposit_id: depositId, vault_id: vaultId, channel_id: channelId, balance_msat: balanceMsat, seq, created_at: 1_700_000_000 }, operatorSecret, peerSecret),
+  };
+}
+
+/**
+ * A VaultClient that serves only `served`: every other call is refused, and its event stream
+ * never delivers anything. For tests that need an operator without a vault behind it.
+ */
+export function fakeVaultClient(url: string, served: Partial<VaultClient>): VaultClient {
+  const unavailable = () => Promise.reject(new Error(`not served by the fake operator at ${url}`));
+  return {
+    url,
+    info: unavailable,
     openDeposit: unavailable,
     depositStatus: unavailable,
     createInvoice: unavailable,
@@ -49,14 +66,6 @@ export async function standInOperator(db: Db): Promise<{ operators: OperatorDire
     lock: unavailable,
     metrics: unavailable,
     subscribeEvents: () => ({ close: () => undefined }),
-  };
-  const operators = new OperatorDirectory(db, () => client, silentLogger);
-  await operators.connect([{ name: 'stand-in', url: client.url }]);
-  let nextSeq = 1;
-  return {
-    operators,
-    nodePubkey,
-    signBalance: (depositId, balanceMsat, seq = nextSeq++) =>
-      signBalanceUpdate({ deposit_id: depositId, vault_id: vaultId, channel_id: channelId, balance_msat: balanceMsat, seq, created_at: 1_700_000_000 }, operatorSecret, peerSecret),
+    ...served,
   };
 }

@@ -15,7 +15,7 @@ import { silentLogger } from '../../src/log.ts';
 import { restoreUser } from '../../src/ops/restore.ts';
 import type { VaultDeposit, VaultDepositHistory, VaultInfo, VaultInvoice } from '../../src/protocol/vault-api.ts';
 import { signBalanceUpdate, vaultMultisigPubkey, type BalanceUpdate } from '../../src/protocol/vault-proof.ts';
-import type { VaultClient } from '../../src/vault-client/vault-client.ts';
+import { fakeVaultClient } from '../helpers/stand-in-operator.ts';
 import { httpAuthHeader } from '../../src/protocol/nip98.ts';
 import { signDepositOpen } from '../../src/protocol/user-statements.ts';
 import { reconcile } from '../../src/deposits/reconcile.ts';
@@ -290,31 +290,17 @@ function fakeOperator(history: (deposit: VaultDeposit, sign: (balanceMsat: bigin
     request_max_age_seconds: 300,
   };
   const depositId = randomHex32();
-  const unavailable = () => Promise.reject(new Error('not served by the fake operator'));
   let opener = '';
   // The same history every time it is asked (as a real operator's, when nothing happened since).
   let answered: VaultDepositHistory | undefined;
-  const client: VaultClient = {
-    url: 'http://fake.invalid',
+  const client = fakeVaultClient('http://fake.invalid', {
     info: async () => info,
     openDeposit: async (open) => ((opener = open.pubkey), { deposit_id: depositId, owner: owner ?? open.pubkey, vault_id: vaultId, channel_id: channelId, multisig_pubkey: multisig, address: `${vaultId}@${multisig}`, created_at: 1_700_000_000 }),
     depositHistory: async (id) =>
       (answered ??= history({ deposit_id: id, owner: owner ?? opener, vault_id: vaultId, channel_id: channelId, multisig_pubkey: multisig, address: '', created_at: 1_700_000_000 }, (balanceMsat, seq, keys) =>
         signBalanceUpdate({ deposit_id: id, vault_id: vaultId, channel_id: channelId, balance_msat: balanceMsat, seq, created_at: 1_700_000_000 }, operatorSecret, keys ? secp256k1.utils.randomSecretKey() : peerSecret),
       )),
-    depositStatus: unavailable,
-    createInvoice: unavailable,
-    invoiceStatus: unavailable,
-    createHoldInvoice: unavailable,
-    settleHoldInvoice: unavailable,
-    cancelHoldInvoice: unavailable,
-    pay: unavailable,
-    paymentStatus: unavailable,
-    pushGrant: unavailable,
-    lock: unavailable,
-    metrics: unavailable,
-    subscribeEvents: () => ({ close: () => undefined }),
-  };
+  });
   return client;
 }
 
