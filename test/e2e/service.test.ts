@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { NWCClient } from '@getalby/sdk';
 import pg from 'pg';
 import { createPostgresDatabase } from '../helpers/database.ts';
-import { freePorts, startProcess, waitForOutput, type RunningProcess } from '../helpers/process.ts';
+import { servicePorts, startProcess, waitForOutput, type RunningProcess } from '../helpers/process.ts';
 import { runCli, waitFor } from '../helpers/world.ts';
 
 const running: RunningProcess[] = [];
@@ -30,7 +30,7 @@ function start(args: string[], env: Record<string, string>): RunningProcess {
 
 describe('npm start with no configuration (local mode)', () => {
   it('runs bridge, relay, vaults and auditor in one process, keeps everything across a restart, stops in order on SIGTERM', async () => {
-    const [httpPort, relayPort, devnetPort] = await freePorts(7).then((p) => [p[0]!, p[1]!, p[2]!]);
+    const { httpPort, relayPort, devnetPort } = await servicePorts();
     const env = { DATA_DIR: tempDir(), HTTP_PORT: String(httpPort), RELAY_PORT: String(relayPort), DEVNET_PORT: String(devnetPort) };
     const url = `http://127.0.0.1:${httpPort}`;
 
@@ -67,7 +67,7 @@ describe('npm start with no configuration (local mode)', () => {
 
 describe('a bridge configured with DATABASE_URL, NWC_RELAYS and VAULTS_FILE', () => {
   it('uses them, starts no devnet part, and survives SIGKILL while the vaults keep running', async () => {
-    const [httpPort, relayPort, devnetPort] = await freePorts(7).then((p) => [p[0]!, p[1]!, p[2]!]);
+    const { httpPort, relayPort, devnetPort } = await servicePorts();
     const devnet = start(['devnet'], { DATA_DIR: tempDir(), RELAY_PORT: String(relayPort), DEVNET_PORT: String(devnetPort) });
     const relays = (await waitForOutput(devnet, /^NWC_RELAYS=(\S+)$/m))[1]!;
     const vaultsFile = (await waitForOutput(devnet, /^VAULTS_FILE=(\S+)$/m))[1]!;

@@ -47,6 +47,15 @@ function portIsFree(port: number): Promise<boolean> {
 }
 
 /** `count` consecutive free ports on 127.0.0.1 (the devnet takes a base port and the next four). */
+/**
+ * Ports for `deposit-bridge start` or `devnet` in local mode, from one free range: HTTP, the
+ * relay, and DEVNET_PORT with the five after it (control, three vault operators, two auditors).
+ */
+export async function servicePorts(): Promise<{ httpPort: number; relayPort: number; devnetPort: number }> {
+  const [httpPort, relayPort, devnetPort] = (await freePorts(8)) as [number, number, number];
+  return { httpPort, relayPort, devnetPort };
+}
+
 export async function freePorts(count: number): Promise<number[]> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 40_000);

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config.ts';
 import { loadMasterKey, MasterKeyError } from '../../src/ops/master-key.ts';
 import { bytesToHex } from '../../src/protocol/hex.ts';
-import { freePorts, startProcess, waitForOutput, type RunningProcess } from '../helpers/process.ts';
+import { servicePorts, startProcess, waitForOutput, type RunningProcess } from '../helpers/process.ts';
 
 const dirs: string[] = [];
 const processes: RunningProcess[] = [];
@@ -115,7 +115,7 @@ describe('deposit-bridge start and the master key', () => {
 
   it('in local mode generates the key, logs where it is but never the key, even at trace level', async () => {
     const dir = tempDir();
-    const [httpPort, relayPort, devnetPort] = await freePorts(7).then((p) => [p[0]!, p[1]!, p[2]!]);
+    const { httpPort, relayPort, devnetPort } = await servicePorts();
     const proc = startProcess(['start'], { DATA_DIR: dir, HTTP_PORT: String(httpPort), RELAY_PORT: String(relayPort), DEVNET_PORT: String(devnetPort), LOG_LEVEL: 'trace' });
     processes.push(proc);
     let stderr = '';
