@@ -190,15 +190,16 @@ async function signedCall<S extends z.ZodType>(url: string, method: 'GET' | 'POS
 const lockResultSchema = z.object({ locked: z.boolean(), operators: z.array(z.object({ name: z.string(), ok: z.boolean(), error: z.string().optional() })) });
 
 /**
- * Statements are ordered by their second: a lock and an unlock signed within one second would
- * leave the second refused as not newer. On that refusal the statement is signed again, dated
- * a second later each time (the bridge and vaults accept up to 60 s ahead).
+ * Statements (grants, locks) are ordered by their second: one signed within the same second as
+ * the statement in force (a revocation right after the connection was made, an unlock right
+ * after a lock) is refused as not newer. On that refusal it is signed again, dated a second
+ * later each time (the bridge and the vaults accept up to 60 s ahead).
  */
-async function postLock(url: string, userKey: Uint8Array, locked: boolean): Promise<z.output<typeof lockResultSchema>> {
+async function postNewerStatement<S extends z.ZodType>(url: string, userKey: Uint8Array, schema: S, bodyAt: (createdAt: number) => unknown): Promise<z.output<S>> {
   const now = Math.floor(Date.now() / 1000);
   for (let ahead = 0; ; ahead++) {
     try {
-      return await signedCall(`${url}/api/lock`, 'POST', userKey, lockResultSchema, { lock: signDepositLock(userKey, locked, now + ahead) });
+      return await signedCall(url, 'POST', userKey, schema, bodyAt(now + ahead));
     } catch (error) {
       if (!(error instanceof BridgeRefusal && error.code === 'CONFLICT') || ahead >= 5) throw error;
     }
@@ -215,7 +216,7 @@ for (const [name, locked] of [
     .requiredOption('--url <url>', 'the bridge HTTP URL', baseUrl)
     .requiredOption('--user-key <hex|nsec>', 'your user key', secretKeyArg)
     .action(async (opts: { url: string; userKey: Uint8Array }) => {
-      const result = await postLock(opts.url, opts.userKey, locked);
+      const result = await postNewerStatement(`${opts.url}/api/lock`, opts.userKey, lockResultSchema, (createdAt) => ({ lock: signDepositLock(opts.userKey, locked, createdAt) }));
       for (const op of result.operators) process.stdout.write(`${op.name}: ${op.ok ? (locked ? 'locked' : 'unlocked') : `not reached (${op.error ?? 'unknown'}); run again`}\n`);
       process.stdout.write(`${result.locked ? 'locked' : 'unlocked'}\n`);
     });
@@ -229,11 +230,10 @@ program
   .requiredOption('--connection <pubkey>', "the connection's public key (hex)")
   .action(async (opts: { url: string; userKey: Uint8Array; connection: string }) => {
     if (!/^[0-9a-f]{64}$/.test(opts.connection)) throw new InvalidArgumentError('--connection must be 64 hex characters');
-    const revocation = signGrant(grantTerms(opts.connection, [], { revoked: true }), opts.userKey);
-    await signedCall(`${opts.url}/api/connections`, 'POST', opts.userKey, z.object({ revoked: z.literal(true) }), {
-      grant: revocation,
+    await postNewerStatement(`${opts.url}/api/connections`, opts.userKey, z.object({ revoked: z.literal(true) }), (createdAt) => ({
+      grant: signGrant(grantTerms(opts.connection, [], { revoked: true }), opts.userKey, createdAt),
       deposit_open: signDepositOpen(opts.userKey),
-    });
+    }));
     process.stdout.write('revoked\n');
   });
 

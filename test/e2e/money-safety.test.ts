@@ -1,9 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NWCClient } from '@getalby/sdk';
 import { finalizeEvent } from 'nostr-tools/pure';
+import * as nip19 from 'nostr-tools/nip19';
 import { Relay } from 'nostr-tools/relay';
 import { buildAuthorization } from '../../src/protocol/authorization.ts';
 import { budgetWindow } from '../../src/protocol/budget.ts';
+import { grantTerms, signGrant } from '../../src/protocol/grant.ts';
+import { httpAuthHeader } from '../../src/protocol/nip98.ts';
+import { signDepositOpen } from '../../src/protocol/user-statements.ts';
 import { sharedKey } from '../../src/protocol/nwc-encryption.ts';
 import { HttpVaultClient } from '../../src/vault-client/http-vault-client.ts';
 import { RawNwcClient } from '../helpers/raw-nwc-client.ts';
@@ -161,6 +165,16 @@ describe('money safety on the bridge', () => {
     try {
       expect((await victim.client.request('get_balance')).error).toBeNull();
       const oldGrant = (await db().selectFrom('connections').select('grant_event').where('pubkey', '=', victim.client.pubkey).executeTakeFirstOrThrow()).grant_event;
+      // The grant in force is dated two seconds ahead (an edit this very second, or a fast clock):
+      // the CLI's revocation, refused as not newer, is signed again a second later until it is.
+      const secret = nip19.decode(userKey as `nsec1${string}`).data;
+      const url = `${world.bridge.url}/api/connections`;
+      const body = JSON.stringify({
+        grant: signGrant(grantTerms(victim.client.pubkey, ['get_balance', 'pay_invoice']), secret, Math.floor(Date.now() / 1000) + 2),
+        deposit_open: signDepositOpen(secret),
+      });
+      const edited = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: httpAuthHeader(secret, url, 'POST', body) }, body });
+      expect(edited.status).toBeLessThan(300);
       const revoked = await runCli(['revoke', '--url', world.bridge.url, '--user-key', userKey, '--connection', victim.client.pubkey]);
       expect(revoked.lastLine).toBe('revoked');
       const refused = await victim.client.request('get_balance');
