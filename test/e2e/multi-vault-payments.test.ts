@@ -12,7 +12,7 @@ import type { HttpVaultClient } from '../../src/vault-client/http-vault-client.t
 import { newParty, payAuthorization, signTestGrant } from '../helpers/authorization.ts';
 import { clientsFor, fundedDeposit, startTestDevnet } from '../helpers/devnet.ts';
 import { BACKENDS } from '../helpers/database.ts';
-import { connectRaw } from '../helpers/wallet.ts';
+import { connectRaw, fundDeposit } from '../helpers/wallet.ts';
 import { runCli, startWorld, waitFor, type World } from '../helpers/world.ts';
 
 describe('multi-part payments at the vaults (Vault API `mpp`)', () => {
@@ -90,19 +90,6 @@ async function depositsOf(world: World, userPubkey: string) {
   );
 }
 
-/** Funds one deposit with exactly `amountMsat`: an invoice of its vault paid by the devnet's outside payer. */
-async function fundDeposit(world: World, depositId: bigint, amountMsat: bigint): Promise<void> {
-  const db = world.bridge.wallet.db;
-  const deposit = await db.selectFrom('deposits').selectAll().where('id', '=', depositId).executeTakeFirstOrThrow();
-  const op = world.bridge.wallet.operators.get(deposit.operator_pubkey)!;
-  const invoice = await op.client.createInvoice(deposit.remote_deposit_id, { amountMsat });
-  const paid = await world.devnet.payInvoice(invoice.invoice);
-  expect(paid.state).toBe('settled');
-  await waitFor(
-    async () => (await db.selectFrom('deposits').select('confirmed_msat').where('id', '=', depositId).executeTakeFirstOrThrow()).confirmed_msat === deposit.confirmed_msat + amountMsat,
-    'the credit',
-  );
-}
 
 async function connectUser(world: World): Promise<{ client: NWCClient; userPubkey: string }> {
   const out = await runCli(['connect', '--url', world.bridge.url]);

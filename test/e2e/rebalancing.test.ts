@@ -22,6 +22,7 @@ import { newKeypair, newParty, PAYING_GRANT_METHODS, payAuthorization, signTestG
 import { clientsFor, fundedDeposit, startTestDevnet } from '../helpers/devnet.ts';
 import { BACKENDS } from '../helpers/database.ts';
 import { runCli, startWorld, waitFor, type World } from '../helpers/world.ts';
+import { fundDeposit } from '../helpers/wallet.ts';
 
 const SAT = 1000n;
 
@@ -40,18 +41,6 @@ async function connect(world: World, userKey: Uint8Array, methods: string[], vau
   return new NWCClient({ nostrWalletConnectUrl: uri.toString() });
 }
 
-/** Funds one deposit with exactly `amountMsat`: an invoice of its vault paid by the devnet's outside payer. */
-async function fundDeposit(world: World, depositId: bigint, amountMsat: bigint): Promise<void> {
-  const db = world.bridge.wallet.db;
-  const deposit = await db.selectFrom('deposits').selectAll().where('id', '=', depositId).executeTakeFirstOrThrow();
-  const op = world.bridge.wallet.operators.get(deposit.operator_pubkey)!;
-  const invoice = await op.client.createInvoice(deposit.remote_deposit_id, { amountMsat });
-  expect((await world.devnet.payInvoice(invoice.invoice)).state).toBe('settled');
-  await waitFor(
-    async () => (await db.selectFrom('deposits').select('confirmed_msat').where('id', '=', depositId).executeTakeFirstOrThrow()).confirmed_msat === deposit.confirmed_msat + amountMsat,
-    'the credit',
-  );
-}
 
 /** Money away from its targets (the sum of the shortfalls below target), and the total. */
 async function driftOf(world: World, userPubkey: string): Promise<{ drift: bigint; total: bigint }> {

@@ -17,7 +17,7 @@ import { httpAuthHeader } from '../../src/protocol/nip98.ts';
 import { signDepositOpen } from '../../src/protocol/user-statements.ts';
 import { BACKENDS } from '../helpers/database.ts';
 import { RawNwcClient } from '../helpers/raw-nwc-client.ts';
-import { vaultPaymentActivity } from '../helpers/wallet.ts';
+import { fundDeposit, vaultPaymentActivity } from '../helpers/wallet.ts';
 import { runCli, startWorld, waitFor, type World } from '../helpers/world.ts';
 
 const SAT = 1000n;
@@ -49,18 +49,6 @@ function sweepBody(userKey: Uint8Array, destination: GrantDestination, keepMaxMs
   };
 }
 
-/** Funds one deposit of the user with exactly `amountMsat` from the devnet's outside payer. */
-async function fundDeposit(world: World, depositId: bigint, amountMsat: bigint): Promise<void> {
-  const db = world.bridge.wallet.db;
-  const deposit = await db.selectFrom('deposits').selectAll().where('id', '=', depositId).executeTakeFirstOrThrow();
-  const op = world.bridge.wallet.operators.get(deposit.operator_pubkey)!;
-  const invoice = await op.client.createInvoice(deposit.remote_deposit_id, { amountMsat });
-  expect((await world.devnet.payInvoice(invoice.invoice)).state).toBe('settled');
-  await waitFor(
-    async () => (await db.selectFrom('deposits').select('confirmed_msat').where('id', '=', depositId).executeTakeFirstOrThrow()).confirmed_msat === deposit.confirmed_msat + amountMsat,
-    'the credit',
-  );
-}
 
 async function firstDeposit(world: World, user: string) {
   return world.bridge.wallet.db.selectFrom('deposits').selectAll().where('user_pubkey', '=', user).orderBy('id').executeTakeFirstOrThrow();

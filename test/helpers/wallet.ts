@@ -32,3 +32,16 @@ export async function vaultPaymentActivity(world: World): Promise<number> {
   }
   return total;
 }
+
+/** Funds one deposit with exactly `amountMsat`: an invoice of its vault paid by the devnet's outside payer. */
+export async function fundDeposit(world: World, depositId: bigint, amountMsat: bigint): Promise<void> {
+  const db = world.bridge.wallet.db;
+  const deposit = await db.selectFrom('deposits').selectAll().where('id', '=', depositId).executeTakeFirstOrThrow();
+  const op = world.bridge.wallet.operators.get(deposit.operator_pubkey)!;
+  const invoice = await op.client.createInvoice(deposit.remote_deposit_id, { amountMsat });
+  expect((await world.devnet.payInvoice(invoice.invoice)).state).toBe('settled');
+  await waitFor(
+    async () => (await db.selectFrom('deposits').select('confirmed_msat').where('id', '=', depositId).executeTakeFirstOrThrow()).confirmed_msat === deposit.confirmed_msat + amountMsat,
+    'the credit',
+  );
+}
