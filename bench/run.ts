@@ -12,8 +12,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
-import { setNostrWasm } from 'nostr-tools/wasm';
-import { initNostrWasm } from 'nostr-wasm';
 import { openDatabase } from '../src/db/database.ts';
 import { registerConnection, insertConnections, type Registered } from './lib/connections.ts';
 import { measureCryptoLimit, type CryptoLimit } from './lib/crypto-limit.ts';
@@ -433,7 +431,6 @@ async function withCryptoAround<T extends object>(run: () => Promise<T>): Promis
 
 async function main(): Promise<void> {
   const t0 = performance.now();
-  setNostrWasm(await initNostrWasm());
   if (!(await postgresReachable())) throw new Error('PostgreSQL is not reachable (BENCH_DATABASE_URL / TEST_DATABASE_URL or postgres://postgres@127.0.0.1:5432/test)');
   const want = (s: string) => !only || only.includes(s);
   const results: Results = {

@@ -199,12 +199,8 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   // Zap receipts (NIP-57) are signed with their own key, the `nostrPubkey` of the pay requests.
   const zapSecret = deriveSecret(options.masterKey, 'nostr-zap-receipts');
   const zapReceipts = new ZapReceiptPublisher(db, zapSecret, logger.child({ component: 'zaps' }));
-  wallet.notifications = {
-    poke: () => {
-      notifier.poke();
-      zapReceipts.poke();
-    },
-  };
+  wallet.notifications = notifier;
+  wallet.zapReceipts = zapReceipts;
 
   let publicUrl = options.publicUrl;
   const http = createHttpServer({

@@ -2,12 +2,13 @@
  * The load generator, the same for the peer and the bridge: NWC clients, each with its own
  * connection key and its own socket to the relay, one live subscription for its responses
  * (matched by their `e` tag), NIP-44 with the conversation key computed once. Requests are
- * signed with the fastest signer available here (nostr-wasm), and responses are not
- * signature-checked, so the generator takes as little of the shared CPU as it can.
+ * signed with the bridge's own signer (libsecp256k1 in WASM, the public key derived once), and
+ * responses are not signature-checked, so the generator takes as little of the shared CPU as it can.
  */
 import { AbstractRelay } from 'nostr-tools/abstract-relay';
 import { v2 as nip44 } from 'nostr-tools/nip44';
-import { finalizeEvent, getPublicKey, type Event } from 'nostr-tools/wasm';
+import type { Event } from 'nostr-tools/pure';
+import { publicKeyOf, signEvent } from '../../src/protocol/nostr-event.ts';
 
 export interface Answer {
   latencyMs: number;
@@ -28,7 +29,7 @@ export class LoadClient {
     this.relayUrl = relayUrl;
     this.walletPubkey = walletPubkey;
     this.secret = secret;
-    this.pubkey = getPublicKey(secret);
+    this.pubkey = publicKeyOf(secret);
     this.#key = nip44.utils.getConversationKey(secret, walletPubkey);
   }
 
@@ -63,7 +64,7 @@ export class LoadClient {
   request(method: string, params: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<Answer> {
     const relay = this.#relay;
     if (!relay) return Promise.reject(new Error('not connected'));
-    const event = finalizeEvent(
+    const event = signEvent(
       {
         kind: 23194,
         created_at: Math.floor(Date.now() / 1000),

@@ -11,6 +11,8 @@ export interface WalletContext {
   finality: FinalityNotifier;
   /** Sends queued notifications; absent where nothing sends them (tools, tests of money rows). */
   notifications?: NotificationSink | undefined;
+  /** Publishes the receipts of settled zap invoices (NIP-57); absent where nothing publishes them. */
+  zapReceipts?: NotificationSink | undefined;
   /** Aborted when the bridge stops: work that waits on vaults gives up and leaves its request to be resumed. */
   stopping: AbortSignal;
   /** Unix seconds. */

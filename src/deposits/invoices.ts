@@ -195,6 +195,7 @@ export async function applyInvoiceSettled(ctx: WalletContext, operatorPubkey: st
       .forNoKeyUpdate()
       .executeTakeFirst();
     if (!tx || tx.state === 'settled') return null;
+    const zap = tx.metadata !== null && ('nostr' in tx.metadata || 'nostr_zap' in tx.metadata);
     if (!credited) {
       // Paid (the payer holds the preimage) but no balance both peers signed says the deposit
       // got it: the selective-payment attack. Nothing is credited that the vault did not sign.
@@ -209,7 +210,7 @@ export async function applyInvoiceSettled(ctx: WalletContext, operatorPubkey: st
         })
         .where('id', '=', tx.id)
         .execute();
-      return 'uncredited';
+      return { credited: false, queued: 0, zap };
     }
     await changeDepositMoney(trx, {
       depositId: deposit.id,
@@ -226,11 +227,13 @@ export async function applyInvoiceSettled(ctx: WalletContext, operatorPubkey: st
     await recordBalanceUpdate(ctx, trx, deposit.id, operatorPubkey, settled.balanceUpdate);
     // Money moved between the user's own deposits is not a payment received.
     const transfer = await trx.selectFrom('transfers').select('id').where('incoming_transaction_id', '=', tx.id).executeTakeFirst();
-    if (!transfer) await queueNotifications(trx, deposit.user_pubkey, tx.id, 'payment_received');
-    return 'credited';
+    const queued = transfer ? 0 : await queueNotifications(trx, deposit.user_pubkey, tx.id, 'payment_received');
+    return { credited: true, queued, zap };
   });
-  if (outcome === 'credited') ctx.notifications?.poke();
-  if (outcome === 'uncredited') {
+  if (!outcome) return false;
+  if (outcome.queued > 0) ctx.notifications?.poke();
+  if (outcome.credited && outcome.zap) ctx.zapReceipts?.poke();
+  if (!outcome.credited) {
     await recordIncident(ctx, {
       operatorPubkey,
       userPubkey: deposit.user_pubkey,
@@ -239,7 +242,7 @@ export async function applyInvoiceSettled(ctx: WalletContext, operatorPubkey: st
       evidence: { deposit: settled.remoteDepositId, payment_hash: settled.paymentHash, preimage: settled.preimage, balance_update: update },
     });
   }
-  return outcome === 'credited';
+  return outcome.credited;
 }
 
 async function recordForeignInvoice(ctx: WalletContext, operatorPubkey: string, depositId: bigint, userPubkey: string, settled: SettledInvoice): Promise<void> {
@@ -330,10 +333,9 @@ export async function applyHoldAccepted(ctx: WalletContext, operatorPubkey: stri
       .where('state', '=', 'pending')
       .returning(['id', 'user_pubkey'])
       .executeTakeFirst();
-    if (tx) await queueNotifications(trx, tx.user_pubkey, tx.id, 'hold_invoice_accepted');
-    return tx !== undefined;
+    return tx ? queueNotifications(trx, tx.user_pubkey, tx.id, 'hold_invoice_accepted') : 0;
   });
-  if (accepted) ctx.notifications?.poke();
+  if (accepted > 0) ctx.notifications?.poke();
 }
 
 /** The user's hold invoice with this payment hash, or NOT_FOUND. */

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { NotificationType } from '../db/schema.ts';
 import type { Trx } from './journal.ts';
 
-/** Something that sends the outbox soon after it is written (the NWC layer's sender). */
+/** Something that sends what was just queued, soon after it is written (the NWC notifications, zap receipts). */
 export interface NotificationSink {
   poke(): void;
 }
@@ -10,10 +10,11 @@ export interface NotificationSink {
 /**
  * Queues a notification about a transaction for every connection of the user that was
  * granted `notifications`, in the caller's database transaction, so a settlement and its
- * notification commit together. Queued once per connection, transaction and type.
+ * notification commit together. Queued once per connection, transaction and type. Returns how
+ * many were queued: with none, there is nothing for the sender to do.
  */
-export async function queueNotifications(trx: Trx, userPubkey: string, transactionId: bigint, type: NotificationType): Promise<void> {
-  await trx
+export async function queueNotifications(trx: Trx, userPubkey: string, transactionId: bigint, type: NotificationType): Promise<number> {
+  const result = await trx
     .insertInto('notifications')
     .columns(['connection_pubkey', 'transaction_id', 'type'])
     .expression((eb) =>
@@ -25,5 +26,6 @@ export async function queueNotifications(trx: Trx, userPubkey: string, transacti
         .where(sql<boolean>`methods @> '["notifications"]'::jsonb`),
     )
     .onConflict((oc) => oc.constraint('notifications_once').doNothing())
-    .execute();
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0n);
 }

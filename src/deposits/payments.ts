@@ -434,12 +434,12 @@ export async function applyPaymentState(ctx: WalletContext, operatorPubkey: stri
       .execute();
     await recordBalanceUpdate(ctx, trx, tx.deposit_id, operatorPubkey, payment.balance_update);
     // A transfer between the user's own deposits is no payment an app made.
-    if (!(tx.metadata !== null && 'transfer' in tx.metadata)) await queueNotifications(trx, tx.user_pubkey, tx.id, 'payment_sent');
-    return { tx, violation };
+    const queued = tx.metadata !== null && 'transfer' in tx.metadata ? 0 : await queueNotifications(trx, tx.user_pubkey, tx.id, 'payment_sent');
+    return { tx, violation, queued };
   });
   if (!settled) return;
   ctx.finality.notify(txId);
-  ctx.notifications?.poke();
+  if (settled.queued > 0) ctx.notifications?.poke();
   if (settled.violation) {
     await recordIncident(ctx, {
       operatorPubkey,
@@ -562,27 +562,46 @@ export async function refreshPendingOutgoing(ctx: WalletContext): Promise<void> 
   await refreshPendingParts(ctx);
 }
 
-/** Applies a payment_settled / payment_failed event from a vault's stream. */
-export async function applyPaymentEvent(ctx: WalletContext, operatorPubkey: string, remoteDepositId: string, idempotencyKey: string, payment: VaultPayment): Promise<void> {
+/**
+ * Applies a payment_settled / payment_failed event from a vault's stream. The event is a hint:
+ * the payment's own record at the vault (`fetchPayment`) is what gets applied, and it is asked
+ * for only while this bridge still has the payment (or part) pending under that key at that
+ * vault. One already final here, usually from the vault's answer to the payment call itself,
+ * costs no call.
+ */
+export async function applyPaymentEvent(
+  ctx: WalletContext,
+  operatorPubkey: string,
+  remoteDepositId: string,
+  idempotencyKey: string,
+  fetchPayment: () => Promise<VaultPayment | null>,
+): Promise<void> {
   const tx = await ctx.db
     .selectFrom('transactions')
     .innerJoin('deposits', 'deposits.id', 'transactions.deposit_id')
-    .select('transactions.id')
+    .select(['transactions.id', 'transactions.state'])
     .where('deposits.operator_pubkey', '=', operatorPubkey)
     .where('deposits.remote_deposit_id', '=', remoteDepositId)
     .where('transactions.idempotency_key', '=', idempotencyKey)
     .where('transactions.type', '=', 'outgoing')
     .executeTakeFirst();
-  if (tx) return applyPaymentState(ctx, operatorPubkey, tx.id, payment);
+  if (tx) {
+    if (tx.state !== 'pending') return;
+    const payment = await fetchPayment();
+    if (payment) await applyPaymentState(ctx, operatorPubkey, tx.id, payment);
+    return;
+  }
   const part = await ctx.db
     .selectFrom('payment_parts')
     .innerJoin('deposits', 'deposits.id', 'payment_parts.deposit_id')
-    .select('payment_parts.id')
+    .select(['payment_parts.id', 'payment_parts.state'])
     .where('deposits.operator_pubkey', '=', operatorPubkey)
     .where('deposits.remote_deposit_id', '=', remoteDepositId)
     .where('payment_parts.idempotency_key', '=', idempotencyKey)
     .executeTakeFirst();
-  if (part) await applyPartState(ctx, operatorPubkey, part.id, payment);
+  if (!part || part.state !== 'pending') return;
+  const payment = await fetchPayment();
+  if (payment) await applyPartState(ctx, operatorPubkey, part.id, payment);
 }
 
 // ---------------------------------------------------------------- multi-part payments
@@ -919,9 +938,9 @@ async function failPart(
 async function finalizeParts(ctx: WalletContext, txId: bigint): Promise<void> {
   const finished = await inTransaction(ctx.db, async (trx) => {
     const tx = await trx.selectFrom('transactions').selectAll().where('id', '=', txId).forNoKeyUpdate().executeTakeFirstOrThrow();
-    if (tx.state !== 'pending') return false;
+    if (tx.state !== 'pending') return null;
     const parts = await trx.selectFrom('payment_parts').selectAll().where('transaction_id', '=', txId).orderBy('id').execute();
-    if (parts.length === 0 || parts.some((p) => p.state === 'pending')) return false;
+    if (parts.length === 0 || parts.some((p) => p.state === 'pending')) return null;
     const settled = parts.filter((p) => p.state === 'settled');
     if (settled.length > 0) {
       const failed = parts.length - settled.length;
@@ -938,7 +957,7 @@ async function finalizeParts(ctx: WalletContext, txId: bigint): Promise<void> {
         })
         .where('id', '=', txId)
         .execute();
-      await queueNotifications(trx, tx.user_pubkey, tx.id, 'payment_sent');
+      return { queued: await queueNotifications(trx, tx.user_pubkey, tx.id, 'payment_sent') };
     } else {
       const code = parts.find((p) => p.failure_code === 'FEE_LIMIT_EXCEEDED')?.failure_code ?? parts.find((p) => p.failure_code !== null)?.failure_code ?? null;
       const reasons = [...new Set(parts.map((p) => p.failure_reason ?? 'failed'))].join('; ');
@@ -947,12 +966,12 @@ async function finalizeParts(ctx: WalletContext, txId: bigint): Promise<void> {
         .set({ state: 'failed', step: 'final', failure_reason: `multi-part payment failed, no part settled: ${reasons}`.slice(0, 500), failure_code: code, updated_at: new Date() })
         .where('id', '=', txId)
         .execute();
+      return { queued: 0 };
     }
-    return true;
   });
   if (finished) {
     ctx.finality.notify(txId);
-    ctx.notifications?.poke();
+    if (finished.queued > 0) ctx.notifications?.poke();
   }
 }
 

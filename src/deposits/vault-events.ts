@@ -65,9 +65,8 @@ export class VaultEventFollower {
       case 'payment_settled':
       case 'payment_failed': {
         const op = this.#ctx.operators.get(operatorPubkey);
-        // The event is a hint; the payment's own record at the vault is what gets applied.
-        const payment = await op?.client.paymentStatus(event.deposit_id, event.idempotency_key);
-        if (payment) await applyPaymentEvent(this.#ctx, operatorPubkey, event.deposit_id, event.idempotency_key, payment);
+        if (!op) return;
+        await applyPaymentEvent(this.#ctx, operatorPubkey, event.deposit_id, event.idempotency_key, () => op.client.paymentStatus(event.deposit_id, event.idempotency_key));
         return;
       }
       case 'hold_invoice_accepted':

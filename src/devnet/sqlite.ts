@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DatabaseSync, type SQLOutputValue } from 'node:sqlite';
+import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 
 /** Opens a devnet database: a file (its folder is created) or, for null, one in memory. */
 export function openDatabase(path: string | null): DatabaseSync {
@@ -8,6 +8,28 @@ export function openDatabase(path: string | null): DatabaseSync {
   const db = new DatabaseSync(path ?? ':memory:');
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
   return db;
+}
+
+/** Prepared statements by their SQL text, per database: preparing one costs more than running most of them. */
+const prepared = new WeakMap<DatabaseSync, Map<string, StatementSync>>();
+
+/**
+ * The statement for `sql`, prepared once per database, reading every INTEGER as bigint (so msat
+ * columns never pass through a JS number). The SQL texts are the code's own, so the cache stays small.
+ */
+export function statement(db: DatabaseSync, sql: string): StatementSync {
+  let cache = prepared.get(db);
+  if (!cache) {
+    cache = new Map();
+    prepared.set(db, cache);
+  }
+  let found = cache.get(sql);
+  if (!found) {
+    found = db.prepare(sql);
+    found.setReadBigInts(true);
+    cache.set(sql, found);
+  }
+  return found;
 }
 
 /**

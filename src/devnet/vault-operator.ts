@@ -54,7 +54,7 @@ import {
   type ReceiveOutcome,
   type RoutingPolicy,
 } from './lightning-network.ts';
-import { bigint, bigintOrNull, int, intOrNull, openDatabase, text, textOrNull, transaction } from './sqlite.ts';
+import { bigint, bigintOrNull, int, intOrNull, openDatabase, statement, text, textOrNull, transaction } from './sqlite.ts';
 import { VaultFaults } from './vault-faults.ts';
 
 /** Wire shapes as the schemas read them (msats as decimal strings). */
@@ -407,19 +407,15 @@ export class VaultOperator {
 
   /** Reads rows with every INTEGER as bigint, so msat columns never pass through a JS number. */
   #all(sql: string, ...params: SQLInputValue[]) {
-    const statement = this.#db.prepare(sql);
-    statement.setReadBigInts(true);
-    return statement.all(...params);
+    return statement(this.#db, sql).all(...params);
   }
 
   #get(sql: string, ...params: SQLInputValue[]) {
-    const statement = this.#db.prepare(sql);
-    statement.setReadBigInts(true);
-    return statement.get(...params);
+    return statement(this.#db, sql).get(...params);
   }
 
   #run(sql: string, ...params: SQLInputValue[]): void {
-    this.#db.prepare(sql).run(...params);
+    statement(this.#db, sql).run(...params);
   }
 
   /** Called when events were written or faults changed; listeners re-read what concerns them. */

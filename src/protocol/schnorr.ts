@@ -1,11 +1,10 @@
 import { signSchnorr as wasmSign, verifySchnorr as wasmVerify } from 'tiny-secp256k1';
 
 /**
- * BIP-340 signatures over 32-byte tagged hashes (balance updates, vault proofs, owner
- * attestations) through libsecp256k1 in WASM (tiny-secp256k1): about ten times faster than pure
- * JS to sign and five times to verify, and these run several times per payment at the bridge
- * and at every vault (bench/HISTORY.md). Nostr events go through nostr-wasm instead
- * (nostr-event.ts).
+ * BIP-340 signatures over 32-byte messages (Nostr event ids, balance updates, vault proofs,
+ * owner attestations) through libsecp256k1 in WASM (tiny-secp256k1): about ten times faster than
+ * pure JS to sign and five times to verify, and these run several times per payment at the
+ * bridge and at every vault (bench/HISTORY.md).
  */
 
 /** True when `signature` is a valid BIP-340 signature of `message` by `xOnlyPubkey`; false for any malformed input. */
