@@ -54,6 +54,12 @@ export interface DepositsTable {
   /** The newest balance both channel peers signed, and its sequence number. */
   vault_balance_msat: bigint | null;
   vault_balance_seq: number | null;
+  /**
+   * The journal entry an UPDATE of the money columns writes (migration 0011's trigger): its kind
+   * and transaction, set by that UPDATE, read and cleared by the trigger, so always null when read.
+   */
+  journal_kind: ColumnType<null, never, JournalKind | null>;
+  journal_transaction_id: ColumnType<null, never, bigint | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

@@ -49,6 +49,17 @@ export function connectionFromRow(row: ConnectionRow): Connection {
   };
 }
 
+/**
+ * The connection changed (its user signed a newer grant, or revoked it) since it was read: what
+ * was decided on the old grant is dropped, and the request is answered again on the new one.
+ */
+export class StaleConnection extends Error {
+  constructor(pubkey: string) {
+    super(`connection ${pubkey} has a newer grant than the one read`);
+    this.name = 'StaleConnection';
+  }
+}
+
 export async function findConnection(db: Db, pubkey: string): Promise<Connection | undefined> {
   const row = await db.selectFrom('connections').selectAll().where('pubkey', '=', pubkey).executeTakeFirst();
   return row ? connectionFromRow(row) : undefined;

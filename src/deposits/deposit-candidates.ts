@@ -1,43 +1,47 @@
-import { sql } from 'kysely';
+import { sql, type ExpressionBuilder } from 'kysely';
+import type { Database } from '../db/schema.ts';
 import type { DepositCandidate } from './allocation.ts';
 import type { WalletContext } from './context.ts';
 import type { Trx } from './journal.ts';
+
+/** Invoices of the deposit still open, which may yet be paid: they count against the operator's room. */
+export function incomingOpenMsat(eb: ExpressionBuilder<Database, 'deposits'>, nowSec: number) {
+  return eb
+    .selectFrom('transactions')
+    .select(sql<bigint>`coalesce(sum(amount_msat), 0)::bigint`.as('open'))
+    .whereRef('transactions.deposit_id', '=', 'deposits.id')
+    .where('type', '=', 'incoming')
+    .where('state', '=', 'pending')
+    .where('expires_at', '>', BigInt(nowSec));
+}
 
 /** The user's deposits with what allocation needs: score, health, balances, room. */
 export async function depositCandidates(ctx: WalletContext, trx: Trx, userPubkey: string): Promise<DepositCandidate[]> {
   const rows = await trx
     .selectFrom('deposits')
-    .select((eb) => [
-      'id',
-      'operator_pubkey',
-      'confirmed_msat',
-      'reserved_msat',
-      // Invoices still open may yet be paid: they count against the operator's room.
-      eb
-        .selectFrom('transactions')
-        .select(sql<bigint>`coalesce(sum(amount_msat), 0)::bigint`.as('open'))
-        .whereRef('transactions.deposit_id', '=', 'deposits.id')
-        .where('type', '=', 'incoming')
-        .where('state', '=', 'pending')
-        .where('expires_at', '>', BigInt(ctx.now()))
-        .as('incoming_open_msat'),
-    ])
+    .select((eb) => ['id', 'operator_pubkey', 'confirmed_msat', 'reserved_msat', incomingOpenMsat(eb, ctx.now()).as('incoming_open_msat')])
     .where('user_pubkey', '=', userPubkey)
     .orderBy('id')
     .execute();
-  return rows.map((row) => {
-    const op = ctx.operators.get(row.operator_pubkey);
-    const maxDeposit = op?.info.limits.max_deposit_msat;
-    return {
-      depositId: row.id,
-      operatorPubkey: row.operator_pubkey,
-      score: op?.score ?? 0,
-      healthy: op?.available ?? false,
-      confirmedMsat: row.confirmed_msat,
-      availableMsat: row.confirmed_msat - row.reserved_msat,
-      roomMsat: maxDeposit === undefined ? null : room(maxDeposit, row.confirmed_msat + (row.incoming_open_msat ?? 0n)),
-    };
-  });
+  return rows.map((row) => candidateFrom(ctx, row));
+}
+
+/** A deposit row as allocation sees it, with its operator's score, health and limit. */
+export function candidateFrom(
+  ctx: WalletContext,
+  row: { id: bigint; operator_pubkey: string; confirmed_msat: bigint; reserved_msat: bigint; incoming_open_msat: bigint | null },
+): DepositCandidate {
+  const op = ctx.operators.get(row.operator_pubkey);
+  const maxDeposit = op?.info.limits.max_deposit_msat;
+  return {
+    depositId: row.id,
+    operatorPubkey: row.operator_pubkey,
+    score: op?.score ?? 0,
+    healthy: op?.available ?? false,
+    confirmedMsat: row.confirmed_msat,
+    availableMsat: row.confirmed_msat - row.reserved_msat,
+    roomMsat: maxDeposit === undefined ? null : room(maxDeposit, row.confirmed_msat + (row.incoming_open_msat ?? 0n)),
+  };
 }
 
 function room(limit: bigint, committed: bigint): bigint {

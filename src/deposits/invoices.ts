@@ -5,17 +5,17 @@ import { Nip47Error, NIP47_CODE_FOR_VAULT_ERROR } from '../protocol/nip47-error.
 import { bytesToHex, hexToBytes } from '../protocol/hex.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { VaultInvoice } from '../protocol/vault-api.ts';
-import { verifyBalanceUpdate, verifyVaultProof } from '../protocol/vault-proof.ts';
+import { verifyVaultProof, type BalanceUpdate } from '../protocol/vault-proof.ts';
 import { VaultError } from '../vault-client/vault-client.ts';
 import { chooseReceiveDeposit } from './allocation.ts';
 import type { WalletContext } from './context.ts';
 import { depositCandidates } from './deposit-candidates.ts';
 import { userPolicy } from './policy.ts';
 import { recordIncident } from './incidents.ts';
-import { queueNotifications } from './notification-outbox.ts';
-import { changeDepositMoney, inTransaction } from './journal.ts';
+import { notifiedConnections, queueNotifications } from './notification-outbox.ts';
+import { inTransaction, journalEntry } from './journal.ts';
 import type { KnownOperator } from './operators.ts';
-import { recordBalanceUpdate } from './vault-records.ts';
+import { newestBalanceSet, verifiedBalanceUpdate } from './vault-records.ts';
 
 export interface InvoiceRequest {
   userPubkey: string;
@@ -170,79 +170,116 @@ export interface SettledInvoice {
  * the vault some other way) is fetched from the vault and recorded, so no credit goes unseen.
  */
 export async function applyInvoiceSettled(ctx: WalletContext, operatorPubkey: string, settled: SettledInvoice): Promise<boolean> {
-  const deposit = await ctx.db
-    .selectFrom('deposits')
-    .selectAll()
-    .where('operator_pubkey', '=', operatorPubkey)
-    .where('remote_deposit_id', '=', settled.remoteDepositId)
+  if (!ctx.operators.get(operatorPubkey)) return false;
+  const update = verifiedBalanceUpdate(ctx, operatorPubkey, settled.balanceUpdate);
+  // Paid (the payer holds the preimage) but no balance both peers signed for this deposit says
+  // it got it: the selective-payment attack. Nothing is credited that the vault did not sign.
+  if (!update || update.deposit_id !== settled.remoteDepositId) return markUncredited(ctx, operatorPubkey, settled);
+  let credit = await creditSettledInvoice(ctx, operatorPubkey, settled, update);
+  if (credit === undefined) {
+    const deposit = await depositAt(ctx, operatorPubkey, settled.remoteDepositId);
+    if (!deposit) return false;
+    const known = await ctx.db.selectFrom('transactions').select('id').where('deposit_id', '=', deposit.id).where('type', '=', 'incoming').where('payment_hash', '=', settled.paymentHash).executeTakeFirst();
+    if (known) return false;
+    await recordForeignInvoice(ctx, operatorPubkey, deposit.id, deposit.user_pubkey, settled);
+    credit = await creditSettledInvoice(ctx, operatorPubkey, settled, update);
+    if (credit === undefined) return false;
+  }
+  if (credit.queued > 0) ctx.notifications?.poke();
+  if (credit.zap) ctx.zapReceipts?.poke();
+  return true;
+}
+
+function depositAt(ctx: WalletContext, operatorPubkey: string, remoteDepositId: string) {
+  return ctx.db.selectFrom('deposits').select(['id', 'user_pubkey']).where('operator_pubkey', '=', operatorPubkey).where('remote_deposit_id', '=', remoteDepositId).executeTakeFirst();
+}
+
+/**
+ * The credit of a settled invoice, in one statement: the invoice marked settled if it is not
+ * yet, the deposit credited (the database journals it) with its newest signed balance, and the user's
+ * connections notified (not for money moved between the user's own deposits). Undefined when
+ * nothing was changed: no such invoice here, or it is settled already.
+ */
+async function creditSettledInvoice(ctx: WalletContext, operatorPubkey: string, settled: SettledInvoice, update: BalanceUpdate): Promise<{ queued: number; zap: boolean } | undefined> {
+  const amount = settled.amountMsat;
+  const row = await ctx.db
+    .with('settled', (db) =>
+      db
+        .updateTable('transactions')
+        .from('deposits')
+        .set({ state: 'settled', preimage: settled.preimage, amount_msat: amount, settled_at: settled.settledAt, updated_at: new Date() })
+        .whereRef('transactions.deposit_id', '=', 'deposits.id')
+        .where('deposits.operator_pubkey', '=', operatorPubkey)
+        .where('deposits.remote_deposit_id', '=', settled.remoteDepositId)
+        .where('transactions.type', '=', 'incoming')
+        .where('transactions.payment_hash', '=', settled.paymentHash)
+        .where('transactions.state', '!=', 'settled')
+        .returning(['transactions.id', 'transactions.deposit_id', 'transactions.user_pubkey', 'transactions.metadata']),
+    )
+    .with('credited', (db) =>
+      db
+        .updateTable('deposits')
+        .from('settled')
+        .set((eb) => ({ confirmed_msat: eb('deposits.confirmed_msat', '+', amount), ...journalEntry('credit', eb.ref('settled.id')), updated_at: new Date(), ...newestBalanceSet(eb, update) }))
+        .whereRef('deposits.id', '=', 'settled.deposit_id')
+        .returning('deposits.id'),
+    )
+    .with('queued', (db) =>
+      db
+        .insertInto('notifications')
+        .columns(['connection_pubkey', 'transaction_id', 'type'])
+        .expression((eb) =>
+          eb
+            .selectFrom('connections')
+            .innerJoin('settled', 'settled.user_pubkey', 'connections.user_pubkey')
+            .select((s) => ['connections.pubkey', 'settled.id', s.val('payment_received').as('type')])
+            .where(notifiedConnections)
+            // Money moved between the user's own deposits is not a payment received.
+            .where((s) => s.not(s.exists(s.selectFrom('transfers').select('transfers.id').whereRef('transfers.incoming_transaction_id', '=', 'settled.id')))),
+        )
+        .onConflict((oc) => oc.constraint('notifications_once').doNothing())
+        .returning('notifications.id'),
+    )
+    .selectFrom('settled')
+    .select(['settled.metadata'])
+    .select((eb) => eb.selectFrom('queued').select(eb.fn.countAll<bigint>().as('n')).as('queued'))
     .executeTakeFirst();
+  if (!row) return undefined;
+  const metadata = row.metadata;
+  return { queued: Number(row.queued ?? 0n), zap: metadata !== null && ('nostr' in metadata || 'nostr_zap' in metadata) };
+}
+
+/** A settlement without a balance both channel peers signed for the deposit: recorded as paid but not credited, once, as an integrity incident. */
+async function markUncredited(ctx: WalletContext, operatorPubkey: string, settled: SettledInvoice): Promise<false> {
+  const deposit = await depositAt(ctx, operatorPubkey, settled.remoteDepositId);
   if (!deposit) return false;
   const known = await ctx.db.selectFrom('transactions').select('id').where('deposit_id', '=', deposit.id).where('type', '=', 'incoming').where('payment_hash', '=', settled.paymentHash).executeTakeFirst();
   if (!known) await recordForeignInvoice(ctx, operatorPubkey, deposit.id, deposit.user_pubkey, settled);
-
-  const op = ctx.operators.get(operatorPubkey);
-  if (!op) return false;
-  const update = settled.balanceUpdate;
-  const credited = update !== null && verifyBalanceUpdate(update, op.nodePubkey, op.peerNodePubkey).ok && update.deposit_id === settled.remoteDepositId;
-
-  const outcome = await inTransaction(ctx.db, async (trx) => {
-    const tx = await trx
-      .selectFrom('transactions')
-      .selectAll()
-      .where('deposit_id', '=', deposit.id)
-      .where('type', '=', 'incoming')
-      .where('payment_hash', '=', settled.paymentHash)
-      .forNoKeyUpdate()
-      .executeTakeFirst();
-    if (!tx || tx.state === 'settled') return null;
-    const zap = tx.metadata !== null && ('nostr' in tx.metadata || 'nostr_zap' in tx.metadata);
-    if (!credited) {
-      // Paid (the payer holds the preimage) but no balance both peers signed says the deposit
-      // got it: the selective-payment attack. Nothing is credited that the vault did not sign.
-      await trx
-        .updateTable('transactions')
-        .set({
-          state: 'settled',
-          preimage: settled.preimage,
-          settled_at: settled.settledAt,
-          failure_reason: 'paid at the vault but not credited: no balance update signed by both channel peers',
-          updated_at: new Date(),
-        })
-        .where('id', '=', tx.id)
-        .execute();
-      return { credited: false, queued: 0, zap };
-    }
-    await changeDepositMoney(trx, {
-      depositId: deposit.id,
-      transactionId: tx.id,
-      kind: 'credit',
-      confirmedDeltaMsat: settled.amountMsat,
-      reservedDeltaMsat: 0n,
-    });
-    await trx
-      .updateTable('transactions')
-      .set({ state: 'settled', preimage: settled.preimage, amount_msat: settled.amountMsat, settled_at: settled.settledAt, updated_at: new Date() })
-      .where('id', '=', tx.id)
-      .execute();
-    await recordBalanceUpdate(ctx, trx, deposit.id, operatorPubkey, settled.balanceUpdate);
-    // Money moved between the user's own deposits is not a payment received.
-    const transfer = await trx.selectFrom('transfers').select('id').where('incoming_transaction_id', '=', tx.id).executeTakeFirst();
-    const queued = transfer ? 0 : await queueNotifications(trx, deposit.user_pubkey, tx.id, 'payment_received');
-    return { credited: true, queued, zap };
-  });
-  if (!outcome) return false;
-  if (outcome.queued > 0) ctx.notifications?.poke();
-  if (outcome.credited && outcome.zap) ctx.zapReceipts?.poke();
-  if (!outcome.credited) {
+  const marked = await ctx.db
+    .updateTable('transactions')
+    .set({
+      state: 'settled',
+      preimage: settled.preimage,
+      settled_at: settled.settledAt,
+      failure_reason: 'paid at the vault but not credited: no balance update signed by both channel peers',
+      updated_at: new Date(),
+    })
+    .where('deposit_id', '=', deposit.id)
+    .where('type', '=', 'incoming')
+    .where('payment_hash', '=', settled.paymentHash)
+    .where('state', '!=', 'settled')
+    .returning('id')
+    .executeTakeFirst();
+  if (marked) {
     await recordIncident(ctx, {
       operatorPubkey,
       userPubkey: deposit.user_pubkey,
       kind: 'uncredited_payment',
       message: `an invoice of ${settled.amountMsat} msat was paid into the vault without a balance update signed by both channel peers`,
-      evidence: { deposit: settled.remoteDepositId, payment_hash: settled.paymentHash, preimage: settled.preimage, balance_update: update },
+      evidence: { deposit: settled.remoteDepositId, payment_hash: settled.paymentHash, preimage: settled.preimage, balance_update: settled.balanceUpdate },
     });
   }
-  return outcome.credited;
+  return false;
 }
 
 async function recordForeignInvoice(ctx: WalletContext, operatorPubkey: string, depositId: bigint, userPubkey: string, settled: SettledInvoice): Promise<void> {

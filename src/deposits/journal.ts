@@ -1,6 +1,6 @@
-import type { Kysely, Transaction } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, Transaction } from 'kysely';
 import type { Msat } from '../protocol/amounts.ts';
-import type { Database, DepositRow, JournalKind } from '../db/schema.ts';
+import type { Database, DepositRow, JournalKind, NewTransaction, TransactionRow } from '../db/schema.ts';
 
 export type Trx = Transaction<Database> | Kysely<Database>;
 
@@ -15,8 +15,10 @@ export interface MoneyChange {
 }
 
 /**
- * The one place that changes a deposit's money columns: an atomic conditional UPDATE plus its
- * journal entry, in the caller's database transaction. Returns null, changing nothing, when the
+ * Changes a deposit's money columns with one atomic conditional UPDATE, in the caller's database
+ * transaction if any. The UPDATE names the journal entry's kind and transaction, and the
+ * database writes the entry from the row's own change (migration 0011): no change without its
+ * entry, and no entry that differs from the change. Returns null, changing nothing, when the
  * condition does not hold. The row is locked by the UPDATE until the transaction ends, so
  * concurrent reservations on several instances queue on it instead of racing.
  */
@@ -26,26 +28,59 @@ export async function changeDepositMoney(trx: Trx, change: MoneyChange): Promise
     .set((eb) => ({
       confirmed_msat: eb('confirmed_msat', '+', change.confirmedDeltaMsat),
       reserved_msat: eb('reserved_msat', '+', change.reservedDeltaMsat),
+      ...journalEntry(change.kind, change.transactionId),
       updated_at: new Date(),
     }))
     .where('id', '=', change.depositId);
-  if (change.requireAvailableMsat !== undefined) {
-    const need = change.requireAvailableMsat;
-    update = update.where((eb) => eb(eb('confirmed_msat', '-', eb.ref('reserved_msat')), '>=', need));
-  }
-  const row = await update.returningAll().executeTakeFirst();
-  if (!row) return null;
-  await trx
-    .insertInto('journal_entries')
-    .values({
-      deposit_id: change.depositId,
-      transaction_id: change.transactionId,
-      kind: change.kind,
-      confirmed_delta_msat: change.confirmedDeltaMsat,
-      reserved_delta_msat: change.reservedDeltaMsat,
-    })
-    .execute();
-  return row;
+  if (change.requireAvailableMsat !== undefined) update = update.where(availableAtLeast(change.requireAvailableMsat));
+  return (await update.returningAll().executeTakeFirst()) ?? null;
+}
+
+/**
+ * The SET values naming the journal entry of a money change (`transaction` a transaction id, or
+ * a reference to one in the same statement); every UPDATE of the money columns carries them.
+ */
+export function journalEntry<T extends bigint | null | Expression<bigint>>(kind: JournalKind, transaction: T) {
+  return { journal_kind: kind, journal_transaction_id: transaction };
+}
+
+/** The condition that a deposit's available balance (confirmed − reserved) is at least `need`. */
+export function availableAtLeast(need: Msat) {
+  return (eb: ExpressionBuilder<Database, 'deposits'>) => eb(eb('deposits.confirmed_msat', '-', eb.ref('deposits.reserved_msat')), '>=', need);
+}
+
+/** The deposit a payment's money was reserved on, as paying from it needs it. */
+export type ReservedDeposit = Pick<DepositRow, 'id' | 'operator_pubkey' | 'remote_deposit_id' | 'confirmed_msat'>;
+
+/**
+ * Inserts an outgoing payment's transaction and reserves `needMsat` for it on its deposit, in
+ * one statement (the database journals the reservation): `reservedOn` is null when the deposit
+ * no longer has it available, the transaction being inserted all the same. Callers run it in
+ * the admission's database transaction, which then reserves elsewhere or rolls back.
+ */
+export async function insertReserved(trx: Trx, values: NewTransaction & { deposit_id: bigint }, needMsat: Msat): Promise<{ tx: TransactionRow; reservedOn: ReservedDeposit | null }> {
+  const row = await trx
+    .with('tx', (db) => db.insertInto('transactions').values(values).returningAll())
+    .with('reserved', (db) =>
+      db
+        .updateTable('deposits')
+        .from('tx')
+        .set((eb) => ({ reserved_msat: eb('deposits.reserved_msat', '+', needMsat), ...journalEntry('reserve', eb.ref('tx.id')), updated_at: new Date() }))
+        .whereRef('deposits.id', '=', 'tx.deposit_id')
+        .where(availableAtLeast(needMsat))
+        .returning(['deposits.id', 'deposits.operator_pubkey', 'deposits.remote_deposit_id', 'deposits.confirmed_msat']),
+    )
+    .selectFrom('tx')
+    .leftJoin('reserved', (join) => join.onTrue())
+    .selectAll('tx')
+    .select(['reserved.id as reserved_id', 'reserved.operator_pubkey as reserved_operator', 'reserved.remote_deposit_id as reserved_remote_id', 'reserved.confirmed_msat as reserved_confirmed'])
+    .executeTakeFirstOrThrow();
+  const { reserved_id, reserved_operator, reserved_remote_id, reserved_confirmed, ...tx } = row;
+  const reservedOn =
+    reserved_id === null || reserved_operator === null || reserved_remote_id === null || reserved_confirmed === null
+      ? null
+      : { id: reserved_id, operator_pubkey: reserved_operator, remote_deposit_id: reserved_remote_id, confirmed_msat: reserved_confirmed };
+  return { tx, reservedOn };
 }
 
 /** PostgreSQL's codes for a transaction it aborted to break a deadlock or a serialization conflict. */

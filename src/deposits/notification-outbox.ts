@@ -1,10 +1,15 @@
-import { sql } from 'kysely';
-import type { NotificationType } from '../db/schema.ts';
+import { sql, type ExpressionBuilder } from 'kysely';
+import type { Database, NotificationType } from '../db/schema.ts';
 import type { Trx } from './journal.ts';
 
 /** Something that sends what was just queued, soon after it is written (the NWC notifications, zap receipts). */
 export interface NotificationSink {
   poke(): void;
+}
+
+/** The connections that hear of their user's transactions: granted `notifications`, not revoked. */
+export function notifiedConnections(eb: ExpressionBuilder<Database, 'connections'>) {
+  return eb.and([eb('connections.revoked', '=', false), sql<boolean>`${eb.ref('connections.methods')} @> '["notifications"]'::jsonb`]);
 }
 
 /**
@@ -22,8 +27,7 @@ export async function queueNotifications(trx: Trx, userPubkey: string, transacti
         .selectFrom('connections')
         .select([sql.ref<string>('pubkey').as('connection_pubkey'), sql.lit(transactionId).as('transaction_id'), sql.lit(type).as('type')])
         .where('user_pubkey', '=', userPubkey)
-        .where('revoked', '=', false)
-        .where(sql<boolean>`methods @> '["notifications"]'::jsonb`),
+        .where(notifiedConnections),
     )
     .onConflict((oc) => oc.constraint('notifications_once').doNothing())
     .executeTakeFirst();

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Event } from 'nostr-tools/pure';
 import type { TransactionRow } from '../db/schema.ts';
 import { feeLimitFor, type Msat } from '../protocol/amounts.ts';
@@ -19,11 +20,11 @@ import { BridgeStopping, type WalletContext } from './context.ts';
 import { depositCandidates } from './deposit-candidates.ts';
 import { userPolicy } from './policy.ts';
 import { recordIncident } from './incidents.ts';
-import { queueNotifications } from './notification-outbox.ts';
-import { changeDepositMoney, inTransaction, type Trx } from './journal.ts';
-import { spendUsage } from './spending.ts';
+import { notifiedConnections, queueNotifications } from './notification-outbox.ts';
+import { changeDepositMoney, inTransaction, insertReserved, journalEntry, type ReservedDeposit, type Trx } from './journal.ts';
+import { lockConnection, readAdmission } from './admission.ts';
 import { fillDepositFor } from './transfers.ts';
-import { recordBalanceUpdate } from './vault-records.ts';
+import { newestBalanceSet, recordBalanceUpdate, verifiedBalanceUpdate } from './vault-records.ts';
 
 /** A paying NIP-47 request (pay_invoice, pay_keysend, NWC-321 pay), with what a vault needs to verify it was the app's. */
 export interface PaymentRequest {
@@ -35,6 +36,11 @@ export interface PaymentRequest {
   key: Uint8Array;
   /** What the app signed, read with the very function vaults use (`parseSignedPayment`). */
   signed: SignedPayment;
+  /**
+   * The request was claimed for the first time just now, so no attempt of it can exist yet and
+   * none is looked for. Absent or false (a request taken over after a crash): looked for first.
+   */
+  firstAttempt?: boolean;
 }
 
 export interface PaymentOutcome {
@@ -59,20 +65,20 @@ const OPERATOR_SIDE_REFUSALS: ReadonlySet<VaultErrorCode> = new Set(['UNAVAILABL
  * in flight for this user answers with that attempt's outcome instead of a second payment.
  */
 export async function pay(ctx: WalletContext, req: PaymentRequest): Promise<PaymentOutcome> {
-  const own = await ctx.db.selectFrom('transactions').selectAll().where('request_event_id', '=', req.request.id).executeTakeFirst();
-  if (own) {
-    if (await hasParts(ctx, own.id)) return driveParts(ctx, req, own.id);
-    return drive(ctx, req, own, new Set());
+  if (!req.firstAttempt) {
+    const own = await ctx.db.selectFrom('transactions').selectAll().where('request_event_id', '=', req.request.id).executeTakeFirst();
+    if (own) {
+      if (await hasParts(ctx, own.id)) return driveParts(ctx, req, own.id);
+      return drive(ctx, req, own, new Set());
+    }
   }
 
   const network = ctx.operators.network();
   if (!network) throw new Nip47Error('INTERNAL', 'no vault operator is reachable');
   const target = payTarget(req, network, ctx.now());
-  const live = target.paymentHash ? await liveAttempt(ctx, req.connection.userPubkey, target.paymentHash) : undefined;
-  if (live) return awaitOutcome(ctx, live.id);
-  let tx: TransactionRow;
+  let admitted: Admitted;
   try {
-    tx = await admit(ctx, req, target, new Set());
+    admitted = await admit(ctx, req, target, new Set());
   } catch (error) {
     // No one deposit covers it: several pay it together (basic_mpp), or one is filled first.
     if (error instanceof Nip47Error && error.code === 'INSUFFICIENT_BALANCE' && req.signed.target === 'invoice') {
@@ -84,7 +90,9 @@ export async function pay(ctx: WalletContext, req: PaymentRequest): Promise<Paym
     if (raced) return awaitOutcome(ctx, raced.id);
     throw error;
   }
-  return drive(ctx, req, tx, new Set());
+  // The user pays this invoice already, or paid it: this request shares that attempt's outcome.
+  if ('live' in admitted) return awaitOutcome(ctx, admitted.live);
+  return drive(ctx, req, admitted.tx, new Set(), admitted.reservedOn);
 }
 
 /** What a payment's row records before the vault has paid: what is known of its target. */
@@ -154,7 +162,18 @@ function isUniqueViolation(error: unknown): boolean {
   return typeof error === 'object' && error !== null && 'code' in error && error.code === '23505';
 }
 
-async function admit(ctx: WalletContext, req: PaymentRequest, target: PayTarget, excluded: ReadonlySet<string>): Promise<TransactionRow> {
+/** An admitted payment and the deposit its money is reserved on, or the user's live attempt at the same payment hash. */
+type Admitted = { tx: TransactionRow; reservedOn: ReservedDeposit } | { live: bigint };
+
+/**
+ * Admission, in one database transaction: the connection locked, everything the decision needs
+ * read at once, the owner's lock and the grant's limits checked, then the transaction inserted
+ * with its reservation on the best deposit that still has amount + fee limit available (the
+ * conditional update is the real check; another request may have taken the money since the
+ * read). The row is inserted as `sent`: the vault is called right after the commit, and after a
+ * crash a `sent` payment is asked about before it is sent, which is right whether or not it was.
+ */
+async function admit(ctx: WalletContext, req: PaymentRequest, target: PayTarget, excluded: ReadonlySet<string>): Promise<Admitted> {
   const now = ctx.now();
   const amount = req.signed.amountMsat;
   if (amount <= 0n) throw new Nip47Error('BAD_REQUEST', 'amount must be positive');
@@ -162,51 +181,55 @@ async function admit(ctx: WalletContext, req: PaymentRequest, target: PayTarget,
   const maxFee = feeLimitOfRequest(req);
   const need = amount + maxFee;
 
-  return inTransaction(ctx.db, async (trx) => {
-    // Serializes admissions of one connection across instances, so budget use is read fresh.
-    // NO KEY UPDATE: foreign-key checks of rows pointing at the connection (the notification
-    // outbox, written while a deposit row is locked) take KEY SHARE and must not wait on it.
-    await trx.selectFrom('connections').select('pubkey').where('pubkey', '=', req.connection.pubkey).forNoKeyUpdate().executeTakeFirstOrThrow();
-    const user = await trx.selectFrom('users').select('locked').where('pubkey', '=', req.connection.userPubkey).executeTakeFirstOrThrow();
-    if (user.locked) throw new Nip47Error('RESTRICTED', 'the owner has locked their deposits: no payment leaves them until unlocked');
-    const limits = checkSpendLimits(grant, amount, maxFee, await spendUsage(trx, req.connection, now));
+  return inTransaction(ctx.db, async (trx): Promise<Admitted> => {
+    await lockConnection(trx, req.connection);
+    const state = await readAdmission(ctx, trx, req.connection, target.paymentHash);
+    if (state.liveTransactionId !== null) return { live: state.liveTransactionId };
+    if (state.locked) throw new Nip47Error('RESTRICTED', 'the owner has locked their deposits: no payment leaves them until unlocked');
+    const limits = checkSpendLimits(grant, amount, maxFee, state.usage);
     if (!limits.ok) throw new Nip47Error(NIP47_CODE_FOR_VAULT_ERROR[limits.error.code], limits.error.message);
 
-    const order = await payableDeposits(ctx, trx, req, need, excluded);
-    const first = order[0];
-    if (first) {
-      const inserted = await trx
-        .insertInto('transactions')
-        .values({
-          user_pubkey: req.connection.userPubkey,
-          deposit_id: first.depositId,
-          connection_pubkey: req.connection.pubkey,
-          type: 'outgoing',
-          state: 'pending',
-          step: 'reserved',
-          // Until the vault says, a payment whose hash is not known yet is named by its request id.
-          payment_hash: target.paymentHash ?? req.request.id,
-          invoice: target.invoice,
-          description: target.description,
-          description_hash: target.descriptionHash,
-          preimage: null,
-          amount_msat: amount,
-          fee_msat: 0n,
-          fee_reserve_msat: maxFee,
-          request_event_id: req.request.id,
-          idempotency_key: req.request.id,
-          failure_reason: null,
-          metadata: JSON.stringify(target.metadata),
-          created_at: now,
-          expires_at: target.expiresAt,
-          settled_at: null,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      const reservedOn = await reserveOnFirst(trx, order, inserted.id, need);
-      if (reservedOn !== null) {
-        if (reservedOn === first.depositId) return inserted;
-        return trx.updateTable('transactions').set({ deposit_id: reservedOn }).where('id', '=', inserted.id).returningAll().executeTakeFirstOrThrow();
+    const allowed = grant.vaultOperators;
+    const candidates = state.candidates.filter((c) => !excluded.has(c.operatorPubkey) && (allowed === null || allowed.includes(c.operatorPubkey)));
+    let tx: TransactionRow | undefined;
+    for (const candidate of payingDepositsInOrder(candidates, need, state.policy)) {
+      if (tx === undefined) {
+        const inserted = await insertReserved(
+          trx,
+          {
+            user_pubkey: req.connection.userPubkey,
+            deposit_id: candidate.depositId,
+            connection_pubkey: req.connection.pubkey,
+            type: 'outgoing',
+            state: 'pending',
+            step: 'sent',
+            // Until the vault says, a payment whose hash is not known yet is named by its request id.
+            payment_hash: target.paymentHash ?? req.request.id,
+            invoice: target.invoice,
+            description: target.description,
+            description_hash: target.descriptionHash,
+            preimage: null,
+            amount_msat: amount,
+            fee_msat: 0n,
+            fee_reserve_msat: maxFee,
+            request_event_id: req.request.id,
+            idempotency_key: req.request.id,
+            failure_reason: null,
+            metadata: JSON.stringify(target.metadata),
+            created_at: now,
+            expires_at: target.expiresAt,
+            settled_at: null,
+          },
+          need,
+        );
+        tx = inserted.tx;
+        if (inserted.reservedOn) return { tx, reservedOn: inserted.reservedOn };
+        continue;
+      }
+      const reserved = await changeDepositMoney(trx, { depositId: candidate.depositId, transactionId: tx.id, kind: 'reserve', confirmedDeltaMsat: 0n, reservedDeltaMsat: need, requireAvailableMsat: need });
+      if (reserved) {
+        const moved = await trx.updateTable('transactions').set({ deposit_id: reserved.id }).where('id', '=', tx.id).returningAll().executeTakeFirstOrThrow();
+        return { tx: moved, reservedOn: reserved };
       }
     }
     throw new Nip47Error('INSUFFICIENT_BALANCE', `no deposit holds ${amount} msat plus a fee reserve of ${maxFee} msat`);
@@ -247,21 +270,26 @@ async function reserveOnFirst(trx: Trx, order: readonly { depositId: bigint }[],
   return null;
 }
 
-/** Takes a payment from wherever it stands to a final state. `tried` holds operators that refused it. */
-async function drive(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow, tried: Set<string>): Promise<PaymentOutcome> {
+/**
+ * Takes a payment from wherever it stands to a final state. `tried` holds operators that
+ * refused it; `admitted` is the deposit of a payment admitted just now, which its vault
+ * cannot have seen yet.
+ */
+async function drive(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow, tried: Set<string>, admitted?: ReservedDeposit): Promise<PaymentOutcome> {
   // Another request's attempt at the same invoice is that request's to drive; this one only waits.
   if (tx.request_event_id !== req.request.id) return awaitOutcome(ctx, tx.id);
   if (tx.state !== 'pending' || tx.step === 'final') return awaitOutcome(ctx, tx.id);
 
-  const deposit = await ctx.db.selectFrom('deposits').selectAll().where('id', '=', tx.deposit_id).executeTakeFirstOrThrow();
+  const deposit = admitted ?? (await ctx.db.selectFrom('deposits').select(['id', 'operator_pubkey', 'remote_deposit_id', 'confirmed_msat']).where('id', '=', tx.deposit_id).executeTakeFirstOrThrow());
   const op = ctx.operators.get(deposit.operator_pubkey);
-  if (!op && tx.step === 'reserved') return retryElsewhere(ctx, req, tx, tried, deposit.operator_pubkey, 'the vault operator is not connected', 'UNAVAILABLE');
+  const unsent = admitted !== undefined || tx.step === 'reserved';
+  if (!op && unsent) return retryElsewhere(ctx, req, tx, tried, deposit.operator_pubkey, 'the vault operator is not connected', 'UNAVAILABLE');
   // A payment the vault may hold waits for it to come back, its money still reserved.
   if (!op) return awaitOutcome(ctx, tx.id, { req, tried });
 
   let known: VaultPayment | null = null;
-  let mustSend = tx.step === 'reserved';
-  if (tx.step === 'sent') {
+  let mustSend = unsent;
+  if (!unsent) {
     // The vault may have it from before a crash or timeout: ask before sending again. Only a
     // definite "not found" allows sending; an unreachable vault leaves the payment pending.
     try {
@@ -272,7 +300,7 @@ async function drive(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow
     }
   }
   if (mustSend) {
-    await ctx.db.updateTable('transactions').set({ step: 'sent', updated_at: new Date() }).where('id', '=', tx.id).execute();
+    if (tx.step === 'reserved') await ctx.db.updateTable('transactions').set({ step: 'sent', updated_at: new Date() }).where('id', '=', tx.id).execute();
     try {
       known = await op.client.pay(deposit.remote_deposit_id, vaultPayParams(req, tx));
       ctx.operators.observe(op.nodePubkey, true);
@@ -298,7 +326,10 @@ async function drive(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow
       }
     }
   }
-  if (known) await applyPaymentState(ctx, deposit.operator_pubkey, tx.id, known);
+  if (known) {
+    const settled = await applyPaymentState(ctx, deposit.operator_pubkey, tx.id, known);
+    if (settled) return settled;
+  }
   return awaitOutcome(ctx, tx.id, { req, tried });
 }
 
@@ -364,9 +395,12 @@ async function retryElsewhere(
 /** Thrown inside a transaction to roll back a move whose new reservation lost a race. */
 class RetryAbandoned extends Error {}
 
-/** Records a vault's report of a payment. Idempotent: a final payment never changes again. */
-export async function applyPaymentState(ctx: WalletContext, operatorPubkey: string, txId: bigint, payment: VaultPayment): Promise<void> {
-  if (payment.state === 'pending') return;
+/**
+ * Records a vault's report of a payment. Idempotent: a final payment never changes again.
+ * Returns the outcome when this call settled it.
+ */
+export async function applyPaymentState(ctx: WalletContext, operatorPubkey: string, txId: bigint, payment: VaultPayment): Promise<PaymentOutcome | null> {
+  if (payment.state === 'pending') return null;
   if (payment.state === 'failed') {
     await failOutgoing(
       ctx,
@@ -375,20 +409,128 @@ export async function applyPaymentState(ctx: WalletContext, operatorPubkey: stri
       async (trx, depositId) => recordBalanceUpdate(ctx, trx, depositId, operatorPubkey, payment.balance_update),
       payment.failure_code ?? null,
     );
-    return;
+    return null;
   }
   const preimage = payment.preimage;
   if (!preimage) {
     ctx.logger.error({ txId: txId.toString() }, 'vault reported a settled payment without a preimage; left pending');
-    return;
+    return null;
   }
+  const settled = (await settleWithinFeeLimit(ctx, operatorPubkey, txId, payment, preimage)) ?? (await settleAboveFeeLimit(ctx, operatorPubkey, txId, payment, preimage));
+  if (!settled) return null;
+  ctx.finality.notify(txId);
+  if (settled.queued > 0) ctx.notifications?.poke();
+  if (settled.violation) {
+    await recordIncident(ctx, {
+      operatorPubkey,
+      userPubkey: settled.tx.user_pubkey,
+      kind: 'fee_violation',
+      message: settled.violation,
+      evidence: { payment, idempotency_key: settled.tx.idempotency_key },
+    });
+  }
+  return outcomeOf(settled.tx);
+}
+
+interface Settled {
+  tx: TransactionRow;
+  violation: string | null;
+  /** Notifications queued with it. */
+  queued: number;
+}
+
+function outcomeOf(tx: TransactionRow): PaymentOutcome {
+  return {
+    transactionId: tx.id,
+    paymentHash: tx.payment_hash,
+    preimage: tx.preimage ?? '',
+    amountMsat: tx.amount_msat,
+    feesPaidMsat: tx.fee_msat,
+    createdAt: Number(tx.created_at),
+    settledAt: Number(tx.settled_at ?? tx.created_at),
+  };
+}
+
+/**
+ * The usual settlement, in one statement: the payment marked settled if it is still pending
+ * and its fee within the limit reserved for it, the deposit debited (amount and fee charged,
+ * the reservation released; the database journals it) with its newest signed balance, and the
+ * notifications queued. Undefined when nothing was changed: the payment was not pending, or
+ * the vault reports a fee above the limit, which `settleAboveFeeLimit` then judges.
+ */
+async function settleWithinFeeLimit(ctx: WalletContext, operatorPubkey: string, txId: bigint, payment: VaultPayment, preimage: string): Promise<Settled | undefined> {
+  const fee = payment.fee_msat;
+  const update = verifiedBalanceUpdate(ctx, operatorPubkey, payment.balance_update);
+  const row = await ctx.db
+    .with('settled', (db) =>
+      db
+        .updateTable('transactions')
+        .set((eb) => ({
+          state: 'settled',
+          step: 'final',
+          preimage,
+          fee_msat: fee,
+          settled_at: payment.settled_at ?? ctx.now(),
+          // A keysend without the app's preimage, or a lightning address: now the hash (and invoice) are known.
+          payment_hash: payment.payment_hash,
+          invoice: eb.case().when('invoice', '=', '').then(eb.val(payment.invoice ?? '')).else(eb.ref('invoice')).end(),
+          updated_at: new Date(),
+        }))
+        .where('id', '=', txId)
+        .where('state', '=', 'pending')
+        .where('fee_reserve_msat', '>=', fee)
+        .returningAll(),
+    )
+    .with('debited', (db) =>
+      db
+        .updateTable('deposits')
+        .from('settled')
+        .set((eb) => ({
+          confirmed_msat: eb('deposits.confirmed_msat', '-', eb.parens('settled.amount_msat', '+', fee)),
+          reserved_msat: eb('deposits.reserved_msat', '-', eb.parens('settled.amount_msat', '+', eb.ref('settled.fee_reserve_msat'))),
+          ...journalEntry('debit', eb.ref('settled.id')),
+          updated_at: new Date(),
+          ...(update ? newestBalanceSet(eb, update) : {}),
+        }))
+        .whereRef('deposits.id', '=', 'settled.deposit_id')
+        .returning('deposits.id'),
+    )
+    .with('queued', (db) =>
+      db
+        .insertInto('notifications')
+        .columns(['connection_pubkey', 'transaction_id', 'type'])
+        .expression((eb) =>
+          eb
+            .selectFrom('connections')
+            .innerJoin('settled', 'settled.user_pubkey', 'connections.user_pubkey')
+            .select((s) => ['connections.pubkey', 'settled.id', s.val('payment_sent').as('type')])
+            .where(notifiedConnections)
+            // A transfer between the user's own deposits is no payment an app made.
+            .where(sql<boolean>`not coalesce(settled.metadata ? 'transfer', false)`),
+        )
+        .onConflict((oc) => oc.constraint('notifications_once').doNothing())
+        .returning('notifications.id'),
+    )
+    .selectFrom('settled')
+    .selectAll('settled')
+    .select((eb) => eb.selectFrom('queued').select(eb.fn.countAll<bigint>().as('n')).as('queued'))
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { queued, ...tx } = row;
+  return { tx, violation: null, queued: Number(queued ?? 0n) };
+}
+
+/**
+ * A fee above the limit the vault was given is charged only as far as a balance signed by both
+ * channel peers proves the vault took it, and never into what other payments in flight hold; the
+ * violation is recorded either way. Also the path of a payment no longer pending (null).
+ */
+async function settleAboveFeeLimit(ctx: WalletContext, operatorPubkey: string, txId: bigint, payment: VaultPayment, preimage: string): Promise<Settled | null> {
   const op = ctx.operators.get(operatorPubkey);
-  const settled = await inTransaction(ctx.db, async (trx) => {
+  return inTransaction(ctx.db, async (trx) => {
     const tx = await trx.selectFrom('transactions').selectAll().where('id', '=', txId).forNoKeyUpdate().executeTakeFirstOrThrow();
     if (tx.state !== 'pending') return null;
     const deposit = await trx.selectFrom('deposits').select('confirmed_msat').where('id', '=', tx.deposit_id).forNoKeyUpdate().executeTakeFirstOrThrow();
-    // A fee above the limit the vault was given is charged only as far as a balance signed by
-    // both channel peers proves the vault took it; the violation is recorded either way.
     let charged = payment.fee_msat;
     let violation: string | null = null;
     if (payment.fee_msat > tx.fee_reserve_msat) {
@@ -416,7 +558,7 @@ export async function applyPaymentState(ctx: WalletContext, operatorPubkey: stri
       violation = `${violation ?? ''}; the excess is not charged: it would not leave other payments in flight covered`;
       await debit(charged);
     }
-    await trx
+    const settled = await trx
       .updateTable('transactions')
       .set({
         state: 'settled',
@@ -425,30 +567,17 @@ export async function applyPaymentState(ctx: WalletContext, operatorPubkey: stri
         fee_msat: charged,
         settled_at: payment.settled_at ?? ctx.now(),
         failure_reason: violation,
-        // A keysend without the app's preimage, or a lightning address: now the hash (and invoice) are known.
         payment_hash: payment.payment_hash,
         ...(tx.invoice === '' && payment.invoice ? { invoice: payment.invoice } : {}),
         updated_at: new Date(),
       })
       .where('id', '=', txId)
-      .execute();
+      .returningAll()
+      .executeTakeFirstOrThrow();
     await recordBalanceUpdate(ctx, trx, tx.deposit_id, operatorPubkey, payment.balance_update);
-    // A transfer between the user's own deposits is no payment an app made.
     const queued = tx.metadata !== null && 'transfer' in tx.metadata ? 0 : await queueNotifications(trx, tx.user_pubkey, tx.id, 'payment_sent');
-    return { tx, violation, queued };
+    return { tx: settled, violation, queued };
   });
-  if (!settled) return;
-  ctx.finality.notify(txId);
-  if (settled.queued > 0) ctx.notifications?.poke();
-  if (settled.violation) {
-    await recordIncident(ctx, {
-      operatorPubkey,
-      userPubkey: settled.tx.user_pubkey,
-      kind: 'fee_violation',
-      message: settled.violation,
-      evidence: { payment, idempotency_key: settled.tx.idempotency_key },
-    });
-  }
 }
 
 /** Fails a pending payment and releases its reservation (once). */
@@ -490,17 +619,7 @@ async function awaitOutcome(ctx: WalletContext, txId: bigint, resume?: { req: Pa
   let delayMs = 200;
   for (;;) {
     const tx = await ctx.db.selectFrom('transactions').selectAll().where('id', '=', txId).executeTakeFirstOrThrow();
-    if (tx.state === 'settled') {
-      return {
-        transactionId: tx.id,
-        paymentHash: tx.payment_hash,
-        preimage: tx.preimage ?? '',
-        amountMsat: tx.amount_msat,
-        feesPaidMsat: tx.fee_msat,
-        createdAt: Number(tx.created_at),
-        settledAt: Number(tx.settled_at ?? tx.created_at),
-      };
-    }
+    if (tx.state === 'settled') return outcomeOf(tx);
     if (tx.state === 'failed') {
       // A route dearer than the app's (or grant's) fee limit is reported as such (NWC max_fee).
       throw new Nip47Error(tx.failure_code === 'FEE_LIMIT_EXCEEDED' ? 'FEE_LIMIT_EXCEEDED' : 'PAYMENT_FAILED', tx.failure_reason ?? 'payment failed');
@@ -674,8 +793,9 @@ async function hasParts(ctx: WalletContext, txId: bigint): Promise<boolean> {
 async function payFromSeveral(ctx: WalletContext, req: PaymentRequest, target: PayTarget, mpp: boolean): Promise<PaymentOutcome | null> {
   if (!mpp) {
     if (!(await fillDepositFor(ctx, req, req.signed.amountMsat + feeLimitOfRequest(req)))) return null;
-    const tx = await admit(ctx, req, target, new Set());
-    return drive(ctx, req, tx, new Set());
+    const admitted = await admit(ctx, req, target, new Set());
+    if ('live' in admitted) return awaitOutcome(ctx, admitted.live);
+    return drive(ctx, req, admitted.tx, new Set(), admitted.reservedOn);
   }
   let txId: bigint | null;
   try {
@@ -704,14 +824,14 @@ async function admitParts(ctx: WalletContext, req: PaymentRequest, target: PayTa
   const maxFee = feeLimitOfRequest(req);
   const grant = req.connection.grant;
   return inTransaction(ctx.db, async (trx) => {
-    await trx.selectFrom('connections').select('pubkey').where('pubkey', '=', req.connection.pubkey).forNoKeyUpdate().executeTakeFirstOrThrow();
-    const user = await trx.selectFrom('users').select('locked').where('pubkey', '=', req.connection.userPubkey).executeTakeFirstOrThrow();
-    if (user.locked) throw new Nip47Error('RESTRICTED', 'the owner has locked their deposits: no payment leaves them until unlocked');
-    const limits = checkSpendLimits(grant, amount, maxFee, await spendUsage(trx, req.connection, now));
+    await lockConnection(trx, req.connection);
+    const state = await readAdmission(ctx, trx, req.connection, null);
+    if (state.locked) throw new Nip47Error('RESTRICTED', 'the owner has locked their deposits: no payment leaves them until unlocked');
+    const limits = checkSpendLimits(grant, amount, maxFee, state.usage);
     if (!limits.ok) throw new Nip47Error(NIP47_CODE_FOR_VAULT_ERROR[limits.error.code], limits.error.message);
     const allowed = grant.vaultOperators;
-    const candidates = (await depositCandidates(ctx, trx, req.connection.userPubkey)).filter((c) => allowed === null || allowed.includes(c.operatorPubkey));
-    const order = payingDepositsInOrder(candidates, 1n, await userPolicy(trx, req.connection.userPubkey));
+    const candidates = state.candidates.filter((c) => allowed === null || allowed.includes(c.operatorPubkey));
+    const order = payingDepositsInOrder(candidates, 1n, state.policy);
     const plan = planParts(order, amount, maxFee, minimumPartFeeShare(maxFee, grant.feeLimit.baseMsat));
     if (plan === null) return null;
     const feeReserve = plan.reduce((sum, p) => sum + p.feeReserveMsat, 0n);

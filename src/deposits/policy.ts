@@ -39,8 +39,14 @@ export function policyFromJson(json: z.output<typeof policyJsonSchema>): Allocat
 
 /** The user's spreading rules, or the defaults when the user has set none. */
 export async function userPolicy(trx: Trx, userPubkey: string): Promise<AllocationPolicy> {
-  const row = await trx.selectFrom('allocation_policies').selectAll().where('user_pubkey', '=', userPubkey).executeTakeFirst();
-  if (!row) return DEFAULT_POLICY;
+  return policyFrom(await trx.selectFrom('allocation_policies').selectAll().where('user_pubkey', '=', userPubkey).executeTakeFirst());
+}
+
+/** A stored policy row (its columns null or the row absent when the user has set none). */
+export function policyFrom(
+  row: { max_share_ppm: number | null; test_amount_msat: bigint | null; trusted_score: number | null; min_score: number | null; exponent: number | null } | undefined,
+): AllocationPolicy {
+  if (!row || row.max_share_ppm === null || row.test_amount_msat === null || row.trusted_score === null || row.min_score === null || row.exponent === null) return DEFAULT_POLICY;
   return { maxSharePpm: row.max_share_ppm, testAmountMsat: row.test_amount_msat, trustedScore: row.trusted_score, minScore: row.min_score, exponent: row.exponent };
 }
 

@@ -1,4 +1,5 @@
-import { sql } from 'kysely';
+import { sql, type QueryCreator } from 'kysely';
+import type { Database } from '../db/schema.ts';
 import { budgetWindow } from '../protocol/budget.ts';
 import { budgetWindowStart, VELOCITY_WINDOW_SECONDS, type SpendUsage } from '../protocol/grant.ts';
 import type { Connection } from './connections.ts';
@@ -7,12 +8,12 @@ import type { Trx } from './journal.ts';
 /**
  * What a connection has committed, as the grant's limits count it: in the current budget
  * window, settled payments with their fee and pending ones with their fee reserve; in the last
- * hour, the number and amounts of settled and pending payments.
+ * hour, the number and amounts of settled and pending payments. One row; `spendUsageFrom` reads it.
  */
-export async function spendUsage(trx: Trx, connection: Connection, nowSec: number): Promise<SpendUsage> {
+export function spendUsageQuery(db: QueryCreator<Database>, connection: Connection, nowSec: number) {
   const windowStart = budgetWindowStart(connection.grant, nowSec);
   const hourStart = nowSec - VELOCITY_WINDOW_SECONDS;
-  const row = await trx
+  return db
     .selectFrom('transactions')
     .select([
       sql<bigint>`coalesce(sum(case when created_at >= ${BigInt(windowStart)} then amount_msat + case when state = 'settled' then fee_msat else fee_reserve_msat end end), 0)::bigint`.as('used'),
@@ -22,9 +23,15 @@ export async function spendUsage(trx: Trx, connection: Connection, nowSec: numbe
     .where('connection_pubkey', '=', connection.pubkey)
     .where('type', '=', 'outgoing')
     .where('state', 'in', ['pending', 'settled'])
-    .where('created_at', '>=', BigInt(Math.min(windowStart, hourStart)))
-    .executeTakeFirstOrThrow();
+    .where('created_at', '>=', BigInt(Math.min(windowStart, hourStart)));
+}
+
+export function spendUsageFrom(row: { used: bigint; hour_payments: bigint; hour_amount: bigint }): SpendUsage {
   return { usedMsat: row.used, lastHour: { payments: Number(row.hour_payments), amountMsat: row.hour_amount } };
+}
+
+export async function spendUsage(trx: Trx, connection: Connection, nowSec: number): Promise<SpendUsage> {
+  return spendUsageFrom(await spendUsageQuery(trx, connection, nowSec).executeTakeFirstOrThrow());
 }
 
 export interface BudgetStatus {

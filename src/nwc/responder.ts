@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Event } from 'nostr-tools/pure';
+import type { SelectQueryBuilder } from 'kysely';
 import type { Db } from '../db/database.ts';
+import type { Database } from '../db/schema.ts';
 import { recordAudit } from '../deposits/audit.ts';
-import { findConnection, requireGrantedMethod, type Connection } from '../deposits/connections.ts';
+import { requireGrantedMethod, StaleConnection, type Connection } from '../deposits/connections.ts';
 import { BridgeStopping, type WalletContext } from '../deposits/context.ts';
 import { REQUEST_MAX_AGE_SECONDS, REQUEST_MAX_SKEW_SECONDS, requestExpired } from '../protocol/authorization.ts';
 import { KIND } from '../protocol/kinds.ts';
@@ -12,6 +14,7 @@ import { nowSeconds, signEvent, tagValue } from '../protocol/nostr-event.ts';
 import { decryptContent, encryptContent, requestEncryption, sharedKey, type NwcEncryption } from '../protocol/nwc-encryption.ts';
 import { nwcRequestBodySchema } from '../protocol/nwc-request.ts';
 import { isStorable, storableText } from '../protocol/storable.ts';
+import { ConnectionCache } from './connection-cache.ts';
 import type { BridgeKeys } from './keys.ts';
 import type { BridgeIdentity } from './methods/method.ts';
 import { METHODS } from './methods/registry.ts';
@@ -35,6 +38,9 @@ type RequestRead = { body: { method: string; params: Record<string, unknown> } }
  * round trip fewer). A repeat still gets the stored answer.
  */
 const READ_ONLY_METHODS: ReadonlySet<string> = new Set(['get_info', 'get_balance', 'get_budget']);
+
+/** How many times a request is answered anew because its connection changed meanwhile; the last pass takes the grant as it then is. */
+const MAX_PASSES = 3;
 
 /** Requests larger than this are answered with BAD_REQUEST without decrypting. */
 const MAX_CONTENT_LENGTH = 64 * 1024;
@@ -82,6 +88,7 @@ export class NwcResponder {
   readonly #instance = randomUUID();
   readonly #inFlight = new Set<Promise<void>>();
   readonly #keyCache = new Map<string, Uint8Array>();
+  readonly #connections: ConnectionCache;
   /** Per-connection service pubkey → connection pubkey. */
   readonly #serviceKeys = new Map<string, string>();
   readonly #subscriptions: ServiceKeySubscriptions;
@@ -109,6 +116,7 @@ export class NwcResponder {
       ...options,
     };
     this.#rateLimiter = new RateLimiter(this.#options.rateLimit);
+    this.#connections = new ConnectionCache(db);
     // Requests sent while a relay connection was down are asked for again on reconnect, as far
     // back as the freshness window: older ones would only be refused.
     this.#subscriptions = new ServiceKeySubscriptions(
@@ -144,6 +152,8 @@ export class NwcResponder {
 
   /** Starts listening on a connection's wallet service key (called when it is registered here). */
   listenFor(connection: Pick<Connection, 'pubkey' | 'servicePubkey'>): void {
+    // A grant registered here (new, changed or revoked) is read anew by the next request.
+    this.#connections.forget(connection.pubkey);
     if (connection.servicePubkey === null || !inShard(connection.servicePubkey, this.#options.shard)) return;
     this.#serviceKeys.set(connection.servicePubkey, connection.pubkey);
     this.#subscriptions.add([connection.servicePubkey]);
@@ -245,62 +255,112 @@ export class NwcResponder {
       await this.#respond(event, service, encryption, key, errorResponse('unknown', 'UNSUPPORTED_ENCRYPTION', `encryption ${wanted.unsupported} is not supported; use nip44_v2 or nip04`), false);
       return;
     }
-    const connection = await findConnection(this.#db, event.pubkey);
-    // A connection answers on its own service key only (the bridge-wide one for older connections).
-    if (!connection || (connection.servicePubkey ?? this.#keys.servicePubkey) !== service.pubkey) {
-      await this.#respond(event, service, encryption, key, errorResponse(this.#methodOf(event, encryption, key), 'UNAUTHORIZED', 'no wallet is connected to this key'), false);
-      return;
-    }
-    if (!alreadyClaimed && !this.#rateLimiter.take(connection.pubkey)) {
-      // Not stored: the same request sent again later is answered on its merits.
-      await this.#respond(event, service, encryption, key, errorResponse(this.#methodOf(event, encryption, key), 'RATE_LIMITED', 'too many requests from this connection; retry in a few seconds'), false);
-      return;
-    }
     // An event PostgreSQL cannot hold as is is recorded with those characters replaced, and refused.
     const storable = isStorable(event);
     // Read before the claim (reading is not acting), so the claim records the method at once.
     const read = storable && !alreadyClaimed ? this.#read(event, encryption, key) : undefined;
-    const readOnly = read !== undefined && 'body' in read && READ_ONLY_METHODS.has(read.body.method) ? { method: read.body.method } : undefined;
-    if (!alreadyClaimed && !readOnly) {
-      const claimed = await this.#db
-        .insertInto('nwc_requests')
-        .values({
-          event_id: event.id,
-          connection_pubkey: connection.pubkey,
-          event: JSON.stringify(storable ? event : { ...event, content: storableText(event.content), tags: event.tags.map((t) => t.map(storableText)) }),
-          method: read && 'body' in read ? storableText(read.body.method).slice(0, 64) : null,
-          state: 'processing',
-          response_event: null,
-          finished_at: null,
-          claimed_by: this.#instance,
-          lease_until: this.#leaseUntil(),
-        })
-        .onConflict((oc) => oc.column('event_id').doNothing())
-        .returning('event_id')
-        .executeTakeFirst();
-      if (!claimed) {
-        const seen = await this.#db.selectFrom('nwc_requests').select(['state', 'response_event']).where('event_id', '=', event.id).executeTakeFirst();
-        // Seen before: republish the stored answer; one still in progress answers when it ends.
-        if (seen?.state === 'done' && seen.response_event) await this.#pool.publish(seen.response_event).catch(() => undefined);
+    const readOnly = read !== undefined && 'body' in read && READ_ONLY_METHODS.has(read.body.method) ? read.body.method : undefined;
+    let claimed = alreadyClaimed;
+    // Each pass reads the connection (from memory, then from the database once it proved stale).
+    for (let pass = 1; ; pass++) {
+      const connection = await this.#connections.get(event.pubkey);
+      // A connection answers on its own service key only (the bridge-wide one for older connections).
+      if (!connection || (connection.servicePubkey ?? this.#keys.servicePubkey) !== service.pubkey) {
+        await this.#respond(event, service, encryption, key, errorResponse(this.#methodOf(event, encryption, key), 'UNAUTHORIZED', 'no wallet is connected to this key'), false);
         return;
       }
+      if (pass === 1 && !alreadyClaimed && !this.#rateLimiter.take(connection.pubkey)) {
+        // Not stored: the same request sent again later is answered on its merits.
+        await this.#respond(event, service, encryption, key, errorResponse(this.#methodOf(event, encryption, key), 'RATE_LIMITED', 'too many requests from this connection; retry in a few seconds'), false);
+        return;
+      }
+      const lastPass = pass >= MAX_PASSES;
+      if (!claimed && !readOnly) {
+        const claim = await this.#claim(event, connection, storable, read, lastPass);
+        if (claim === 'seen') return;
+        if (claim === 'stale') {
+          this.#connections.forget(event.pubkey);
+          continue;
+        }
+        claimed = true;
+      }
+      let response: Nip47Response;
+      try {
+        response = !storable
+          ? errorResponse('unknown', 'BAD_REQUEST', 'the request event holds characters that cannot be stored (NUL or an unpaired surrogate)')
+          : alreadyClaimed
+            ? await this.#answer(event, service, connection, encryption, key, alreadyClaimed)
+            : await this.#answerFresh(event, service, connection, encryption, key, read);
+      } catch (error) {
+        if (!(error instanceof StaleConnection) || lastPass) throw error;
+        this.#connections.forget(event.pubkey);
+        continue;
+      }
+      if (response.error) {
+        await recordAudit(this.#db, {
+          userPubkey: connection.userPubkey,
+          connectionPubkey: connection.pubkey,
+          requestEventId: event.id,
+          method: response.result_type,
+          code: response.error.code,
+          message: response.error.message,
+        });
+      }
+      const stored = await this.#respond(event, service, encryption, key, response, claimed ? 'claimed' : { connection, method: readOnly ?? response.result_type, lastPass });
+      if (stored !== 'stale') return;
+      this.#connections.forget(event.pubkey);
     }
-    const response = !storable
-      ? errorResponse('unknown', 'BAD_REQUEST', 'the request event holds characters that cannot be stored (NUL or an unpaired surrogate)')
-      : alreadyClaimed
-        ? await this.#answer(event, service, connection, encryption, key)
-        : await this.#answerFresh(event, service, connection, encryption, key, read);
-    if (response.error) {
-      await recordAudit(this.#db, {
-        userPubkey: connection.userPubkey,
-        connectionPubkey: connection.pubkey,
-        requestEventId: event.id,
-        method: response.result_type,
-        code: response.error.code,
-        message: response.error.message,
-      });
-    }
-    await this.#respond(event, service, encryption, key, response, readOnly ? { connectionPubkey: connection.pubkey, method: readOnly.method } : 'claimed');
+  }
+
+  /**
+   * Claims a request before acting on it: its row is inserted, only while the connection's row
+   * still holds the grant `connection` was read with (`lastPass`: whatever it holds). `seen`: it
+   * was claimed before (a repeat, or another instance), and its stored answer is republished if
+   * there is one; `stale`: the connection changed.
+   */
+  async #claim(event: Event, connection: Connection, storable: boolean, read: RequestRead | undefined, lastPass: boolean): Promise<'claimed' | 'seen' | 'stale'> {
+    const claimed = await this.#db
+      .insertInto('nwc_requests')
+      .columns(['event_id', 'connection_pubkey', 'event', 'method', 'state', 'response_event', 'finished_at', 'claimed_by', 'lease_until'])
+      .expression((eb) =>
+        this.#sameGrant(
+          eb
+            .selectFrom('connections')
+            .select((s) => [
+              s.val(event.id).as('event_id'),
+              'connections.pubkey',
+              s.val(JSON.stringify(storable ? event : { ...event, content: storableText(event.content), tags: event.tags.map((t) => t.map(storableText)) })).as('event'),
+              s.val(read && 'body' in read ? storableText(read.body.method).slice(0, 64) : null).as('method'),
+              s.val('processing').as('state'),
+              s.val(null).as('response_event'),
+              s.val(null).as('finished_at'),
+              s.val(this.#instance).as('claimed_by'),
+              s.val(this.#leaseUntil()).as('lease_until'),
+            ]),
+          connection,
+          lastPass,
+        ),
+      )
+      .onConflict((oc) => oc.column('event_id').doNothing())
+      .returning('event_id')
+      .executeTakeFirst();
+    if (claimed) return 'claimed';
+    return (await this.#republishStored(event.id)) ? 'seen' : 'stale';
+  }
+
+  /** The connection's row, as a query source, while it holds the grant the request was read with (any grant on the last pass). */
+  #sameGrant<Q extends SelectQueryBuilder<Database, 'connections', object>>(query: Q, connection: Connection, lastPass: boolean): Q {
+    const row = query.where('connections.pubkey', '=', connection.pubkey);
+    return (lastPass ? row : row.where('connections.grant_created_at', '=', BigInt(connection.grant.createdAt))) as Q;
+  }
+
+  /** Republishes the stored answer of a request seen before; false when the request was never recorded. */
+  async #republishStored(eventId: string): Promise<boolean> {
+    const seen = await this.#db.selectFrom('nwc_requests').select(['state', 'response_event']).where('event_id', '=', eventId).executeTakeFirst();
+    if (!seen) return false;
+    // One still in progress answers when it ends.
+    if (seen.state === 'done' && seen.response_event) await this.#pool.publish(seen.response_event).catch(() => undefined);
+    return true;
   }
 
   /** A request seen for the first time is executed only while fresh (a replay from a relay's store is not). */
@@ -313,7 +373,7 @@ export class NwcResponder {
       const why = event.created_at < now - maxAge ? `older than ${maxAge} s` : 'dated in the future';
       return errorResponse(method, 'EXPIRED', `request not executed: it is ${why}`);
     }
-    return this.#answer(event, service, connection, encryption, key, read);
+    return this.#answer(event, service, connection, encryption, key, false, read);
   }
 
   /** The request's body, decrypted and checked, or the BAD_REQUEST answer it gets. */
@@ -328,8 +388,11 @@ export class NwcResponder {
     }
   }
 
-  /** `read`: the body as read before the claim, which then recorded its method; read here otherwise. */
-  async #answer(event: Event, service: ServiceKey, connection: Connection, encryption: NwcEncryption, key: Uint8Array, read?: RequestRead): Promise<Nip47Response> {
+  /**
+   * `read`: the body as read before the claim, which then recorded its method; read here
+   * otherwise. `resumed`: the request was claimed before this process took it (its lease lapsed).
+   */
+  async #answer(event: Event, service: ServiceKey, connection: Connection, encryption: NwcEncryption, key: Uint8Array, resumed: boolean, read?: RequestRead): Promise<Nip47Response> {
     const got = read ?? this.#read(event, encryption, key);
     if ('refused' in got) return got.refused;
     const body = got.body;
@@ -345,12 +408,12 @@ export class NwcResponder {
         return errorResponse(body.method, 'BAD_REQUEST', `invalid params: ${issue ? `${issue.path.join('.') || 'params'}: ${issue.message}` : 'invalid'}`);
       }
       const result = await method.handle(
-        { wallet: this.#wallet, connection, request: event, encryption, key, bridge: this.#identity, servicePubkey: service.pubkey, rawParams: body.params },
+        { wallet: this.#wallet, connection, request: event, encryption, key, bridge: this.#identity, servicePubkey: service.pubkey, rawParams: body.params, resumed },
         params.data,
       );
       return { result_type: body.method, result, error: null };
     } catch (error) {
-      if (error instanceof BridgeStopping) throw error;
+      if (error instanceof BridgeStopping || error instanceof StaleConnection) throw error;
       if (error instanceof Nip47Error) return errorResponse(body.method, error.code, error.message);
       this.#log(event).error({ err: error, method: body.method }, 'internal error answering a request');
       return errorResponse(body.method, 'INTERNAL', 'internal error');
@@ -360,8 +423,9 @@ export class NwcResponder {
   /**
    * Encrypts, signs with the key the request was addressed to, stores and publishes a response.
    * `store`: 'claimed' completes the request's claimed row; an unclaimed (read-only) request gets
-   * its row written now, done, unless it was recorded meanwhile, in which case the stored answer
-   * is the one published; false stores nothing.
+   * its row written now, done, while its connection still holds the grant it was answered on
+   * (else `stale`: nothing is published and the caller answers again), unless it was recorded
+   * meanwhile, in which case the stored answer is the one published; false stores nothing.
    */
   async #respond(
     request: Event,
@@ -369,8 +433,8 @@ export class NwcResponder {
     encryption: NwcEncryption,
     key: Uint8Array,
     response: Nip47Response,
-    store: 'claimed' | { connectionPubkey: string; method: string } | false,
-  ): Promise<void> {
+    store: 'claimed' | { connection: Connection; method: string; lastPass: boolean } | false,
+  ): Promise<'published' | 'stale'> {
     const event = signEvent(
       {
         kind: KIND.nwcResponse,
@@ -392,25 +456,30 @@ export class NwcResponder {
     } else if (store) {
       const recorded = await this.#db
         .insertInto('nwc_requests')
-        .values({
-          event_id: request.id,
-          connection_pubkey: store.connectionPubkey,
-          event: JSON.stringify(request),
-          method: storableText(store.method).slice(0, 64),
-          state: 'done',
-          response_event: JSON.stringify(event),
-          finished_at: new Date(),
-          claimed_by: this.#instance,
-        })
+        .columns(['event_id', 'connection_pubkey', 'event', 'method', 'state', 'response_event', 'finished_at', 'claimed_by'])
+        .expression((eb) =>
+          this.#sameGrant(
+            eb
+              .selectFrom('connections')
+              .select((s) => [
+                s.val(request.id).as('event_id'),
+                'connections.pubkey',
+                s.val(JSON.stringify(request)).as('event'),
+                s.val(storableText(store.method).slice(0, 64)).as('method'),
+                s.val('done').as('state'),
+                s.val(JSON.stringify(event)).as('response_event'),
+                s.val(new Date()).as('finished_at'),
+                s.val(this.#instance).as('claimed_by'),
+              ]),
+            store.connection,
+            store.lastPass,
+          ),
+        )
         .onConflict((oc) => oc.column('event_id').doNothing())
         .returning('event_id')
         .executeTakeFirst();
-      if (!recorded) {
-        // Answered before (a repeat, or another instance just now): its stored answer is the one.
-        const seen = await this.#db.selectFrom('nwc_requests').select(['state', 'response_event']).where('event_id', '=', request.id).executeTakeFirst();
-        if (seen?.state === 'done' && seen.response_event) await this.#pool.publish(seen.response_event).catch(() => undefined);
-        return;
-      }
+      // Answered before (a repeat, or another instance just now): its stored answer is the one.
+      if (!recorded) return (await this.#republishStored(request.id)) ? 'published' : 'stale';
     }
     const receivedAt = this.#receivedAt.get(request);
     const seconds = receivedAt === undefined ? 0 : (performance.now() - receivedAt) / 1000;
@@ -426,6 +495,7 @@ export class NwcResponder {
       // Stored: a client that asks again gets it republished.
       this.#log(request).warn({ err: String(error) }, 'could not publish a response');
     }
+    return 'published';
   }
 
   #log(event: Event): Logger {

@@ -103,6 +103,27 @@ describe.each(BACKENDS)('changeDepositMoney (%s)', (backend) => {
     ]);
   });
 
+  it('is journaled by the database itself: a change of money naming no entry is refused, and each entry is the change as it happened', async () => {
+    const [id] = await freshDeposits(1_000n);
+    await expect(db.updateTable('deposits').set({ confirmed_msat: 2_000n }).where('id', '=', id!).execute()).rejects.toThrow(/without a journal entry kind/);
+    await db
+      .updateTable('deposits')
+      .set((eb) => ({ confirmed_msat: eb('confirmed_msat', '+', 500n), reserved_msat: 300n, journal_kind: 'credit' }))
+      .where('id', '=', id!)
+      .execute();
+    expect(await depositRow(db, id!)).toEqual({ confirmed_msat: 1_500n, reserved_msat: 300n });
+    expect(await journalOf(db, id!)).toEqual([{ kind: 'credit', transaction_id: null, confirmed_delta_msat: 500n, reserved_delta_msat: 300n }]);
+    // The kind is not kept for the next change, which must name its own.
+    await expect(db.updateTable('deposits').set({ reserved_msat: 0n }).where('id', '=', id!).execute()).rejects.toThrow(/without a journal entry kind/);
+    // An update that leaves the money as it is needs none and writes none.
+    await db.updateTable('deposits').set({ vault_balance_msat: 1_500n, vault_balance_seq: 1 }).where('id', '=', id!).execute();
+    expect(await journalOf(db, id!)).toHaveLength(1);
+    expect(await db.selectFrom('deposits').select(['journal_kind', 'journal_transaction_id']).where('id', '=', id!).executeTakeFirstOrThrow()).toEqual({
+      journal_kind: null,
+      journal_transaction_id: null,
+    });
+  });
+
   it('reserves exactly the available balance', async () => {
     const [id] = await freshDeposits(10_000n);
     expect(await changeDepositMoney(db, reserve(id!, 6_000n))).not.toBeNull();

@@ -15,7 +15,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
+import { generateSecretKey } from 'nostr-tools/pure';
 import { SERVED_METHODS } from '../../src/nwc/methods/registry.ts';
 import { startFuzzWorld, type FuzzWorld } from './fuzz-world.ts';
 import { brief, clientKeys, fuzzBudget, installCrashGuard, journalMismatches, leakedInternals, moneySnapshot, recordingLogger, timeoutFor, type LoggedEntry, type MoneySnapshot } from './harness.ts';

@@ -417,7 +417,7 @@ function pathOf(c: HttpCase, w: HttpWorld): { base: string; path: string; method
 }
 
 /** Signs `spec` (breaking it as it says); `conn` replaces `$conn` in content and tags. */
-function buildEvent(spec: EventSpec, w: HttpWorld, conn: string, signerKeys: Record<string, Uint8Array>): unknown {
+function buildEvent(spec: EventSpec, conn: string, signerKeys: Record<string, Uint8Array>): unknown {
   const fill = (text: string) => text.replaceAll('$conn', conn).replaceAll('$other', bytesToHex(randomBytes(32)));
   const content = typeof spec.content === 'string' ? spec.content : fill(JSON.stringify(spec.content.json));
   const tags = spec.tags.map((t) => t.map(fill));
@@ -466,7 +466,7 @@ function fillBody(value: unknown, w: HttpWorld, signerKeys: Record<string, Uint8
   if (Array.isArray(value)) return value.map((v) => fillBody(v, w, signerKeys, conn));
   if (typeof value !== 'object' || value === null) return value;
   const record = value as Record<string, unknown>;
-  if ('$event' in record) return buildEvent(record.$event as EventSpec, w, conn, signerKeys);
+  if ('$event' in record) return buildEvent(record.$event as EventSpec, conn, signerKeys);
   if ('$realGrant' in record) return w.grant;
   if ('$staleGrant' in record) {
     // The owner's grant for the funded connection, re-signed older than the one the vault has.

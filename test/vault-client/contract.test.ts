@@ -12,7 +12,7 @@ import { DEFAULT_FEE_LIMIT, feeLimitFor } from '../../src/protocol/amounts.ts';
 import { bytesToHex, hexToBytes } from '../../src/protocol/hex.ts';
 import { decodeInvoice } from '../../src/protocol/invoice.ts';
 import { signDepositLock, signDepositOpen } from '../../src/protocol/user-statements.ts';
-import type { VaultEvent, VaultInfo, VaultInvoice } from '../../src/protocol/vault-api.ts';
+import type { VaultEvent, VaultInfo } from '../../src/protocol/vault-api.ts';
 import { vaultMultisigPubkey, verifyBalanceUpdate, verifyVaultProof } from '../../src/protocol/vault-proof.ts';
 import { HttpVaultClient } from '../../src/vault-client/http-vault-client.ts';
 import { VaultError, type EventSubscription } from '../../src/vault-client/vault-client.ts';

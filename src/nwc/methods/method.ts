@@ -25,6 +25,8 @@ export interface MethodContext {
   servicePubkey: string;
   /** The params exactly as decrypted, for paying methods that re-read them as vaults do. */
   rawParams: Record<string, unknown>;
+  /** The request was claimed before this answer began (taken over after its claim lapsed): it may have been acted on already. */
+  resumed: boolean;
 }
 
 /** One NIP-47 method: its name, its params schema, and its handler returning the `result`. */

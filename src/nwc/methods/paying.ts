@@ -17,5 +17,5 @@ export async function payAsSigned(ctx: MethodContext, method: string, params: Re
   if (!grant.ok) throw new Nip47Error('UNAUTHORIZED', grant.error.message);
   const allowed = grantAllowsTarget(grant.value, signedPaymentTarget(signed.value));
   if (!allowed.ok) throw new Nip47Error(NIP47_CODE_FOR_VAULT_ERROR[allowed.error.code], allowed.error.message);
-  return pay(ctx.wallet, { connection: ctx.connection, request: ctx.request, encryption: ctx.encryption, key: ctx.key, signed: signed.value });
+  return pay(ctx.wallet, { connection: ctx.connection, request: ctx.request, encryption: ctx.encryption, key: ctx.key, signed: signed.value, firstAttempt: !ctx.resumed });
 }
