@@ -34,9 +34,19 @@ if (process.env.BENCH_MEASURE_MS) CONFIG.measureMs = Number(process.env.BENCH_ME
 
 const GET_BALANCE = { method: 'get_balance', params: {} };
 
-/** BENCH_PROFILE=1 writes CPU profiles of the bridge and vault processes under bench/profiles/<part>/. */
-function profileFlags(part: string): string[] {
-  return process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(import.meta.dirname, 'profiles', part)}`] : [];
+/**
+ * BENCH_PROFILE=1 profiles the CPU of `parts` during `run` (a timed measurement only, not its
+ * set-up) and writes bench/profiles/<section>-<part>.cpuprofile, for Chrome DevTools or any
+ * .cpuprofile reader.
+ */
+async function profiled<T>(section: string, parts: Part[], run: () => Promise<T>): Promise<T> {
+  if (!process.env.BENCH_PROFILE) return run();
+  await Promise.all(parts.map((part) => part.call('profileStart')));
+  try {
+    return await run();
+  } finally {
+    await Promise.all(parts.map((part) => part.call('profileStop', path.join(import.meta.dirname, 'profiles', `${section}-${part.name}.cpuprofile`))));
+  }
 }
 
 interface ServiceFigures {
@@ -82,11 +92,11 @@ async function connectAll(clients: LoadClient[]): Promise<void> {
 }
 
 /** Measures get_balance against a running service: warm-up, then a closed loop with CPU snapshots around it. */
-async function driveGetBalance(clients: LoadClient[], service: Part, relay: Part, databaseUrl?: string): Promise<ServiceFigures> {
+async function driveGetBalance(section: string, clients: LoadClient[], service: Part, relay: Part, databaseUrl?: string): Promise<ServiceFigures> {
   await closedLoop(clients, CONFIG.warmupMs, () => GET_BALANCE);
   const [s0, r0, d0] = await Promise.all([service.stats(), relay.stats(), databaseUrl ? serverCpuMs(databaseUrl) : null]);
   const l0 = ownStats();
-  const result = await closedLoop(clients, CONFIG.measureMs, () => GET_BALANCE);
+  const result = await profiled(section, [service], () => closedLoop(clients, CONFIG.measureMs, () => GET_BALANCE));
   const l1 = ownStats();
   const [s1, r1, d1] = await Promise.all([service.stats(), relay.stats(), databaseUrl ? serverCpuMs(databaseUrl) : null]);
   return { ...figures(clients.length, result, s0, s1, r0, r1, l0, l1), databaseCpuMsPerRequest: perRequest(d0, d1, result.ok) };
@@ -130,7 +140,7 @@ interface VaultsInfo {
 }
 
 async function startBridgePart(relayUrl: string, vaults: VaultsInfo, databaseUrl: string | undefined): Promise<{ part: Part; url: string; startupMs: number }> {
-  const part = new Part('bridge', 'bridge.ts', profileFlags('bridge'));
+  const part = new Part('bridge', 'bridge.ts');
   const started = await part.call<{ url: string }>('start', {
     ...(databaseUrl ? { databaseUrl } : {}),
     relays: [relayUrl],
@@ -166,7 +176,7 @@ async function peerSection(relay: { part: Part; url: string }): Promise<ServiceF
     const clients = pairs.map((p) => new LoadClient(relay.url, getPublicKey(p.wallet), p.client));
     await connectAll(clients);
     try {
-      return await driveGetBalance(clients, peer, relay.part);
+      return await driveGetBalance('peer', clients, peer, relay.part);
     } finally {
       for (const c of clients) c.close();
     }
@@ -185,7 +195,7 @@ async function bridgeGetBalanceSection(backend: 'postgres' | 'pglite', relay: { 
       const clients = registered.map((r) => new LoadClient(relay.url, r.walletPubkey, r.secret));
       await connectAll(clients);
       try {
-        return await driveGetBalance(clients, bridge.part, relay.part, databaseUrl);
+        return await driveGetBalance(`bridge-${backend}`, clients, bridge.part, relay.part, databaseUrl);
       } finally {
         for (const c of clients) c.close();
       }
@@ -278,7 +288,7 @@ async function paySection(relay: { part: Part; url: string }, vaults: Part, vaul
         const [b0, r0, v0, d0] = await Promise.all([bridge.part.stats(), relay.part.stats(), vaults.stats(), serverCpuMs(databaseUrl)]);
         const l0 = ownStats();
         // Ends when the time is up or the stock of invoices runs out, whichever is first.
-        const max = await closedLoop(payers, CONFIG.payMs, () => pay());
+        const max = await profiled('payInvoice', [bridge.part, vaults], () => closedLoop(payers, CONFIG.payMs, () => pay()));
         const l1 = ownStats();
         const [b1, r1, v1, d1] = await Promise.all([bridge.part.stats(), relay.part.stats(), vaults.stats(), serverCpuMs(databaseUrl)]);
         const base = { ...figures(payers.length, max, b0, b1, r0, r1, l0, l1), databaseCpuMsPerRequest: perRequest(d0, d1, max.ok) };
@@ -456,7 +466,7 @@ async function main(): Promise<void> {
 
   await section('crypto', async (): Promise<CryptoLimit> => measureCryptoLimit(CONFIG.cryptoIterations));
   const relay = await startRelayPart();
-  const vaults = new Part('vaults', 'vaults.ts', profileFlags('vaults'));
+  const vaults = new Part('vaults', 'vaults.ts');
   try {
     const vaultsInfo = await vaults.call<VaultsInfo>('start', { operators: 3 });
     await section('peer', () => withCryptoAround(() => peerSection(relay)));

@@ -260,7 +260,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
         for (const t of timers) clearInterval(t);
         for (const job of jobs) await job.stop();
         await jobLeader.stop();
-        followers.stop();
+        await followers.stop();
         pool.close();
         operators.stop();
         await db.destroy();

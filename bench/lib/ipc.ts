@@ -3,6 +3,8 @@
  * vaults, bridge, peer) runs in its own process and reports its own CPU time and memory.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 
 interface Call {
@@ -29,13 +31,37 @@ export function ownStats(): ProcessStats {
   return { userUs: cpu.user, systemUs: cpu.system, rss: mem.rss, maxRss: process.resourceUsage().maxRSS * 1024, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal };
 }
 
-/** In a child: answers calls with `handlers`; `stats` and `exit` are built in. */
+/** The CPU profiler of this process, while one runs (BENCH_PROFILE). */
+let profiler: Session | undefined;
+
+/** Starts profiling this process's CPU. */
+async function startProfile(): Promise<null> {
+  profiler ??= new Session();
+  profiler.connect();
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.start');
+  return null;
+}
+
+/** Stops profiling and writes the profile (Chrome DevTools format) to `file`. */
+async function stopProfile(file: string): Promise<null> {
+  if (!profiler) throw new Error('no profile is running');
+  const { profile } = await profiler.post('Profiler.stop');
+  profiler.disconnect();
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(profile));
+  return null;
+}
+
+/** In a child: answers calls with `handlers`; `stats`, `exit` and the profiler's `profileStart` and `profileStop` are built in. */
 export function serve(handlers: Record<string, (args: any) => unknown>): void {
   const send = (reply: Reply) => process.send?.(reply);
   process.on('message', (message: Call) => {
     void (async () => {
       try {
         if (message.op === 'stats') return send({ id: message.id, ok: true, value: ownStats() });
+        if (message.op === 'profileStart') return send({ id: message.id, ok: true, value: await startProfile() });
+        if (message.op === 'profileStop') return send({ id: message.id, ok: true, value: await stopProfile(String(message.args)) });
         if (message.op === 'exit') {
           send({ id: message.id, ok: true, value: null });
           setTimeout(() => process.exit(0), 20);

@@ -41,7 +41,7 @@ export async function readAdmission(ctx: WalletContext, trx: Trx, connection: Co
   const now = ctx.now();
   const rows = await trx
     .selectFrom('users')
-    .innerJoin(spendUsageQuery(trx, connection, now).as('usage'), (join) => join.onTrue())
+    .innerJoin(spendUsageQuery(trx, connection, now, 'limited').as('usage'), (join) => join.onTrue())
     .leftJoin('deposits', 'deposits.user_pubkey', 'users.pubkey')
     .leftJoin('allocation_policies', 'allocation_policies.user_pubkey', 'users.pubkey')
     .select((eb) => [
@@ -66,8 +66,9 @@ export async function readAdmission(ctx: WalletContext, trx: Trx, connection: Co
             .select('transactions.id')
             .where('transactions.user_pubkey', '=', connection.userPubkey)
             .where('transactions.payment_hash', '=', paymentHash)
-            .where('transactions.type', '=', 'outgoing')
-            .where('transactions.state', 'in', ['pending', 'settled'])
+            // Literals: the partial unique index of live attempts serves a generic plan too.
+            .where('transactions.type', '=', sql.lit('outgoing'))
+            .where('transactions.state', 'in', [sql.lit('pending' as const), sql.lit('settled' as const)])
             .limit(1)
       ).as('live_transaction_id'),
     ])

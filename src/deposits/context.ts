@@ -27,9 +27,28 @@ export class BridgeStopping extends Error {
   }
 }
 
-/** Wakes whoever waits on a payment when it becomes final, whichever path finalized it. */
+/** Payments remembered as final here, at most (by operator, deposit and key). */
+const RECENTLY_FINAL = 4_096;
+
+/**
+ * Wakes whoever waits on a payment when it becomes final, whichever path finalized it, and
+ * remembers the payments this instance finalized from a vault's answer, so that the same
+ * outcome arriving again on the vault's event stream costs nothing.
+ */
 export class FinalityNotifier {
   readonly #waiters = new Map<bigint, Set<() => void>>();
+  readonly #final = new Set<string>();
+
+  /** Remembers that the payment under `idempotencyKey` at this operator's deposit is final here. */
+  remember(operatorPubkey: string, remoteDepositId: string, idempotencyKey: string): void {
+    if (this.#final.size >= RECENTLY_FINAL) this.#final.delete(this.#final.values().next().value!);
+    this.#final.add(`${operatorPubkey}/${remoteDepositId}/${idempotencyKey}`);
+  }
+
+  /** True when this instance finalized that payment lately (false says nothing: it may be final all the same). */
+  isKnownFinal(operatorPubkey: string, remoteDepositId: string, idempotencyKey: string): boolean {
+    return this.#final.has(`${operatorPubkey}/${remoteDepositId}/${idempotencyKey}`);
+  }
 
   /** Resolves when `txId` is notified, after `timeoutMs`, or when `signal` aborts, whichever comes first. */
   wait(txId: bigint, timeoutMs: number, signal?: AbortSignal): Promise<void> {

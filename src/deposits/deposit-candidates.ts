@@ -4,14 +4,18 @@ import type { DepositCandidate } from './allocation.ts';
 import type { WalletContext } from './context.ts';
 import type { Trx } from './journal.ts';
 
-/** Invoices of the deposit still open, which may yet be paid: they count against the operator's room. */
+/**
+ * Invoices of the deposit still open, which may yet be paid: they count against the operator's
+ * room. Type and state are SQL literals, not parameters, so that a prepared statement's generic
+ * plan can use the partial index of open invoices (migration 0012).
+ */
 export function incomingOpenMsat(eb: ExpressionBuilder<Database, 'deposits'>, nowSec: number) {
   return eb
     .selectFrom('transactions')
     .select(sql<bigint>`coalesce(sum(amount_msat), 0)::bigint`.as('open'))
     .whereRef('transactions.deposit_id', '=', 'deposits.id')
-    .where('type', '=', 'incoming')
-    .where('state', '=', 'pending')
+    .where('type', '=', sql.lit('incoming'))
+    .where('state', '=', sql.lit('pending'))
     .where('expires_at', '>', BigInt(nowSec));
 }
 

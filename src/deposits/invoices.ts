@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { TransactionRow } from '../db/schema.ts';
 import type { Msat } from '../protocol/amounts.ts';
 import { decodeInvoice } from '../protocol/invoice.ts';
@@ -211,7 +212,8 @@ async function creditSettledInvoice(ctx: WalletContext, operatorPubkey: string, 
         .whereRef('transactions.deposit_id', '=', 'deposits.id')
         .where('deposits.operator_pubkey', '=', operatorPubkey)
         .where('deposits.remote_deposit_id', '=', settled.remoteDepositId)
-        .where('transactions.type', '=', 'incoming')
+        // A literal, so that a generic plan uses the partial unique index of invoices.
+        .where('transactions.type', '=', sql.lit('incoming'))
         .where('transactions.payment_hash', '=', settled.paymentHash)
         .where('transactions.state', '!=', 'settled')
         .returning(['transactions.id', 'transactions.deposit_id', 'transactions.user_pubkey', 'transactions.metadata']),

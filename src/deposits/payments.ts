@@ -328,6 +328,7 @@ async function drive(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow
   }
   if (known) {
     const settled = await applyPaymentState(ctx, deposit.operator_pubkey, tx.id, known);
+    if ((settled || known.state === 'failed') && tx.idempotency_key !== null) ctx.finality.remember(deposit.operator_pubkey, deposit.remote_deposit_id, tx.idempotency_key);
     if (settled) return settled;
   }
   return awaitOutcome(ctx, tx.id, { req, tried });
@@ -686,7 +687,7 @@ export async function refreshPendingOutgoing(ctx: WalletContext): Promise<void> 
  * the payment's own record at the vault (`fetchPayment`) is what gets applied, and it is asked
  * for only while this bridge still has the payment (or part) pending under that key at that
  * vault. One already final here, usually from the vault's answer to the payment call itself,
- * costs no call.
+ * costs no call (and no query, when this instance finalized it lately).
  */
 export async function applyPaymentEvent(
   ctx: WalletContext,
@@ -695,6 +696,7 @@ export async function applyPaymentEvent(
   idempotencyKey: string,
   fetchPayment: () => Promise<VaultPayment | null>,
 ): Promise<void> {
+  if (ctx.finality.isKnownFinal(operatorPubkey, remoteDepositId, idempotencyKey)) return;
   const tx = await ctx.db
     .selectFrom('transactions')
     .innerJoin('deposits', 'deposits.id', 'transactions.deposit_id')
@@ -702,7 +704,8 @@ export async function applyPaymentEvent(
     .where('deposits.operator_pubkey', '=', operatorPubkey)
     .where('deposits.remote_deposit_id', '=', remoteDepositId)
     .where('transactions.idempotency_key', '=', idempotencyKey)
-    .where('transactions.type', '=', 'outgoing')
+    // A literal, so that a generic plan uses the partial index of outgoing keys.
+    .where('transactions.type', '=', sql.lit('outgoing'))
     .executeTakeFirst();
   if (tx) {
     if (tx.state !== 'pending') return;

@@ -1,4 +1,6 @@
 import { sql } from 'kysely';
+import { Batcher } from '../db/batcher.ts';
+import type { Db } from '../db/database.ts';
 import type { TransactionRow, TransactionType } from '../db/schema.ts';
 import type { Msat } from '../protocol/amounts.ts';
 import { Nip47Error } from '../protocol/nip47-error.ts';
@@ -6,14 +8,30 @@ import type { WalletContext } from './context.ts';
 import { refreshIncoming } from './invoices.ts';
 import { refreshOutgoing } from './payments.ts';
 
-/** The user's spendable balance: confirmed minus what is reserved for payments in flight. */
-export async function availableBalance(ctx: WalletContext, userPubkey: string): Promise<Msat> {
-  const row = await ctx.db
-    .selectFrom('deposits')
-    .select(sql<bigint>`coalesce(sum(confirmed_msat - reserved_msat), 0)::bigint`.as('available'))
-    .where('user_pubkey', '=', userPubkey)
-    .executeTakeFirstOrThrow();
-  return row.available;
+/** Balance reads of each database, run together when several are asked for at once. */
+const balanceReaders = new WeakMap<Db, Batcher<string, Msat>>();
+
+/**
+ * The user's spendable balance: confirmed minus what is reserved for payments in flight. Reads
+ * asked for while another runs are made by one statement (`Batcher`).
+ */
+export function availableBalance(ctx: WalletContext, userPubkey: string): Promise<Msat> {
+  let reader = balanceReaders.get(ctx.db);
+  if (!reader) {
+    const db = ctx.db;
+    reader = new Batcher(async (users) => {
+      const rows = await db
+        .selectFrom('deposits')
+        .select(['user_pubkey', sql<bigint>`sum(confirmed_msat - reserved_msat)::bigint`.as('available')])
+        .where(sql<boolean>`user_pubkey = any(${[...users]}::text[])`)
+        .groupBy('user_pubkey')
+        .execute();
+      const available = new Map(rows.map((r) => [r.user_pubkey, r.available]));
+      return users.map((user) => available.get(user) ?? 0n);
+    });
+    balanceReaders.set(db, reader);
+  }
+  return reader.add(userPubkey);
 }
 
 /**

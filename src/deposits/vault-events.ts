@@ -6,15 +6,23 @@ import { applyHoldAccepted, applyInvoiceSettled, applyInvoiceStatus } from './in
 import { applyPaymentEvent } from './payments.ts';
 import { applyDepositMoved } from './transfers.ts';
 
+/** How long an applied event's seq may wait before it is stored as the operator's cursor. */
+const CURSOR_STORE_MS = 200;
+
 /**
  * Follows each operator's event stream from the last applied seq and applies what it says:
  * settled invoices credit deposits, payment outcomes finalize payments. Every apply is
- * idempotent, and the cursor moves only after it, so a crash replays rather than skips.
+ * idempotent, and the cursor moves only after it, so a crash replays rather than skips. The
+ * cursor is stored at most every CURSOR_STORE_MS (and when following stops), not after each
+ * event: a crash replays those few events instead, which costs nothing but their reading again.
  */
 export class VaultEventFollower {
   readonly #ctx: WalletContext;
   readonly #subscriptions = new Map<string, EventSubscription>();
   readonly #connected = new Map<string, boolean>();
+  /** Applied seqs not stored yet, by operator. */
+  readonly #unstored = new Map<string, number>();
+  #storeTimer: NodeJS.Timeout | undefined;
 
   constructor(ctx: WalletContext) {
     this.#ctx = ctx;
@@ -35,12 +43,11 @@ export class VaultEventFollower {
           // Not fatal to the stream: the state is also pulled when a client looks it up.
           this.#ctx.logger.error({ operator: op.name, seq: event.seq, err: error }, 'could not apply a vault event');
         }
-        await this.#ctx.db
-          .updateTable('vault_operators')
-          .set({ events_cursor: BigInt(event.seq) })
-          .where('node_pubkey', '=', operatorPubkey)
-          .where('events_cursor', '<', BigInt(event.seq))
-          .execute();
+        this.#unstored.set(operatorPubkey, event.seq);
+        this.#storeTimer ??= setTimeout(() => {
+          this.#storeTimer = undefined;
+          void this.#storeCursors().catch((error: unknown) => this.#ctx.logger.warn({ err: error }, 'could not store vault event cursors; events are read again'));
+        }, CURSOR_STORE_MS).unref();
       },
       (connected) => {
         this.#connected.set(operatorPubkey, connected);
@@ -119,8 +126,26 @@ export class VaultEventFollower {
     return [...this.#subscriptions.keys()].every((k) => this.#connected.get(k) === true);
   }
 
-  stop(): void {
+  /** Stores the seq of the last event applied from each operator, where it moved. */
+  async #storeCursors(): Promise<void> {
+    const applied = [...this.#unstored];
+    this.#unstored.clear();
+    for (const [operatorPubkey, seq] of applied) {
+      await this.#ctx.db
+        .updateTable('vault_operators')
+        .set({ events_cursor: BigInt(seq) })
+        .where('node_pubkey', '=', operatorPubkey)
+        .where('events_cursor', '<', BigInt(seq))
+        .execute();
+    }
+  }
+
+  /** Stops following and stores the cursors. */
+  async stop(): Promise<void> {
     for (const s of this.#subscriptions.values()) s.close();
     this.#subscriptions.clear();
+    clearTimeout(this.#storeTimer);
+    this.#storeTimer = undefined;
+    await this.#storeCursors().catch((error: unknown) => this.#ctx.logger.warn({ err: error }, 'could not store vault event cursors; events are read again'));
   }
 }

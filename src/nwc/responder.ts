@@ -15,6 +15,7 @@ import { decryptContent, encryptContent, requestEncryption, sharedKey, type NwcE
 import { nwcRequestBodySchema } from '../protocol/nwc-request.ts';
 import { isStorable, storableText } from '../protocol/storable.ts';
 import { ConnectionCache } from './connection-cache.ts';
+import { RequestRecords } from './request-records.ts';
 import type { BridgeKeys } from './keys.ts';
 import type { BridgeIdentity } from './methods/method.ts';
 import { METHODS } from './methods/registry.ts';
@@ -87,8 +88,11 @@ export class NwcResponder {
   readonly #options: ResponderOptions;
   readonly #instance = randomUUID();
   readonly #inFlight = new Set<Promise<void>>();
+  /** Ids of the requests being answered now. */
+  readonly #working = new Set<string>();
   readonly #keyCache = new Map<string, Uint8Array>();
   readonly #connections: ConnectionCache;
+  readonly #records: RequestRecords;
   /** Per-connection service pubkey → connection pubkey. */
   readonly #serviceKeys = new Map<string, string>();
   readonly #subscriptions: ServiceKeySubscriptions;
@@ -117,6 +121,7 @@ export class NwcResponder {
     };
     this.#rateLimiter = new RateLimiter(this.#options.rateLimit);
     this.#connections = new ConnectionCache(db);
+    this.#records = new RequestRecords(db);
     // Requests sent while a relay connection was down are asked for again on reconnect, as far
     // back as the freshness window: older ones would only be refused.
     this.#subscriptions = new ServiceKeySubscriptions(
@@ -213,10 +218,15 @@ export class NwcResponder {
     for (const { event } of taken) this.#track(this.#process(event, { alreadyClaimed: true }));
   }
 
-  /** Entry point for every event the relays deliver (already signature-checked by the relay client). */
+  /**
+   * Entry point for every event the relays deliver (already signature-checked by the relay
+   * client). A request already being answered here (the same one from another relay) is left to
+   * that answer.
+   */
   receive(event: Event): void {
-    if (!this.#accepting) return;
-    this.#track(this.#process(event, { alreadyClaimed: false }));
+    if (!this.#accepting || this.#working.has(event.id)) return;
+    this.#working.add(event.id);
+    this.#track(this.#process(event, { alreadyClaimed: false }).finally(() => this.#working.delete(event.id)));
   }
 
   #track(work: Promise<void>): void {
@@ -448,36 +458,16 @@ export class NwcResponder {
       service.secret,
     );
     if (store === 'claimed') {
-      await this.#db
-        .updateTable('nwc_requests')
-        .set({ state: 'done', response_event: JSON.stringify(event), finished_at: new Date() })
-        .where('event_id', '=', request.id)
-        .execute();
+      await this.#records.complete(request.id, event);
     } else if (store) {
-      const recorded = await this.#db
-        .insertInto('nwc_requests')
-        .columns(['event_id', 'connection_pubkey', 'event', 'method', 'state', 'response_event', 'finished_at', 'claimed_by'])
-        .expression((eb) =>
-          this.#sameGrant(
-            eb
-              .selectFrom('connections')
-              .select((s) => [
-                s.val(request.id).as('event_id'),
-                'connections.pubkey',
-                s.val(JSON.stringify(request)).as('event'),
-                s.val(storableText(store.method).slice(0, 64)).as('method'),
-                s.val('done').as('state'),
-                s.val(JSON.stringify(event)).as('response_event'),
-                s.val(new Date()).as('finished_at'),
-                s.val(this.#instance).as('claimed_by'),
-              ]),
-            store.connection,
-            store.lastPass,
-          ),
-        )
-        .onConflict((oc) => oc.column('event_id').doNothing())
-        .returning('event_id')
-        .executeTakeFirst();
+      const recorded = await this.#records.recordAnswered({
+        request,
+        connectionPubkey: store.connection.pubkey,
+        grantCreatedAt: store.lastPass ? null : BigInt(store.connection.grant.createdAt),
+        method: storableText(store.method).slice(0, 64),
+        response: event,
+        instance: this.#instance,
+      });
       // Answered before (a repeat, or another instance just now): its stored answer is the one.
       if (!recorded) return (await this.#republishStored(request.id)) ? 'published' : 'stale';
     }

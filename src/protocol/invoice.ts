@@ -25,9 +25,30 @@ export interface DecodedInvoice {
   basicMpp: boolean;
 }
 
+/**
+ * Invoices decoded lately, by their lowercased text: a payment's invoice is decoded by the bridge,
+ * by the paying vault and by the network that routes it, and recovering the payee key from the
+ * signature is most of the cost. Decoding is a function of the text alone; only valid invoices of
+ * ordinary length are kept, a bounded number of them.
+ */
+const decoded = new Map<string, Readonly<DecodedInvoice>>();
+const DECODED_CAPACITY = 1_024;
+const DECODED_MAX_LENGTH = 4_096;
+
 /** Decodes and checks a BOLT 11 invoice (signature, hash). Never throws. */
 export function decodeInvoice(paymentRequest: string): Result<DecodedInvoice> {
   const lower = paymentRequest.trim().toLowerCase().replace(/^lightning:/, '');
+  const known = decoded.get(lower);
+  if (known) return ok(known);
+  const result = decodeText(lower);
+  if (result.ok && lower.length <= DECODED_MAX_LENGTH) {
+    if (decoded.size >= DECODED_CAPACITY) decoded.delete(decoded.keys().next().value!);
+    decoded.set(lower, Object.freeze(result.value));
+  }
+  return result;
+}
+
+function decodeText(lower: string): Result<DecodedInvoice> {
   // The human-readable part runs to the last '1'; its letters after "ln" name the network.
   const prefix = /^ln([a-z]+)/.exec(lower.slice(0, lower.lastIndexOf('1')))?.[1];
   const network = prefix === undefined ? undefined : PREFIX_NETWORK[prefix];

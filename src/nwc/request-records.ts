@@ -1,0 +1,74 @@
+import { sql } from 'kysely';
+import type { Event } from 'nostr-tools/pure';
+import type { Db } from '../db/database.ts';
+import { Batcher } from '../db/batcher.ts';
+
+/** A request answered before it was recorded (a read-only one), with what its row needs. */
+export interface AnsweredRequest {
+  request: Event;
+  connectionPubkey: string;
+  /** The grant the answer was made on (its created_at): the row is written only while the connection still holds it; null: whatever it holds. */
+  grantCreatedAt: bigint | null;
+  method: string;
+  response: Event;
+  instance: string;
+}
+
+/**
+ * Writes the rows of answered requests, many in one statement under load (`Batcher`): the
+ * claimed ones are completed with their answer, and read-only ones, answered first, are
+ * recorded done with it.
+ */
+export class RequestRecords {
+  readonly #completed: Batcher<{ requestId: string; response: string }, undefined>;
+  readonly #answered: Batcher<AnsweredRequest, boolean>;
+
+  constructor(db: Db) {
+    this.#completed = new Batcher(async (items) => {
+      await sql`
+        update nwc_requests
+        set state = 'done', response_event = answered.response, finished_at = now()
+        from unnest(${items.map((i) => i.requestId)}::text[], ${items.map((i) => i.response)}::jsonb[]) as answered (event_id, response)
+        where nwc_requests.event_id = answered.event_id
+      `.execute(db);
+      return items.map(() => undefined);
+    });
+    this.#answered = new Batcher(async (items) => {
+      const { rows } = await sql<{ event_id: string }>`
+        insert into nwc_requests (event_id, connection_pubkey, event, method, state, response_event, finished_at, claimed_by)
+        select answered.event_id, connections.pubkey, answered.event, answered.method, 'done', answered.response, now(), answered.instance
+        from unnest(
+          ${items.map((i) => i.request.id)}::text[],
+          ${items.map((i) => i.connectionPubkey)}::text[],
+          ${items.map((i) => i.grantCreatedAt)}::bigint[],
+          ${items.map((i) => JSON.stringify(i.request))}::jsonb[],
+          ${items.map((i) => i.method)}::text[],
+          ${items.map((i) => JSON.stringify(i.response))}::jsonb[],
+          ${items.map((i) => i.instance)}::text[]
+        ) as answered (event_id, connection_pubkey, grant_created_at, event, method, response, instance)
+        join connections on connections.pubkey = answered.connection_pubkey
+          and (answered.grant_created_at is null or connections.grant_created_at = answered.grant_created_at)
+        on conflict (event_id) do nothing
+        returning event_id
+      `.execute(db);
+      const recorded = new Set(rows.map((r) => r.event_id));
+      // A request twice in one batch (delivered by two relays at once) is recorded for the first only.
+      const seen = new Set<string>();
+      return items.map((i) => {
+        const first = recorded.has(i.request.id) && !seen.has(i.request.id);
+        seen.add(i.request.id);
+        return first;
+      });
+    });
+  }
+
+  /** Marks a claimed request done with its signed response; resolves once that is stored. */
+  complete(requestId: string, response: Event): Promise<undefined> {
+    return this.#completed.add({ requestId, response: JSON.stringify(response) });
+  }
+
+  /** Records a read-only request done with its answer; false when it was not (recorded before, or the connection's grant changed). */
+  recordAnswered(answered: AnsweredRequest): Promise<boolean> {
+    return this.#answered.add(answered);
+  }
+}
