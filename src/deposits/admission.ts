@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { compiledOnce } from '../db/compiled-once.ts';
 import type { SpendUsage } from '../protocol/grant.ts';
 import type { AllocationPolicy, DepositCandidate } from './allocation.ts';
 import { StaleConnection, type Connection } from './connections.ts';
@@ -6,7 +7,7 @@ import type { WalletContext } from './context.ts';
 import { candidateFrom, incomingOpenMsat } from './deposit-candidates.ts';
 import type { Trx } from './journal.ts';
 import { policyFrom } from './policy.ts';
-import { spendUsageFrom, spendUsageQuery } from './spending.ts';
+import { spendUsageFrom, spendUsageQuery, usageWindows, type UsageWindows } from './spending.ts';
 
 /**
  * Locks the connection's row for the admission of a payment: admissions of one connection
@@ -16,9 +17,14 @@ import { spendUsageFrom, spendUsageQuery } from './spending.ts';
  * Throws StaleConnection when the row holds another grant than the one the request was read with.
  */
 export async function lockConnection(trx: Trx, connection: Connection): Promise<void> {
-  const row = await trx.selectFrom('connections').select('grant_created_at').where('pubkey', '=', connection.pubkey).forNoKeyUpdate().executeTakeFirst();
+  const { rows } = await lockStatement(trx, { pubkey: connection.pubkey });
+  const row = rows[0];
   if (!row || row.grant_created_at !== BigInt(connection.grant.createdAt)) throw new StaleConnection(connection.pubkey);
 }
+
+const lockStatement = compiledOnce(['pubkey'], (db, a: { pubkey: string }) =>
+  db.selectFrom('connections').select('grant_created_at').where('pubkey', '=', a.pubkey).forNoKeyUpdate(),
+);
 
 /** What the admission of a payment decides on, read in one statement once the connection is locked. */
 export interface AdmissionState {
@@ -39,42 +45,13 @@ export interface AdmissionState {
  */
 export async function readAdmission(ctx: WalletContext, trx: Trx, connection: Connection, paymentHash: string | null): Promise<AdmissionState> {
   const now = ctx.now();
-  const rows = await trx
-    .selectFrom('users')
-    .innerJoin(spendUsageQuery(trx, connection, now, 'limited').as('usage'), (join) => join.onTrue())
-    .leftJoin('deposits', 'deposits.user_pubkey', 'users.pubkey')
-    .leftJoin('allocation_policies', 'allocation_policies.user_pubkey', 'users.pubkey')
-    .select((eb) => [
-      'users.locked',
-      'usage.used',
-      'usage.hour_payments',
-      'usage.hour_amount',
-      'deposits.id',
-      'deposits.operator_pubkey',
-      'deposits.confirmed_msat',
-      'deposits.reserved_msat',
-      incomingOpenMsat(eb, now).as('incoming_open_msat'),
-      'allocation_policies.max_share_ppm',
-      'allocation_policies.test_amount_msat',
-      'allocation_policies.trusted_score',
-      'allocation_policies.min_score',
-      'allocation_policies.exponent',
-      (paymentHash === null
-        ? sql<bigint | null>`null`
-        : eb
-            .selectFrom('transactions')
-            .select('transactions.id')
-            .where('transactions.user_pubkey', '=', connection.userPubkey)
-            .where('transactions.payment_hash', '=', paymentHash)
-            // Literals: the partial unique index of live attempts serves a generic plan too.
-            .where('transactions.type', '=', sql.lit('outgoing'))
-            .where('transactions.state', 'in', [sql.lit('pending' as const), sql.lit('settled' as const)])
-            .limit(1)
-      ).as('live_transaction_id'),
-    ])
-    .where('users.pubkey', '=', connection.userPubkey)
-    .orderBy('deposits.id')
-    .execute();
+  const { rows } = await admissionStatement(trx, {
+    userPubkey: connection.userPubkey,
+    connectionPubkey: connection.pubkey,
+    ...usageWindows(connection, now, 'limited'),
+    now: BigInt(now),
+    paymentHash,
+  });
   const first = rows[0];
   if (!first) throw new StaleConnection(connection.pubkey);
   const candidates: DepositCandidate[] = [];
@@ -91,3 +68,42 @@ export async function readAdmission(ctx: WalletContext, trx: Trx, connection: Co
     liveTransactionId: first.live_transaction_id,
   };
 }
+
+const admissionStatement = compiledOnce(
+  ['userPubkey', 'connectionPubkey', 'windowStart', 'hourStart', 'now', 'paymentHash'],
+  (db, a: { userPubkey: string; connectionPubkey: string; now: bigint; paymentHash: string | null } & UsageWindows) =>
+    db
+      .selectFrom('users')
+      .innerJoin(spendUsageQuery(db, a.connectionPubkey, a).as('usage'), (join) => join.onTrue())
+      .leftJoin('deposits', 'deposits.user_pubkey', 'users.pubkey')
+      .leftJoin('allocation_policies', 'allocation_policies.user_pubkey', 'users.pubkey')
+      .select((eb) => [
+        'users.locked',
+        'usage.used',
+        'usage.hour_payments',
+        'usage.hour_amount',
+        'deposits.id',
+        'deposits.operator_pubkey',
+        'deposits.confirmed_msat',
+        'deposits.reserved_msat',
+        incomingOpenMsat(eb, a.now).as('incoming_open_msat'),
+        'allocation_policies.max_share_ppm',
+        'allocation_policies.test_amount_msat',
+        'allocation_policies.trusted_score',
+        'allocation_policies.min_score',
+        'allocation_policies.exponent',
+        eb
+          .selectFrom('transactions')
+          .select('transactions.id')
+          .where('transactions.user_pubkey', '=', a.userPubkey)
+          // No hash known (a keysend or address without one yet): null matches nothing.
+          .where('transactions.payment_hash', '=', a.paymentHash)
+          // Literals: the partial unique index of live attempts serves a generic plan too.
+          .where('transactions.type', '=', sql.lit('outgoing'))
+          .where('transactions.state', 'in', [sql.lit('pending' as const), sql.lit('settled' as const)])
+          .limit(1)
+          .as('live_transaction_id'),
+      ])
+      .where('users.pubkey', '=', a.userPubkey)
+      .orderBy('deposits.id'),
+);

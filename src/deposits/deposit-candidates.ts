@@ -9,21 +9,21 @@ import type { Trx } from './journal.ts';
  * room. Type and state are SQL literals, not parameters, so that a prepared statement's generic
  * plan can use the partial index of open invoices (migration 0012).
  */
-export function incomingOpenMsat(eb: ExpressionBuilder<Database, 'deposits'>, nowSec: number) {
+export function incomingOpenMsat(eb: ExpressionBuilder<Database, 'deposits'>, nowSec: bigint) {
   return eb
     .selectFrom('transactions')
     .select(sql<bigint>`coalesce(sum(amount_msat), 0)::bigint`.as('open'))
     .whereRef('transactions.deposit_id', '=', 'deposits.id')
     .where('type', '=', sql.lit('incoming'))
     .where('state', '=', sql.lit('pending'))
-    .where('expires_at', '>', BigInt(nowSec));
+    .where('expires_at', '>', nowSec);
 }
 
 /** The user's deposits with what allocation needs: score, health, balances, room. */
 export async function depositCandidates(ctx: WalletContext, trx: Trx, userPubkey: string): Promise<DepositCandidate[]> {
   const rows = await trx
     .selectFrom('deposits')
-    .select((eb) => ['id', 'operator_pubkey', 'confirmed_msat', 'reserved_msat', incomingOpenMsat(eb, ctx.now()).as('incoming_open_msat')])
+    .select((eb) => ['id', 'operator_pubkey', 'confirmed_msat', 'reserved_msat', incomingOpenMsat(eb, BigInt(ctx.now())).as('incoming_open_msat')])
     .where('user_pubkey', '=', userPubkey)
     .orderBy('id')
     .execute();

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { compiledOnce } from '../db/compiled-once.ts';
 import type { TransactionRow } from '../db/schema.ts';
 import type { Msat } from '../protocol/amounts.ts';
 import { decodeInvoice } from '../protocol/invoice.ts';
@@ -202,54 +203,77 @@ function depositAt(ctx: WalletContext, operatorPubkey: string, remoteDepositId: 
  * nothing was changed: no such invoice here, or it is settled already.
  */
 async function creditSettledInvoice(ctx: WalletContext, operatorPubkey: string, settled: SettledInvoice, update: BalanceUpdate): Promise<{ queued: number; zap: boolean } | undefined> {
-  const amount = settled.amountMsat;
-  const row = await ctx.db
-    .with('settled', (db) =>
-      db
-        .updateTable('transactions')
-        .from('deposits')
-        .set({ state: 'settled', preimage: settled.preimage, amount_msat: amount, settled_at: settled.settledAt, updated_at: new Date() })
-        .whereRef('transactions.deposit_id', '=', 'deposits.id')
-        .where('deposits.operator_pubkey', '=', operatorPubkey)
-        .where('deposits.remote_deposit_id', '=', settled.remoteDepositId)
-        // A literal, so that a generic plan uses the partial unique index of invoices.
-        .where('transactions.type', '=', sql.lit('incoming'))
-        .where('transactions.payment_hash', '=', settled.paymentHash)
-        .where('transactions.state', '!=', 'settled')
-        .returning(['transactions.id', 'transactions.deposit_id', 'transactions.user_pubkey', 'transactions.metadata']),
-    )
-    .with('credited', (db) =>
-      db
-        .updateTable('deposits')
-        .from('settled')
-        .set((eb) => ({ confirmed_msat: eb('deposits.confirmed_msat', '+', amount), ...journalEntry('credit', eb.ref('settled.id')), updated_at: new Date(), ...newestBalanceSet(eb, update) }))
-        .whereRef('deposits.id', '=', 'settled.deposit_id')
-        .returning('deposits.id'),
-    )
-    .with('queued', (db) =>
-      db
-        .insertInto('notifications')
-        .columns(['connection_pubkey', 'transaction_id', 'type'])
-        .expression((eb) =>
-          eb
-            .selectFrom('connections')
-            .innerJoin('settled', 'settled.user_pubkey', 'connections.user_pubkey')
-            .select((s) => ['connections.pubkey', 'settled.id', s.val('payment_received').as('type')])
-            .where(notifiedConnections)
-            // Money moved between the user's own deposits is not a payment received.
-            .where((s) => s.not(s.exists(s.selectFrom('transfers').select('transfers.id').whereRef('transfers.incoming_transaction_id', '=', 'settled.id')))),
-        )
-        .onConflict((oc) => oc.constraint('notifications_once').doNothing())
-        .returning('notifications.id'),
-    )
-    .selectFrom('settled')
-    .select(['settled.metadata'])
-    .select((eb) => eb.selectFrom('queued').select(eb.fn.countAll<bigint>().as('n')).as('queued'))
-    .executeTakeFirst();
+  const { rows } = await creditStatement(ctx.db, {
+    operatorPubkey,
+    remoteDepositId: settled.remoteDepositId,
+    paymentHash: settled.paymentHash,
+    preimage: settled.preimage,
+    amount: settled.amountMsat,
+    settledAt: BigInt(settled.settledAt),
+    now: new Date(),
+    balanceSeq: update.seq,
+    balanceMsat: update.balance_msat,
+  });
+  const row = rows[0];
   if (!row) return undefined;
   const metadata = row.metadata;
   return { queued: Number(row.queued ?? 0n), zap: metadata !== null && ('nostr' in metadata || 'nostr_zap' in metadata) };
 }
+
+const creditStatement = compiledOnce(
+  ['operatorPubkey', 'remoteDepositId', 'paymentHash', 'preimage', 'amount', 'settledAt', 'now', 'balanceSeq', 'balanceMsat'],
+  (
+    db,
+    a: { operatorPubkey: string; remoteDepositId: string; paymentHash: string; preimage: string; amount: bigint; settledAt: bigint; now: Date; balanceSeq: number; balanceMsat: bigint },
+  ) =>
+    db
+      .with('settled', (qb) =>
+        qb
+          .updateTable('transactions')
+          .from('deposits')
+          .set({ state: 'settled', preimage: a.preimage, amount_msat: a.amount, settled_at: a.settledAt, updated_at: a.now })
+          .whereRef('transactions.deposit_id', '=', 'deposits.id')
+          .where('deposits.operator_pubkey', '=', a.operatorPubkey)
+          .where('deposits.remote_deposit_id', '=', a.remoteDepositId)
+          // A literal, so that a generic plan uses the partial unique index of invoices.
+          .where('transactions.type', '=', sql.lit('incoming'))
+          .where('transactions.payment_hash', '=', a.paymentHash)
+          .where('transactions.state', '!=', 'settled')
+          .returning(['transactions.id', 'transactions.deposit_id', 'transactions.user_pubkey', 'transactions.metadata']),
+      )
+      .with('credited', (qb) =>
+        qb
+          .updateTable('deposits')
+          .from('settled')
+          .set((eb) => ({
+            confirmed_msat: eb('deposits.confirmed_msat', '+', a.amount),
+            ...journalEntry('credit', eb.ref('settled.id')),
+            updated_at: a.now,
+            ...newestBalanceSet(eb, a.balanceSeq, a.balanceMsat),
+          }))
+          .whereRef('deposits.id', '=', 'settled.deposit_id')
+          .returning('deposits.id'),
+      )
+      .with('queued', (qb) =>
+        qb
+          .insertInto('notifications')
+          .columns(['connection_pubkey', 'transaction_id', 'type'])
+          .expression((eb) =>
+            eb
+              .selectFrom('connections')
+              .innerJoin('settled', 'settled.user_pubkey', 'connections.user_pubkey')
+              .select((s) => ['connections.pubkey', 'settled.id', s.val('payment_received').as('type')])
+              .where(notifiedConnections)
+              // Money moved between the user's own deposits is not a payment received.
+              .where((s) => s.not(s.exists(s.selectFrom('transfers').select('transfers.id').whereRef('transfers.incoming_transaction_id', '=', 'settled.id')))),
+          )
+          .onConflict((oc) => oc.constraint('notifications_once').doNothing())
+          .returning('notifications.id'),
+      )
+      .selectFrom('settled')
+      .select(['settled.metadata'])
+      .select((eb) => eb.selectFrom('queued').select(eb.fn.countAll<bigint>().as('n')).as('queued')),
+);
 
 /** A settlement without a balance both channel peers signed for the deposit: recorded as paid but not credited, once, as an integrity incident. */
 async function markUncredited(ctx: WalletContext, operatorPubkey: string, settled: SettledInvoice): Promise<false> {

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { compiledOnce } from '../db/compiled-once.ts';
 import type { Event } from 'nostr-tools/pure';
 import type { TransactionRow } from '../db/schema.ts';
 import { feeLimitFor, type Msat } from '../protocol/amounts.ts';
@@ -200,25 +201,18 @@ async function admit(ctx: WalletContext, req: PaymentRequest, target: PayTarget,
             user_pubkey: req.connection.userPubkey,
             deposit_id: candidate.depositId,
             connection_pubkey: req.connection.pubkey,
-            type: 'outgoing',
-            state: 'pending',
-            step: 'sent',
             // Until the vault says, a payment whose hash is not known yet is named by its request id.
             payment_hash: target.paymentHash ?? req.request.id,
             invoice: target.invoice,
             description: target.description,
             description_hash: target.descriptionHash,
-            preimage: null,
             amount_msat: amount,
-            fee_msat: 0n,
             fee_reserve_msat: maxFee,
             request_event_id: req.request.id,
             idempotency_key: req.request.id,
-            failure_reason: null,
             metadata: JSON.stringify(target.metadata),
-            created_at: now,
-            expires_at: target.expiresAt,
-            settled_at: null,
+            created_at: BigInt(now),
+            expires_at: target.expiresAt === null ? null : BigInt(target.expiresAt),
           },
           need,
         );
@@ -460,66 +454,84 @@ function outcomeOf(tx: TransactionRow): PaymentOutcome {
  * the vault reports a fee above the limit, which `settleAboveFeeLimit` then judges.
  */
 async function settleWithinFeeLimit(ctx: WalletContext, operatorPubkey: string, txId: bigint, payment: VaultPayment, preimage: string): Promise<Settled | undefined> {
-  const fee = payment.fee_msat;
   const update = verifiedBalanceUpdate(ctx, operatorPubkey, payment.balance_update);
-  const row = await ctx.db
-    .with('settled', (db) =>
-      db
-        .updateTable('transactions')
-        .set((eb) => ({
-          state: 'settled',
-          step: 'final',
-          preimage,
-          fee_msat: fee,
-          settled_at: payment.settled_at ?? ctx.now(),
-          // A keysend without the app's preimage, or a lightning address: now the hash (and invoice) are known.
-          payment_hash: payment.payment_hash,
-          invoice: eb.case().when('invoice', '=', '').then(eb.val(payment.invoice ?? '')).else(eb.ref('invoice')).end(),
-          updated_at: new Date(),
-        }))
-        .where('id', '=', txId)
-        .where('state', '=', 'pending')
-        .where('fee_reserve_msat', '>=', fee)
-        .returningAll(),
-    )
-    .with('debited', (db) =>
-      db
-        .updateTable('deposits')
-        .from('settled')
-        .set((eb) => ({
-          confirmed_msat: eb('deposits.confirmed_msat', '-', eb.parens('settled.amount_msat', '+', fee)),
-          reserved_msat: eb('deposits.reserved_msat', '-', eb.parens('settled.amount_msat', '+', eb.ref('settled.fee_reserve_msat'))),
-          ...journalEntry('debit', eb.ref('settled.id')),
-          updated_at: new Date(),
-          ...(update ? newestBalanceSet(eb, update) : {}),
-        }))
-        .whereRef('deposits.id', '=', 'settled.deposit_id')
-        .returning('deposits.id'),
-    )
-    .with('queued', (db) =>
-      db
-        .insertInto('notifications')
-        .columns(['connection_pubkey', 'transaction_id', 'type'])
-        .expression((eb) =>
-          eb
-            .selectFrom('connections')
-            .innerJoin('settled', 'settled.user_pubkey', 'connections.user_pubkey')
-            .select((s) => ['connections.pubkey', 'settled.id', s.val('payment_sent').as('type')])
-            .where(notifiedConnections)
-            // A transfer between the user's own deposits is no payment an app made.
-            .where(sql<boolean>`not coalesce(settled.metadata ? 'transfer', false)`),
-        )
-        .onConflict((oc) => oc.constraint('notifications_once').doNothing())
-        .returning('notifications.id'),
-    )
-    .selectFrom('settled')
-    .selectAll('settled')
-    .select((eb) => eb.selectFrom('queued').select(eb.fn.countAll<bigint>().as('n')).as('queued'))
-    .executeTakeFirst();
+  const { rows } = await settleStatement(ctx.db, {
+    txId,
+    fee: payment.fee_msat,
+    preimage,
+    settledAt: BigInt(payment.settled_at ?? ctx.now()),
+    paymentHash: payment.payment_hash,
+    invoice: payment.invoice ?? '',
+    now: new Date(),
+    balanceSeq: update?.seq ?? null,
+    balanceMsat: update?.balance_msat ?? null,
+  });
+  const row = rows[0];
   if (!row) return undefined;
   const { queued, ...tx } = row;
   return { tx, violation: null, queued: Number(queued ?? 0n) };
 }
+
+const settleStatement = compiledOnce(
+  ['txId', 'fee', 'preimage', 'settledAt', 'paymentHash', 'invoice', 'now', 'balanceSeq', 'balanceMsat'],
+  (
+    db,
+    a: { txId: bigint; fee: bigint; preimage: string; settledAt: bigint; paymentHash: string; invoice: string; now: Date; balanceSeq: number | null; balanceMsat: bigint | null },
+  ) =>
+    db
+      .with('settled', (qb) =>
+        qb
+          .updateTable('transactions')
+          .set((eb) => ({
+            state: 'settled',
+            step: 'final',
+            preimage: a.preimage,
+            fee_msat: a.fee,
+            settled_at: a.settledAt,
+            // A keysend without the app's preimage, or a lightning address: now the hash (and invoice) are known.
+            payment_hash: a.paymentHash,
+            invoice: eb.case().when('invoice', '=', '').then(eb.val(a.invoice)).else(eb.ref('invoice')).end(),
+            updated_at: a.now,
+          }))
+          .where('id', '=', a.txId)
+          .where('state', '=', 'pending')
+          .where('fee_reserve_msat', '>=', a.fee)
+          .returningAll(),
+      )
+      .with('debited', (qb) =>
+        qb
+          .updateTable('deposits')
+          .from('settled')
+          .set((eb) => ({
+            confirmed_msat: eb('deposits.confirmed_msat', '-', eb.parens('settled.amount_msat', '+', a.fee)),
+            reserved_msat: eb('deposits.reserved_msat', '-', eb.parens('settled.amount_msat', '+', eb.ref('settled.fee_reserve_msat'))),
+            ...journalEntry('debit', eb.ref('settled.id')),
+            updated_at: a.now,
+            ...newestBalanceSet(eb, a.balanceSeq, a.balanceMsat),
+          }))
+          .whereRef('deposits.id', '=', 'settled.deposit_id')
+          .returning('deposits.id'),
+      )
+      .with('queued', (qb) =>
+        qb
+          .insertInto('notifications')
+          .columns(['connection_pubkey', 'transaction_id', 'type'])
+          .expression((eb) =>
+            eb
+              .selectFrom('connections')
+              .innerJoin('settled', 'settled.user_pubkey', 'connections.user_pubkey')
+              .select((s) => ['connections.pubkey', 'settled.id', s.val('payment_sent').as('type')])
+              .where(notifiedConnections)
+              // A transfer between the user's own deposits is no payment an app made.
+              .where(sql<boolean>`not coalesce(settled.metadata ? 'transfer', false)`),
+          )
+          .onConflict((oc) => oc.constraint('notifications_once').doNothing())
+          .returning('notifications.id'),
+      )
+      .selectFrom('settled')
+      .selectAll('settled')
+      .select((eb) => eb.selectFrom('queued').select(eb.fn.countAll<bigint>().as('n')).as('queued')),
+);
 
 /**
  * A fee above the limit the vault was given is charged only as far as a balance signed by both

@@ -5,33 +5,46 @@ import { budgetWindowStart, VELOCITY_WINDOW_SECONDS, type SpendUsage } from '../
 import type { Connection } from './connections.ts';
 import type { Trx } from './journal.ts';
 
+/** Where the spending a connection is held to starts: its budget window, and the last hour (null: not counted). */
+export interface UsageWindows {
+  windowStart: bigint | null;
+  hourStart: bigint | null;
+}
+
 /**
- * What a connection has committed, as the grant's limits count it: in the current budget
- * window, settled payments with their fee and pending ones with their fee reserve; in the last
- * hour, the number and amounts of settled and pending payments. One row; `spendUsageFrom` reads
- * it. With `only: 'limited'` (admission) just what the grant limits is summed, zeros otherwise,
- * so a connection without a budget or velocity limit reads no history at all; without a budget
- * the budget use is zero either way.
+ * The windows of a connection's spending at `nowSec`. With `only: 'limited'` (admission), just
+ * the ones its grant limits, so a connection without a budget or velocity limit reads no
+ * history at all; without a budget, the budget use is not counted either way.
  */
-export function spendUsageQuery(db: QueryCreator<Database>, connection: Connection, nowSec: number, only: 'limited' | 'all' = 'all') {
+export function usageWindows(connection: Connection, nowSec: number, only: 'limited' | 'all' = 'all'): UsageWindows {
   const { budget, velocity } = connection.grant;
-  const windowStart = budget ? budgetWindowStart(connection.grant, nowSec) : null;
-  const hourStart = velocity || only === 'all' ? nowSec - VELOCITY_WINDOW_SECONDS : null;
-  const from = Math.min(windowStart ?? Infinity, hourStart ?? Infinity);
-  // Aggregates over nothing (no limit to count against) still give their one row of zeros.
-  const since = (start: number | null) => (start === null ? sql<boolean>`false` : sql<boolean>`created_at >= ${BigInt(start)}`);
+  return {
+    windowStart: budget ? BigInt(budgetWindowStart(connection.grant, nowSec)) : null,
+    hourStart: velocity || only === 'all' ? BigInt(nowSec - VELOCITY_WINDOW_SECONDS) : null,
+  };
+}
+
+/**
+ * What a connection has committed, as the grant's limits count it: in the budget window,
+ * settled payments with their fee and pending ones with their fee reserve; in the last hour,
+ * the number and amounts of settled and pending payments; zeros for a window not counted. One
+ * row; `spendUsageFrom` reads it. The statement is the same whatever the windows.
+ */
+export function spendUsageQuery(db: QueryCreator<Database>, connectionPubkey: string, windows: UsageWindows) {
+  const { windowStart, hourStart } = windows;
   return db
     .selectFrom('transactions')
     .select([
-      sql<bigint>`coalesce(sum(amount_msat + case when state = 'settled' then fee_msat else fee_reserve_msat end) filter (where ${since(windowStart)}), 0)::bigint`.as('used'),
-      sql<bigint>`count(*) filter (where ${since(hourStart)})`.as('hour_payments'),
-      sql<bigint>`coalesce(sum(amount_msat) filter (where ${since(hourStart)}), 0)::bigint`.as('hour_amount'),
+      sql<bigint>`coalesce(sum(amount_msat + case when state = 'settled' then fee_msat else fee_reserve_msat end) filter (where created_at >= ${windowStart}), 0)::bigint`.as('used'),
+      sql<bigint>`count(*) filter (where created_at >= ${hourStart})`.as('hour_payments'),
+      sql<bigint>`coalesce(sum(amount_msat) filter (where created_at >= ${hourStart}), 0)::bigint`.as('hour_amount'),
     ])
-    .where('connection_pubkey', '=', connection.pubkey)
+    .where('connection_pubkey', '=', connectionPubkey)
     // Literals, not parameters: a prepared statement's generic plan then uses the partial index of outgoing payments.
     .where('type', '=', sql.lit('outgoing'))
     .where('state', 'in', [sql.lit('pending' as const), sql.lit('settled' as const)])
-    .where(Number.isFinite(from) ? since(from) : sql<boolean>`false`);
+    // Neither window counted: least() is null, and no row is read.
+    .where(sql<boolean>`created_at >= least(${windowStart}::bigint, ${hourStart}::bigint)`);
 }
 
 export function spendUsageFrom(row: { used: bigint; hour_payments: bigint; hour_amount: bigint }): SpendUsage {
@@ -39,7 +52,7 @@ export function spendUsageFrom(row: { used: bigint; hour_payments: bigint; hour_
 }
 
 export async function spendUsage(trx: Trx, connection: Connection, nowSec: number): Promise<SpendUsage> {
-  return spendUsageFrom(await spendUsageQuery(trx, connection, nowSec).executeTakeFirstOrThrow());
+  return spendUsageFrom(await spendUsageQuery(trx, connection.pubkey, usageWindows(connection, nowSec)).executeTakeFirstOrThrow());
 }
 
 export interface BudgetStatus {

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { Batcher } from '../db/batcher.ts';
+import { compiledOnce } from '../db/compiled-once.ts';
 import type { Db } from '../db/database.ts';
 import type { TransactionRow, TransactionType } from '../db/schema.ts';
 import type { Msat } from '../protocol/amounts.ts';
@@ -20,12 +21,7 @@ export function availableBalance(ctx: WalletContext, userPubkey: string): Promis
   if (!reader) {
     const db = ctx.db;
     reader = new Batcher(async (users) => {
-      const rows = await db
-        .selectFrom('deposits')
-        .select(['user_pubkey', sql<bigint>`sum(confirmed_msat - reserved_msat)::bigint`.as('available')])
-        .where(sql<boolean>`user_pubkey = any(${[...users]}::text[])`)
-        .groupBy('user_pubkey')
-        .execute();
+      const { rows } = await balancesStatement(db, { users: [...users] });
       const available = new Map(rows.map((r) => [r.user_pubkey, r.available]));
       return users.map((user) => available.get(user) ?? 0n);
     });
@@ -33,6 +29,14 @@ export function availableBalance(ctx: WalletContext, userPubkey: string): Promis
   }
   return reader.add(userPubkey);
 }
+
+const balancesStatement = compiledOnce(['users'], (db, a: { users: string[] }) =>
+  db
+    .selectFrom('deposits')
+    .select(['user_pubkey', sql<bigint>`sum(confirmed_msat - reserved_msat)::bigint`.as('available')])
+    .where(sql<boolean>`user_pubkey = any(${a.users}::text[])`)
+    .groupBy('user_pubkey'),
+);
 
 /**
  * One of the user's transactions by payment hash or invoice; a pending one is first refreshed

@@ -21,12 +21,16 @@ export function verifiedBalanceUpdate(ctx: WalletContext, operatorPubkey: string
   return update;
 }
 
-/** SET values of a deposits UPDATE that keep `update` as its newest signed balance, unless a newer one is stored. */
-export function newestBalanceSet(eb: ExpressionBuilder<Database, 'deposits'>, update: BalanceUpdate) {
-  const newer = eb.or([eb('deposits.vault_balance_seq', 'is', null), eb('deposits.vault_balance_seq', '<', update.seq)]);
+/**
+ * SET values of a deposits UPDATE that keep a balance update (its seq and balance) as the newest
+ * signed balance, unless a newer one is stored; with a null seq they keep what is stored.
+ */
+export function newestBalanceSet(eb: ExpressionBuilder<Database, 'deposits'>, seq: number | null, balanceMsat: bigint | null) {
+  const updateSeq = eb.cast<number>(eb.val(seq), 'integer');
+  const newer = eb.and([eb(updateSeq, 'is not', null), eb.or([eb('deposits.vault_balance_seq', 'is', null), eb('deposits.vault_balance_seq', '<', updateSeq)])]);
   return {
-    vault_balance_msat: eb.case().when(newer).then(eb.val(update.balance_msat)).else(eb.ref('deposits.vault_balance_msat')).end(),
-    vault_balance_seq: eb.case().when(newer).then(eb.val(update.seq)).else(eb.ref('deposits.vault_balance_seq')).end(),
+    vault_balance_msat: eb.case().when(newer).then(eb.cast<bigint>(eb.val(balanceMsat), 'bigint')).else(eb.ref('deposits.vault_balance_msat')).end(),
+    vault_balance_seq: eb.case().when(newer).then(updateSeq).else(eb.ref('deposits.vault_balance_seq')).end(),
   };
 }
 

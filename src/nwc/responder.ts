@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Event } from 'nostr-tools/pure';
-import type { SelectQueryBuilder } from 'kysely';
+import { compiledOnce } from '../db/compiled-once.ts';
 import type { Db } from '../db/database.ts';
-import type { Database } from '../db/schema.ts';
 import { recordAudit } from '../deposits/audit.ts';
 import { requireGrantedMethod, StaleConnection, type Connection } from '../deposits/connections.ts';
 import { BridgeStopping, type WalletContext } from '../deposits/context.ts';
@@ -329,39 +328,17 @@ export class NwcResponder {
    * there is one; `stale`: the connection changed.
    */
   async #claim(event: Event, connection: Connection, storable: boolean, read: RequestRead | undefined, lastPass: boolean): Promise<'claimed' | 'seen' | 'stale'> {
-    const claimed = await this.#db
-      .insertInto('nwc_requests')
-      .columns(['event_id', 'connection_pubkey', 'event', 'method', 'state', 'response_event', 'finished_at', 'claimed_by', 'lease_until'])
-      .expression((eb) =>
-        this.#sameGrant(
-          eb
-            .selectFrom('connections')
-            .select((s) => [
-              s.val(event.id).as('event_id'),
-              'connections.pubkey',
-              s.val(JSON.stringify(storable ? event : { ...event, content: storableText(event.content), tags: event.tags.map((t) => t.map(storableText)) })).as('event'),
-              s.val(read && 'body' in read ? storableText(read.body.method).slice(0, 64) : null).as('method'),
-              s.val('processing').as('state'),
-              s.val(null).as('response_event'),
-              s.val(null).as('finished_at'),
-              s.val(this.#instance).as('claimed_by'),
-              s.val(this.#leaseUntil()).as('lease_until'),
-            ]),
-          connection,
-          lastPass,
-        ),
-      )
-      .onConflict((oc) => oc.column('event_id').doNothing())
-      .returning('event_id')
-      .executeTakeFirst();
-    if (claimed) return 'claimed';
+    const { rows } = await claimStatement(this.#db, {
+      eventId: event.id,
+      connectionPubkey: connection.pubkey,
+      grantCreatedAt: lastPass ? null : BigInt(connection.grant.createdAt),
+      event: JSON.stringify(storable ? event : { ...event, content: storableText(event.content), tags: event.tags.map((t) => t.map(storableText)) }),
+      method: read && 'body' in read ? storableText(read.body.method).slice(0, 64) : null,
+      instance: this.#instance,
+      leaseUntil: this.#leaseUntil(),
+    });
+    if (rows.length > 0) return 'claimed';
     return (await this.#republishStored(event.id)) ? 'seen' : 'stale';
-  }
-
-  /** The connection's row, as a query source, while it holds the grant the request was read with (any grant on the last pass). */
-  #sameGrant<Q extends SelectQueryBuilder<Database, 'connections', object>>(query: Q, connection: Connection, lastPass: boolean): Q {
-    const row = query.where('connections.pubkey', '=', connection.pubkey);
-    return (lastPass ? row : row.where('connections.grant_created_at', '=', BigInt(connection.grant.createdAt))) as Q;
   }
 
   /** Republishes the stored answer of a request seen before; false when the request was never recorded. */
@@ -530,6 +507,37 @@ export class NwcResponder {
       .execute();
   }
 }
+
+/**
+ * A request's claim: its row inserted, processing under this instance's lease, while its
+ * connection's row holds the grant it was read with (any grant when `grantCreatedAt` is null).
+ */
+const claimStatement = compiledOnce(
+  ['eventId', 'connectionPubkey', 'grantCreatedAt', 'event', 'method', 'instance', 'leaseUntil'],
+  (db, a: { eventId: string; connectionPubkey: string; grantCreatedAt: bigint | null; event: string; method: string | null; instance: string; leaseUntil: Date }) =>
+    db
+      .insertInto('nwc_requests')
+      .columns(['event_id', 'connection_pubkey', 'event', 'method', 'state', 'response_event', 'finished_at', 'claimed_by', 'lease_until'])
+      .expression((eb) =>
+        eb
+          .selectFrom('connections')
+          .select((s) => [
+            s.val(a.eventId).as('event_id'),
+            'connections.pubkey',
+            s.val(a.event).as('event'),
+            s.val(a.method).as('method'),
+            s.val('processing').as('state'),
+            s.val(null).as('response_event'),
+            s.val(null).as('finished_at'),
+            s.val(a.instance).as('claimed_by'),
+            s.val(a.leaseUntil).as('lease_until'),
+          ])
+          .where('connections.pubkey', '=', a.connectionPubkey)
+          .where((w) => w.or([w(w.cast(w.val(a.grantCreatedAt), 'bigint'), 'is', null), w('connections.grant_created_at', '=', a.grantCreatedAt)])),
+      )
+      .onConflict((oc) => oc.column('event_id').doNothing())
+      .returning('event_id'),
+);
 
 function errorResponse(resultType: string, code: Nip47ErrorCode, message: string): Nip47Response {
   return { result_type: resultType, result: null, error: { code, message } };

@@ -221,6 +221,41 @@ describe.each(BACKENDS)('finalizing money movements (%s)', (backend) => {
       expect(await stateOf(p.tx.id)).toMatchObject({ state: 'pending', step: 'sent' });
     });
 
+    it('keeps the newest balance both peers signed: a newer one replaces it, an older or forged one does not', async () => {
+      const p = await paymentInFlight();
+      const signedBalance = async () =>
+        db.selectFrom('deposits').select(['vault_balance_msat', 'vault_balance_seq']).where('id', '=', p.id).executeTakeFirstOrThrow();
+      const newer = signBalance(p.remoteId, 39_960n, 1_000_000);
+      await applyPaymentState(ctx, operator, p.tx.id, vaultPayment({ fee_msat: 40n, balance_update: newer }));
+      expect(await signedBalance()).toEqual({ vault_balance_msat: 39_960n, vault_balance_seq: 1_000_000 });
+
+      const second = await paymentInFlight();
+      const older = signBalance(second.remoteId, 1n, 1);
+      await applyPaymentState(ctx, operator, second.tx.id, vaultPayment({ balance_update: signBalance(second.remoteId, 7n, 500) }));
+      const olderPayment = await db
+        .insertInto('transactions')
+        .values(transactionRow(second.user, second.id, { type: 'outgoing', state: 'pending', step: 'sent', amount_msat: 1n, fee_reserve_msat: 0n, created_at: NOW - 1 }))
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await changeDepositMoney(db, { depositId: second.id, transactionId: olderPayment.id, kind: 'reserve', confirmedDeltaMsat: 0n, reservedDeltaMsat: 1n });
+      await applyPaymentState(ctx, operator, olderPayment.id, vaultPayment({ balance_update: older }));
+      const forged = { ...signBalance(second.remoteId, 9n, 900), peer_sig: older.peer_sig };
+      const forgedPayment = await db
+        .insertInto('transactions')
+        .values(transactionRow(second.user, second.id, { type: 'outgoing', state: 'pending', step: 'sent', amount_msat: 1n, fee_reserve_msat: 0n, created_at: NOW - 1 }))
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await changeDepositMoney(db, { depositId: second.id, transactionId: forgedPayment.id, kind: 'reserve', confirmedDeltaMsat: 0n, reservedDeltaMsat: 1n });
+      await applyPaymentState(ctx, operator, forgedPayment.id, vaultPayment({ balance_update: forged }));
+      expect(await db.selectFrom('deposits').select(['vault_balance_msat', 'vault_balance_seq']).where('id', '=', second.id).executeTakeFirstOrThrow()).toEqual({
+        vault_balance_msat: 7n,
+        vault_balance_seq: 500,
+      });
+      // Both payments settled all the same: the balance update is evidence, not the condition of a debit.
+      expect((await stateOf(olderPayment.id)).state).toBe('settled');
+      expect((await stateOf(forgedPayment.id)).state).toBe('settled');
+    });
+
     it('finalizes once when reports race: the money is either debited or released, never both', async () => {
       for (let round = 0; round < 5; round++) {
         const p = await paymentInFlight();

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { Db } from '../../src/db/database.ts';
 import type { Connection } from '../../src/deposits/connections.ts';
-import { spendUsage, spendUsageFrom, spendUsageQuery } from '../../src/deposits/spending.ts';
+import { spendUsage, spendUsageFrom, spendUsageQuery, usageWindows } from '../../src/deposits/spending.ts';
 import { budgetWindow } from '../../src/protocol/budget.ts';
 import type { Grant, SpendUsage } from '../../src/protocol/grant.ts';
 import { BACKENDS, openTestDatabase } from '../helpers/database.ts';
@@ -102,7 +102,7 @@ describe.each(BACKENDS)('spending a connection has committed (%s)', (backend) =>
         }
         const connection = { pubkey: mine, grant: limits } as unknown as Connection;
         expect(await spendUsage(db, connection, NOW)).toEqual(expected(rows, limits, 'all'));
-        expect(spendUsageFrom(await spendUsageQuery(db, connection, NOW, 'limited').executeTakeFirstOrThrow())).toEqual(expected(rows, limits, 'limited'));
+        expect(spendUsageFrom(await spendUsageQuery(db, connection.pubkey, usageWindows(connection, NOW, 'limited')).executeTakeFirstOrThrow())).toEqual(expected(rows, limits, 'limited'));
       }),
       { numRuns: 15 },
     );
