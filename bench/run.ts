@@ -17,7 +17,7 @@ import { registerConnection, insertConnections, type Registered } from './lib/co
 import { measureCryptoLimit, type CryptoLimit } from './lib/crypto-limit.ts';
 import { cpuMs, ownStats, Part, type ProcessStats } from './lib/ipc.ts';
 import { closedLoop, LoadClient, openLoop, percentile, type LoadResult } from './lib/loadgen.ts';
-import { createBenchDatabase, dropBenchDatabase, postgresReachable, serverCpuMs } from './lib/pg.ts';
+import { analyzeBenchDatabase, createBenchDatabase, dropBenchDatabase, postgresReachable, serverCpuMs } from './lib/pg.ts';
 import { printReport, ratios, type Results } from './report.ts';
 import type { InsideTiming } from './procs/bridge.ts';
 
@@ -96,7 +96,7 @@ async function driveGetBalance(section: string, clients: LoadClient[], service: 
   await closedLoop(clients, CONFIG.warmupMs, () => GET_BALANCE);
   const [s0, r0, d0] = await Promise.all([service.stats(), relay.stats(), databaseUrl ? serverCpuMs(databaseUrl) : null]);
   const l0 = ownStats();
-  const result = await profiled(section, [service], () => closedLoop(clients, CONFIG.measureMs, () => GET_BALANCE));
+  const result = await profiled(section, [service, relay], () => closedLoop(clients, CONFIG.measureMs, () => GET_BALANCE));
   const l1 = ownStats();
   const [s1, r1, d1] = await Promise.all([service.stats(), relay.stats(), databaseUrl ? serverCpuMs(databaseUrl) : null]);
   return { ...figures(clients.length, result, s0, s1, r0, r1, l0, l1), databaseCpuMsPerRequest: perRequest(d0, d1, result.ok) };
@@ -194,6 +194,7 @@ async function bridgeGetBalanceSection(backend: 'postgres' | 'pglite', relay: { 
       const registered = await registerMany(bridge.url, CONFIG.clients);
       const clients = registered.map((r) => new LoadClient(relay.url, r.walletPubkey, r.secret));
       await connectAll(clients);
+      if (databaseUrl) await analyzeBenchDatabase(databaseUrl);
       try {
         return await driveGetBalance(`bridge-${backend}`, clients, bridge.part, relay.part, databaseUrl);
       } finally {
@@ -283,12 +284,13 @@ async function paySection(relay: { part: Part; url: string }, vaults: Part, vaul
         const pilotRate = pilot.ok / (pilot.wallMs / 1000);
         const wanted = Math.min(CONFIG.maxPayments, Math.ceil(pilotRate * 1.5 * (CONFIG.payMs / 1000)) + payers.length);
         await makeInvoices(payees, nextInvoice + wanted, invoices);
+        await analyzeBenchDatabase(databaseUrl);
 
         // Highest rate: every payer keeps one payment in flight.
         const [b0, r0, v0, d0] = await Promise.all([bridge.part.stats(), relay.part.stats(), vaults.stats(), serverCpuMs(databaseUrl)]);
         const l0 = ownStats();
         // Ends when the time is up or the stock of invoices runs out, whichever is first.
-        const max = await profiled('payInvoice', [bridge.part, vaults], () => closedLoop(payers, CONFIG.payMs, () => pay()));
+        const max = await profiled('payInvoice', [bridge.part, vaults, relay.part], () => closedLoop(payers, CONFIG.payMs, () => pay()));
         const l1 = ownStats();
         const [b1, r1, v1, d1] = await Promise.all([bridge.part.stats(), relay.part.stats(), vaults.stats(), serverCpuMs(databaseUrl)]);
         const base = { ...figures(payers.length, max, b0, b1, r0, r1, l0, l1), databaseCpuMsPerRequest: perRequest(d0, d1, max.ok) };

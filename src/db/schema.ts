@@ -83,6 +83,8 @@ export interface ConnectionsTable {
   /** This connection's own wallet service key, or null for the bridge-wide key (older connections). */
   service_pubkey: Defaulted<string | null>;
   info_published_at: Defaulted<Date | null>;
+  /** How many payments of this connection were admitted: each admission compares and increments it (migration 0013). */
+  admission_seq: Defaulted<bigint>;
   revoked: boolean;
   created_at: CreatedAt;
   updated_at: UpdatedAt;

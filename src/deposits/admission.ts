@@ -1,33 +1,32 @@
 import { sql } from 'kysely';
 import { compiledOnce } from '../db/compiled-once.ts';
+import type { DepositRow, TransactionRow } from '../db/schema.ts';
+import type { Msat } from '../protocol/amounts.ts';
 import type { SpendUsage } from '../protocol/grant.ts';
 import type { AllocationPolicy, DepositCandidate } from './allocation.ts';
 import { StaleConnection, type Connection } from './connections.ts';
 import type { WalletContext } from './context.ts';
 import { candidateFrom, incomingOpenMsat } from './deposit-candidates.ts';
-import type { Trx } from './journal.ts';
+import { availableAtLeast, journalEntry, type Trx } from './journal.ts';
 import { policyFrom } from './policy.ts';
 import { spendUsageFrom, spendUsageQuery, usageWindows, type UsageWindows } from './spending.ts';
 
-/**
- * Locks the connection's row for the admission of a payment: admissions of one connection
- * queue on it across instances, so each reads budget use with every earlier one committed.
- * NO KEY UPDATE: foreign-key checks of rows pointing at the connection (the notification
- * outbox, written while a deposit row is locked) take KEY SHARE and must not wait on it.
- * Throws StaleConnection when the row holds another grant than the one the request was read with.
+/*
+ * Admission of a payment. Admissions of one connection must each see the spending of every
+ * one before it (budget and velocity limits), across instances. They are serialized by the
+ * connection's `admission_seq` (migration 0013): everything the decision needs is read in one
+ * statement, the decision is made, and one statement then inserts the payment with its
+ * reservation only if the counter is still the one read, incrementing it. An admission that
+ * lost the race (or whose deposit no longer had the money) is read and decided again. No lock
+ * is held while the decision is made, and a payment costs two statements.
  */
-export async function lockConnection(trx: Trx, connection: Connection): Promise<void> {
-  const { rows } = await lockStatement(trx, { pubkey: connection.pubkey });
-  const row = rows[0];
-  if (!row || row.grant_created_at !== BigInt(connection.grant.createdAt)) throw new StaleConnection(connection.pubkey);
-}
 
-const lockStatement = compiledOnce(['pubkey'], (db, a: { pubkey: string }) =>
-  db.selectFrom('connections').select('grant_created_at').where('pubkey', '=', a.pubkey).forNoKeyUpdate(),
-);
-
-/** What the admission of a payment decides on, read in one statement once the connection is locked. */
+/** What the admission of a payment decides on, read in one statement. */
 export interface AdmissionState {
+  /** The connection's admission counter when this was read. */
+  admissionSeq: bigint;
+  /** The created_at of the grant the connection's row holds. */
+  grantCreatedAt: bigint;
   /** The owner's emergency lock. */
   locked: boolean;
   usage: SpendUsage;
@@ -39,9 +38,10 @@ export interface AdmissionState {
 }
 
 /**
- * Reads, after `lockConnection` (so in a snapshot that sees every admission before it), all a
- * payment's admission needs: the owner's lock, the connection's spending, the user's deposits
- * with their room, the user's spreading rules, and a live payment of `paymentHash`.
+ * Reads all a payment's admission needs: the connection's counter and grant, the owner's lock,
+ * the connection's spending, the user's deposits with their room, the user's spreading rules,
+ * and a live payment of `paymentHash`. StaleConnection when the connection's row no longer
+ * holds the grant `connection` was read with.
  */
 export async function readAdmission(ctx: WalletContext, trx: Trx, connection: Connection, paymentHash: string | null): Promise<AdmissionState> {
   const now = ctx.now();
@@ -53,7 +53,7 @@ export async function readAdmission(ctx: WalletContext, trx: Trx, connection: Co
     paymentHash,
   });
   const first = rows[0];
-  if (!first) throw new StaleConnection(connection.pubkey);
+  if (!first || first.grant_created_at !== BigInt(connection.grant.createdAt)) throw new StaleConnection(connection.pubkey);
   const candidates: DepositCandidate[] = [];
   for (const row of rows) {
     const { id, operator_pubkey, confirmed_msat, reserved_msat } = row;
@@ -61,6 +61,8 @@ export async function readAdmission(ctx: WalletContext, trx: Trx, connection: Co
     candidates.push(candidateFrom(ctx, { id, operator_pubkey, confirmed_msat, reserved_msat, incoming_open_msat: row.incoming_open_msat }));
   }
   return {
+    admissionSeq: first.admission_seq,
+    grantCreatedAt: first.grant_created_at,
     locked: first.locked,
     usage: spendUsageFrom(first),
     candidates,
@@ -74,10 +76,13 @@ const admissionStatement = compiledOnce(
   (db, a: { userPubkey: string; connectionPubkey: string; now: bigint; paymentHash: string | null } & UsageWindows) =>
     db
       .selectFrom('users')
+      .innerJoin('connections', (join) => join.onRef('connections.user_pubkey', '=', 'users.pubkey').on('connections.pubkey', '=', a.connectionPubkey))
       .innerJoin(spendUsageQuery(db, a.connectionPubkey, a).as('usage'), (join) => join.onTrue())
       .leftJoin('deposits', 'deposits.user_pubkey', 'users.pubkey')
       .leftJoin('allocation_policies', 'allocation_policies.user_pubkey', 'users.pubkey')
       .select((eb) => [
+        'connections.admission_seq',
+        'connections.grant_created_at',
         'users.locked',
         'usage.used',
         'usage.hour_payments',
@@ -106,4 +111,189 @@ const admissionStatement = compiledOnce(
       ])
       .where('users.pubkey', '=', a.userPubkey)
       .orderBy('deposits.id'),
+);
+
+/** The deposit a payment's money was reserved on, as paying from it needs it. */
+export type ReservedDeposit = Pick<DepositRow, 'id' | 'operator_pubkey' | 'remote_deposit_id' | 'confirmed_msat'>;
+
+/** What an outgoing payment's row records when it is admitted (the rest is fixed: pending, sent, nothing paid yet). */
+export interface AdmittedPayment {
+  user_pubkey: string;
+  deposit_id: bigint;
+  connection_pubkey: string;
+  payment_hash: string;
+  invoice: string;
+  description: string | null;
+  description_hash: string | null;
+  amount_msat: bigint;
+  fee_reserve_msat: bigint;
+  request_event_id: string;
+  idempotency_key: string;
+  metadata: string;
+  created_at: bigint;
+  expires_at: bigint | null;
+}
+
+/**
+ * Refusals that only say the admission lost a race: `deposit_bridge_require`'s (migration 0013),
+ * and PostgreSQL's own when it broke a deadlock or a serialization conflict.
+ */
+const LOST_RACE = new Set(['BR001', '40P01', '40001']);
+
+/**
+ * Admits a payment decided on `state`, in one statement: the connection's counter moved on from
+ * the one read (so no other admission of the connection came in between, and its grant is still
+ * the one read), the transaction inserted, `sent` (its vault is called right after), and
+ * `needMsat` reserved on its deposit (the database journals it), all or nothing. `conflict`:
+ * another admission of the connection came first, or the deposit no longer has the money; the
+ * caller reads and decides again.
+ */
+export async function admitPayment(
+  trx: Trx,
+  state: Pick<AdmissionState, 'admissionSeq' | 'grantCreatedAt'>,
+  payment: AdmittedPayment,
+  needMsat: Msat,
+): Promise<{ tx: TransactionRow; reservedOn: ReservedDeposit } | 'conflict'> {
+  let rows;
+  try {
+    ({ rows } = await admitStatement(trx, { ...payment, need: needMsat, admissionSeq: state.admissionSeq, grantCreatedAt: state.grantCreatedAt }));
+  } catch (error) {
+    if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' && LOST_RACE.has(error.code)) return 'conflict';
+    throw error;
+  }
+  const row = rows[0];
+  if (!row) return 'conflict';
+  const { reserved_id, reserved_operator, reserved_remote_id, reserved_confirmed, reserved: _reserved, ...tx } = row;
+  // The statement refuses itself when nothing was reserved; a row here always has its deposit.
+  if (reserved_id === null || reserved_operator === null || reserved_remote_id === null || reserved_confirmed === null) throw new Error('an admitted payment without its reservation');
+  return { tx, reservedOn: { id: reserved_id, operator_pubkey: reserved_operator, remote_deposit_id: reserved_remote_id, confirmed_msat: reserved_confirmed } };
+}
+
+const admitStatement = compiledOnce(
+  [
+    'admissionSeq',
+    'grantCreatedAt',
+    'user_pubkey',
+    'deposit_id',
+    'connection_pubkey',
+    'payment_hash',
+    'invoice',
+    'description',
+    'description_hash',
+    'amount_msat',
+    'fee_reserve_msat',
+    'request_event_id',
+    'idempotency_key',
+    'metadata',
+    'created_at',
+    'expires_at',
+    'need',
+  ],
+  (db, a: AdmittedPayment & { need: bigint; admissionSeq: bigint; grantCreatedAt: bigint }) =>
+    db
+      .with('admission', (qb) =>
+        qb
+          .updateTable('connections')
+          .set((eb) => ({ admission_seq: eb('admission_seq', '+', 1n) }))
+          .where('pubkey', '=', a.connection_pubkey)
+          .where('admission_seq', '=', a.admissionSeq)
+          .where('grant_created_at', '=', a.grantCreatedAt)
+          .returning('pubkey'),
+      )
+      .with('tx', (qb) =>
+        qb
+          .insertInto('transactions')
+          .columns([
+            'user_pubkey',
+            'deposit_id',
+            'connection_pubkey',
+            'type',
+            'state',
+            'step',
+            'payment_hash',
+            'invoice',
+            'description',
+            'description_hash',
+            'preimage',
+            'amount_msat',
+            'fee_msat',
+            'fee_reserve_msat',
+            'request_event_id',
+            'idempotency_key',
+            'failure_reason',
+            'metadata',
+            'created_at',
+            'expires_at',
+            'settled_at',
+          ])
+          .expression((eb) =>
+            eb
+              .selectFrom('admission')
+              .select((s) => [
+                s.val(a.user_pubkey).as('user_pubkey'),
+                s.val(a.deposit_id).as('deposit_id'),
+                'admission.pubkey',
+                s.val('outgoing').as('type'),
+                s.val('pending').as('state'),
+                s.val('sent').as('step'),
+                s.val(a.payment_hash).as('payment_hash'),
+                s.val(a.invoice).as('invoice'),
+                s.val(a.description).as('description'),
+                s.val(a.description_hash).as('description_hash'),
+                s.val(null).as('preimage'),
+                s.val(a.amount_msat).as('amount_msat'),
+                s.val(0n).as('fee_msat'),
+                s.val(a.fee_reserve_msat).as('fee_reserve_msat'),
+                s.val(a.request_event_id).as('request_event_id'),
+                s.val(a.idempotency_key).as('idempotency_key'),
+                s.val(null).as('failure_reason'),
+                s.val(a.metadata).as('metadata'),
+                s.val(a.created_at).as('created_at'),
+                s.val(a.expires_at).as('expires_at'),
+                s.val(null).as('settled_at'),
+              ]),
+          )
+          .returningAll(),
+      )
+      .with('reserved', (qb) =>
+        qb
+          .updateTable('deposits')
+          .from('tx')
+          .set((eb) => ({ reserved_msat: eb('deposits.reserved_msat', '+', a.need), ...journalEntry('reserve', eb.ref('tx.id')), updated_at: sql<Date>`now()` }))
+          .whereRef('deposits.id', '=', 'tx.deposit_id')
+          .where(availableAtLeast(a.need))
+          .returning(['deposits.id', 'deposits.operator_pubkey', 'deposits.remote_deposit_id', 'deposits.confirmed_msat']),
+      )
+      .selectFrom('tx')
+      .leftJoin('reserved', (join) => join.onTrue())
+      .selectAll('tx')
+      .select([
+        'reserved.id as reserved_id',
+        'reserved.operator_pubkey as reserved_operator',
+        'reserved.remote_deposit_id as reserved_remote_id',
+        'reserved.confirmed_msat as reserved_confirmed',
+        // Admitted but not reserved (another payment took the money since the read): all undone.
+        sql<boolean>`deposit_bridge_require(reserved.id is not null, 'the deposit no longer holds the payment')`.as('reserved'),
+      ]),
+);
+
+/**
+ * Locks the connection's row for an admission decided inside a database transaction (a
+ * multi-part payment), moving its admission counter on: admissions of the connection queue on
+ * the lock, and those decided outside it see the counter moved. NO KEY UPDATE: foreign-key
+ * checks of rows pointing at the connection take KEY SHARE and do not wait on it.
+ * StaleConnection when the row holds another grant than the one the request was read with.
+ */
+export async function lockConnection(trx: Trx, connection: Connection): Promise<void> {
+  const { rows } = await lockStatement(trx, { pubkey: connection.pubkey, grantCreatedAt: BigInt(connection.grant.createdAt) });
+  if (rows.length === 0) throw new StaleConnection(connection.pubkey);
+}
+
+const lockStatement = compiledOnce(['pubkey', 'grantCreatedAt'], (db, a: { pubkey: string; grantCreatedAt: bigint }) =>
+  db
+    .updateTable('connections')
+    .set((eb) => ({ admission_seq: eb('admission_seq', '+', 1n) }))
+    .where('pubkey', '=', a.pubkey)
+    .where('grant_created_at', '=', a.grantCreatedAt)
+    .returning('pubkey'),
 );

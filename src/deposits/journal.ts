@@ -1,7 +1,6 @@
-import { sql, type Expression, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
-import { compiledOnce } from '../db/compiled-once.ts';
+import type { Expression, ExpressionBuilder, Kysely, Transaction } from 'kysely';
 import type { Msat } from '../protocol/amounts.ts';
-import type { Database, DepositRow, JournalKind, TransactionRow } from '../db/schema.ts';
+import type { Database, DepositRow, JournalKind } from '../db/schema.ts';
 
 export type Trx = Transaction<Database> | Kysely<Database>;
 
@@ -49,109 +48,6 @@ export function journalEntry<T extends bigint | null | Expression<bigint>>(kind:
 export function availableAtLeast(need: Msat) {
   return (eb: ExpressionBuilder<Database, 'deposits'>) => eb(eb('deposits.confirmed_msat', '-', eb.ref('deposits.reserved_msat')), '>=', need);
 }
-
-/** The deposit a payment's money was reserved on, as paying from it needs it. */
-export type ReservedDeposit = Pick<DepositRow, 'id' | 'operator_pubkey' | 'remote_deposit_id' | 'confirmed_msat'>;
-
-/** What an outgoing payment's row records when it is admitted (the rest is fixed: pending, sent, nothing paid yet). */
-export interface AdmittedPayment {
-  user_pubkey: string;
-  deposit_id: bigint;
-  connection_pubkey: string;
-  payment_hash: string;
-  invoice: string;
-  description: string | null;
-  description_hash: string | null;
-  amount_msat: bigint;
-  fee_reserve_msat: bigint;
-  request_event_id: string;
-  idempotency_key: string;
-  metadata: string;
-  created_at: bigint;
-  expires_at: bigint | null;
-}
-
-/**
- * Inserts an outgoing payment's transaction, `sent` (its vault is called right after the
- * commit), and reserves `needMsat` for it on its deposit, in one statement (the database
- * journals the reservation): `reservedOn` is null when the deposit no longer has it available,
- * the transaction being inserted all the same. Callers run it in the admission's database
- * transaction, which then reserves elsewhere or rolls back.
- */
-export async function insertReserved(trx: Trx, payment: AdmittedPayment, needMsat: Msat): Promise<{ tx: TransactionRow; reservedOn: ReservedDeposit | null }> {
-  const { rows } = await insertReservedStatement(trx, { ...payment, need: needMsat });
-  const row = rows[0];
-  if (!row) throw new Error('the insert of an admitted payment returned no row');
-  const { reserved_id, reserved_operator, reserved_remote_id, reserved_confirmed, ...tx } = row;
-  const reservedOn =
-    reserved_id === null || reserved_operator === null || reserved_remote_id === null || reserved_confirmed === null
-      ? null
-      : { id: reserved_id, operator_pubkey: reserved_operator, remote_deposit_id: reserved_remote_id, confirmed_msat: reserved_confirmed };
-  return { tx, reservedOn };
-}
-
-const insertReservedStatement = compiledOnce(
-  [
-    'user_pubkey',
-    'deposit_id',
-    'connection_pubkey',
-    'payment_hash',
-    'invoice',
-    'description',
-    'description_hash',
-    'amount_msat',
-    'fee_reserve_msat',
-    'request_event_id',
-    'idempotency_key',
-    'metadata',
-    'created_at',
-    'expires_at',
-    'need',
-  ],
-  (db, a: AdmittedPayment & { need: bigint }) =>
-    db
-      .with('tx', (qb) =>
-        qb
-          .insertInto('transactions')
-          .values({
-            user_pubkey: a.user_pubkey,
-            deposit_id: a.deposit_id,
-            connection_pubkey: a.connection_pubkey,
-            type: 'outgoing',
-            state: 'pending',
-            step: 'sent',
-            payment_hash: a.payment_hash,
-            invoice: a.invoice,
-            description: a.description,
-            description_hash: a.description_hash,
-            preimage: null,
-            amount_msat: a.amount_msat,
-            fee_msat: 0n,
-            fee_reserve_msat: a.fee_reserve_msat,
-            request_event_id: a.request_event_id,
-            idempotency_key: a.idempotency_key,
-            failure_reason: null,
-            metadata: a.metadata,
-            created_at: a.created_at,
-            expires_at: a.expires_at,
-            settled_at: null,
-          })
-          .returningAll(),
-      )
-      .with('reserved', (qb) =>
-        qb
-          .updateTable('deposits')
-          .from('tx')
-          .set((eb) => ({ reserved_msat: eb('deposits.reserved_msat', '+', a.need), ...journalEntry('reserve', eb.ref('tx.id')), updated_at: sql<Date>`now()` }))
-          .whereRef('deposits.id', '=', 'tx.deposit_id')
-          .where(availableAtLeast(a.need))
-          .returning(['deposits.id', 'deposits.operator_pubkey', 'deposits.remote_deposit_id', 'deposits.confirmed_msat']),
-      )
-      .selectFrom('tx')
-      .leftJoin('reserved', (join) => join.onTrue())
-      .selectAll('tx')
-      .select(['reserved.id as reserved_id', 'reserved.operator_pubkey as reserved_operator', 'reserved.remote_deposit_id as reserved_remote_id', 'reserved.confirmed_msat as reserved_confirmed']),
-);
 
 /** PostgreSQL's codes for a transaction it aborted to break a deadlock or a serialization conflict. */
 const RETRYABLE = new Set(['40P01', '40001']);

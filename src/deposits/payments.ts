@@ -22,8 +22,8 @@ import { depositCandidates } from './deposit-candidates.ts';
 import { userPolicy } from './policy.ts';
 import { recordIncident } from './incidents.ts';
 import { notifiedConnections, queueNotifications } from './notification-outbox.ts';
-import { changeDepositMoney, inTransaction, insertReserved, journalEntry, type ReservedDeposit, type Trx } from './journal.ts';
-import { lockConnection, readAdmission } from './admission.ts';
+import { changeDepositMoney, inTransaction, journalEntry, type Trx } from './journal.ts';
+import { admitPayment, lockConnection, readAdmission, type ReservedDeposit } from './admission.ts';
 import { fillDepositFor } from './transfers.ts';
 import { newestBalanceSet, recordBalanceUpdate, verifiedBalanceUpdate } from './vault-records.ts';
 
@@ -166,68 +166,59 @@ function isUniqueViolation(error: unknown): boolean {
 /** An admitted payment and the deposit its money is reserved on, or the user's live attempt at the same payment hash. */
 type Admitted = { tx: TransactionRow; reservedOn: ReservedDeposit } | { live: bigint };
 
+/** How many times an admission is read and decided again after losing a race, before it gives up. */
+const ADMISSION_ATTEMPTS = 50;
+
 /**
- * Admission, in one database transaction: the connection locked, everything the decision needs
- * read at once, the owner's lock and the grant's limits checked, then the transaction inserted
- * with its reservation on the best deposit that still has amount + fee limit available (the
- * conditional update is the real check; another request may have taken the money since the
- * read). The row is inserted as `sent`: the vault is called right after the commit, and after a
- * crash a `sent` payment is asked about before it is sent, which is right whether or not it was.
+ * Admission (src/deposits/admission.ts): everything the decision needs read at once, the
+ * owner's lock and the grant's limits checked, then the transaction inserted with its
+ * reservation on the best deposit that has amount + fee limit available, only if no other
+ * admission of the connection came in between; otherwise read and decided again. The row is
+ * inserted as `sent`: the vault is called right after, and after a crash a `sent` payment is
+ * asked about before it is sent, which is right whether or not it was.
  */
 async function admit(ctx: WalletContext, req: PaymentRequest, target: PayTarget, excluded: ReadonlySet<string>): Promise<Admitted> {
-  const now = ctx.now();
   const amount = req.signed.amountMsat;
   if (amount <= 0n) throw new Nip47Error('BAD_REQUEST', 'amount must be positive');
   const grant = req.connection.grant;
   const maxFee = feeLimitOfRequest(req);
   const need = amount + maxFee;
+  const allowed = grant.vaultOperators;
 
-  return inTransaction(ctx.db, async (trx): Promise<Admitted> => {
-    await lockConnection(trx, req.connection);
-    const state = await readAdmission(ctx, trx, req.connection, target.paymentHash);
+  for (let attempt = 1; ; attempt++) {
+    const state = await readAdmission(ctx, ctx.db, req.connection, target.paymentHash);
     if (state.liveTransactionId !== null) return { live: state.liveTransactionId };
     if (state.locked) throw new Nip47Error('RESTRICTED', 'the owner has locked their deposits: no payment leaves them until unlocked');
     const limits = checkSpendLimits(grant, amount, maxFee, state.usage);
     if (!limits.ok) throw new Nip47Error(NIP47_CODE_FOR_VAULT_ERROR[limits.error.code], limits.error.message);
-
-    const allowed = grant.vaultOperators;
     const candidates = state.candidates.filter((c) => !excluded.has(c.operatorPubkey) && (allowed === null || allowed.includes(c.operatorPubkey)));
-    let tx: TransactionRow | undefined;
-    for (const candidate of payingDepositsInOrder(candidates, need, state.policy)) {
-      if (tx === undefined) {
-        const inserted = await insertReserved(
-          trx,
-          {
-            user_pubkey: req.connection.userPubkey,
-            deposit_id: candidate.depositId,
-            connection_pubkey: req.connection.pubkey,
-            // Until the vault says, a payment whose hash is not known yet is named by its request id.
-            payment_hash: target.paymentHash ?? req.request.id,
-            invoice: target.invoice,
-            description: target.description,
-            description_hash: target.descriptionHash,
-            amount_msat: amount,
-            fee_reserve_msat: maxFee,
-            request_event_id: req.request.id,
-            idempotency_key: req.request.id,
-            metadata: JSON.stringify(target.metadata),
-            created_at: BigInt(now),
-            expires_at: target.expiresAt === null ? null : BigInt(target.expiresAt),
-          },
-          need,
-        );
-        tx = inserted.tx;
-        if (inserted.reservedOn) return { tx, reservedOn: inserted.reservedOn };
-        continue;
-      }
-      const reserved = await changeDepositMoney(trx, { depositId: candidate.depositId, transactionId: tx.id, kind: 'reserve', confirmedDeltaMsat: 0n, reservedDeltaMsat: need, requireAvailableMsat: need });
-      if (reserved) {
-        const moved = await trx.updateTable('transactions').set({ deposit_id: reserved.id }).where('id', '=', tx.id).returningAll().executeTakeFirstOrThrow();
-        return { tx: moved, reservedOn: reserved };
-      }
-    }
-    throw new Nip47Error('INSUFFICIENT_BALANCE', `no deposit holds ${amount} msat plus a fee reserve of ${maxFee} msat`);
-  });
+    const best = payingDepositsInOrder(candidates, need, state.policy)[0];
+    if (!best) throw new Nip47Error('INSUFFICIENT_BALANCE', `no deposit holds ${amount} msat plus a fee reserve of ${maxFee} msat`);
+    const admitted = await admitPayment(
+      ctx.db,
+      state,
+      {
+        user_pubkey: req.connection.userPubkey,
+        deposit_id: best.depositId,
+        connection_pubkey: req.connection.pubkey,
+        // Until the vault says, a payment whose hash is not known yet is named by its request id.
+        payment_hash: target.paymentHash ?? req.request.id,
+        invoice: target.invoice,
+        description: target.description,
+        description_hash: target.descriptionHash,
+        amount_msat: amount,
+        fee_reserve_msat: maxFee,
+        request_event_id: req.request.id,
+        idempotency_key: req.request.id,
+        metadata: JSON.stringify(target.metadata),
+        created_at: BigInt(ctx.now()),
+        expires_at: target.expiresAt === null ? null : BigInt(target.expiresAt),
+      },
+      need,
+    );
+    if (admitted !== 'conflict') return admitted;
+    if (attempt >= ADMISSION_ATTEMPTS) throw new Nip47Error('INTERNAL', 'too many payments of this connection at once; send this one again');
+  }
 }
 
 /** The fee limit a payment reserves and sends: the grant's for the amount, or the app's own `max_fee` when lower. */
