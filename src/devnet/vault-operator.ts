@@ -30,7 +30,6 @@ import {
   type depositStatusSchema,
   type payRequestSchema,
   vaultEventSchema,
-  type VaultEvent,
   type vaultInfoSchema,
   type vaultInvoiceSchema,
   type vaultMetricsSchema,
@@ -741,7 +740,11 @@ export class VaultOperator {
   /**
    * Events after `after` on deposits `caller` owns or watches, oldest first (amounts as bigint).
    */
-  eventsFor(caller: string, after: number, limit: number): VaultEvent[] {
+  /**
+   * The caller's events after `after`, each as its wire JSON: the stored event (written by this
+   * operator in the Vault API's form) with its seq put first, not parsed and written again.
+   */
+  eventsFor(caller: string, after: number, limit: number): { seq: number; json: string }[] {
     const rows = this.#all(
       `SELECT seq, data FROM events
        WHERE seq > ? AND deposit_id IN (SELECT deposit_id FROM deposits WHERE owner = ? UNION SELECT deposit_id FROM watchers WHERE watcher = ?)
@@ -751,7 +754,10 @@ export class VaultOperator {
       caller,
       limit,
     );
-    return rows.map((row) => vaultEventSchema.parse({ seq: int(row, 'seq'), ...JSON.parse(text(row, 'data')) }));
+    return rows.map((row) => {
+      const seq = int(row, 'seq');
+      return { seq, json: `{"seq":${seq},${text(row, 'data').slice(1)}` };
+    });
   }
 
   // ---------------------------------------------------------------- writes

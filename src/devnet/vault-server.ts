@@ -21,7 +21,7 @@ import {
   settleInvoiceRequestSchema,
 } from '../protocol/vault-api.ts';
 import { silentLogger, type Logger } from '../log.ts';
-import { createApp, listen, parseJsonBody, parseWith, sendError, sendJson, wireJson } from './http.ts';
+import { createApp, listen, parseJsonBody, parseWith, sendError, sendJson } from './http.ts';
 import type { VaultOperator } from './vault-operator.ts';
 
 export interface VaultServerOptions {
@@ -247,7 +247,7 @@ export async function startVaultServer(options: VaultServerOptions): Promise<Vau
       for (;;) {
         const events = operator.eventsFor(who.value, cursor, EVENT_PAGE);
         for (const event of events) {
-          raw.write(`id: ${event.seq}\ndata: ${wireJson(event)}\n\n`);
+          raw.write(`id: ${event.seq}\ndata: ${event.json}\n\n`);
           cursor = event.seq;
         }
         if (events.length < EVENT_PAGE) return;
