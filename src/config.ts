@@ -7,6 +7,8 @@ const wsUrl = z.string().regex(/^wss?:\/\/[^\s,]+$/, 'expected a ws:// or wss://
 
 const envSchema = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL').optional(),
+  /** Connections to PostgreSQL this instance keeps at most (docs/scaling.md). */
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(100).default(5),
   DATA_DIR: z.string().min(1).default('./data'),
   NWC_RELAYS: z
     .string()
@@ -58,6 +60,7 @@ const envSchema = z.object({
 
 export interface Config {
   databaseUrl: string | undefined;
+  databasePoolSize: number;
   dataDir: string;
   /** Relays to answer NIP-47 on; undefined means: run a local devnet relay. */
   nwcRelays: string[] | undefined;
@@ -103,6 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   const e = parsed.data;
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
     dataDir: path.resolve(e.DATA_DIR),
     nwcRelays: e.NWC_RELAYS,
     httpHost: e.HTTP_HOST,

@@ -16,7 +16,7 @@ import { logV1Operators, operatorEntriesOf, v1OperatorsOf } from './ops/vaults-r
 import { readVaultsFile } from './vault-client/vaults-file.ts';
 
 async function openMigrated(config: Config) {
-  const { db, backend } = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
+  const { db, backend } = await openDatabase({ databaseUrl: config.databaseUrl, poolSize: config.databasePoolSize, pgliteDir: path.join(config.dataDir, 'pglite') });
   await migrateToLatest(db);
   return { db, backend };
 }
