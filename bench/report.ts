@@ -18,14 +18,17 @@ export interface Results {
         targetRate: number;
         ok: number;
         errors: number;
+        errorSamples?: string[];
         throughput: number;
         p50: number;
         p99: number;
         bridgeAddedP50: number;
         bridgeAddedP99: number;
+        databaseP50?: number;
+        databaseP99?: number;
         vaultP50: number;
         vaultP99: number;
-        split: { bridgeMs: number; vaultsMs: number; relayAndTransportMs: number };
+        split: { bridgeMs: number; databaseMs?: number; vaultsMs: number; relayAndTransportMs: number };
       };
     };
     scale?: { connections: number; startupMs: number; rssMb: number; heapMb?: number; heapTotalMb?: number; subscriptionsPerRelay: number; getBalanceP50: number; getBalanceP95: number; errors: number }[];
@@ -148,16 +151,25 @@ export function renderReport(r: Results): string {
     parts.push(`\n4. pay_invoice between users across 3 devnet vaults, PostgreSQL, ${payInvoice.payers} paying connections:\n`);
     parts.push(
       table(
-        ['load', 'payments/s', 'p50 ms', 'p99 ms', 'bridge-added p50 / p99 ms', 'vault calls p50 / p99 ms', 'errors'],
+        ['load', 'payments/s', 'p50 ms', 'p99 ms', 'bridge-added p50 / p99 ms', 'of which PostgreSQL p50 / p99 ms', 'vault calls p50 / p99 ms', 'errors'],
         [
-          [`highest rate (closed loop)`, f(m.throughput, 0), f(m.p50, 1), f(m.p99, 1), '—', '—', m.errors],
-          [`half of it (open loop, ${f(h.targetRate, 0)}/s)`, f(h.throughput, 0), f(h.p50, 1), f(h.p99, 1), `${f(h.bridgeAddedP50, 1)} / ${f(h.bridgeAddedP99, 1)}`, `${f(h.vaultP50, 1)} / ${f(h.vaultP99, 1)}`, h.errors],
+          [`highest rate (closed loop)`, f(m.throughput, 0), f(m.p50, 1), f(m.p99, 1), '—', '—', '—', m.errors],
+          [
+            `half of it (open loop, ${f(h.targetRate, 0)}/s)`,
+            f(h.throughput, 0),
+            f(h.p50, 1),
+            f(h.p99, 1),
+            `${f(h.bridgeAddedP50, 1)} / ${f(h.bridgeAddedP99, 1)}`,
+            `${f(h.databaseP50, 1)} / ${f(h.databaseP99, 1)}`,
+            `${f(h.vaultP50, 1)} / ${f(h.vaultP99, 1)}`,
+            h.errors,
+          ],
         ],
       ),
     );
     parts.push(
       `\nCPU per payment at the highest rate: bridge ${f(m.cpuMsPerRequest, 2)} ms (${f(m.cpuShare.bridge * 100, 0)} %), its PostgreSQL server ${f(m.databaseCpuMsPerRequest ?? undefined, 2)} ms (${f((m.cpuShare.database ?? NaN) * 100, 0)} %), relay ${f(m.relayCpuMsPerRequest, 2)} ms (${f(m.cpuShare.relay * 100, 0)} %), vaults ${f(m.vaultsCpuMsPerRequest, 2)} ms (${f(m.cpuShare.vaults * 100, 0)} %), load generator ${f(m.loadgenCpuMsPerRequest, 2)} ms (${f(m.cpuShare.loadgen * 100, 0)} %).` +
-        ` Mean latency at half rate: bridge ${f(h.split.bridgeMs, 1)} ms, vault calls ${f(h.split.vaultsMs, 1)} ms, relay and transport ${f(h.split.relayAndTransportMs, 1)} ms.`,
+        ` Mean latency at half rate: bridge ${f(h.split.bridgeMs, 1)} ms (of which waiting on PostgreSQL ${f(h.split.databaseMs, 1)} ms), vault calls ${f(h.split.vaultsMs, 1)} ms, relay and transport ${f(h.split.relayAndTransportMs, 1)} ms.`,
     );
   }
   if (scale && scale.length > 0) {
@@ -181,4 +193,15 @@ export function renderReport(r: Results): string {
 export function printReport(r: Results): void {
   r.ratios = ratios(r);
   process.stdout.write(renderReport(r) + '\n');
+  // What the failed requests were answered, so that errors in a table can be looked into.
+  const { peer, bridgePostgres, bridgePglite, payInvoice } = r.sections;
+  for (const [name, samples] of [
+    ['peer', peer?.errorSamples],
+    ['bridge get_balance, PostgreSQL', bridgePostgres?.errorSamples],
+    ['bridge get_balance, PGlite', bridgePglite?.errorSamples],
+    ['pay_invoice, highest rate', payInvoice?.maxRate.errorSamples],
+    ['pay_invoice, half rate', payInvoice?.halfRate.errorSamples],
+  ] as const) {
+    if (samples && samples.length > 0) process.stdout.write(`errors of ${name}: ${samples.join(' | ')}\n`);
+  }
 }

@@ -223,10 +223,13 @@ interface PayFigures {
     /** Time inside the bridge (request received → response published), without the vault calls. */
     bridgeAddedP50: number;
     bridgeAddedP99: number;
+    /** Of the bridge-added time, waiting on PostgreSQL. */
+    databaseP50: number;
+    databaseP99: number;
     vaultP50: number;
     vaultP99: number;
     /** Mean split of the end-to-end latency: bridge (without vaults), vaults, relay and transport. */
-    split: { bridgeMs: number; vaultsMs: number; relayAndTransportMs: number };
+    split: { bridgeMs: number; databaseMs: number; vaultsMs: number; relayAndTransportMs: number };
   };
 }
 
@@ -307,6 +310,7 @@ async function paySection(relay: { part: Part; url: string }, vaults: Part, vaul
         const inside = await bridge.part.call<InsideTiming[]>('timing', false);
         const added = inside.map((t) => t.insideMs - t.vaultMs);
         const vaultMs = inside.map((t) => t.vaultMs);
+        const databaseMs = inside.map((t) => t.databaseMs);
         const mean = (v: number[]) => (v.length === 0 ? NaN : v.reduce((a, b) => a + b, 0) / v.length);
         const e2e = mean(half.latencies);
         return {
@@ -335,7 +339,9 @@ async function paySection(relay: { part: Part; url: string }, vaults: Part, vaul
             bridgeAddedP99: percentile(added, 99),
             vaultP50: percentile(vaultMs, 50),
             vaultP99: percentile(vaultMs, 99),
-            split: { bridgeMs: mean(added), vaultsMs: mean(vaultMs), relayAndTransportMs: e2e - mean(added) - mean(vaultMs) },
+            databaseP50: percentile(databaseMs, 50),
+            databaseP99: percentile(databaseMs, 99),
+            split: { bridgeMs: mean(added), databaseMs: mean(databaseMs), vaultsMs: mean(vaultMs), relayAndTransportMs: e2e - mean(added) - mean(vaultMs) },
           },
         };
       } finally {

@@ -5,6 +5,7 @@
  * part of that spent waiting on vault calls (attributed through AsyncLocalStorage).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import pg from 'pg';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import type { Event } from 'nostr-tools/pure';
 import { startBridge, type RunningBridge } from '../../src/app.ts';
@@ -31,12 +32,15 @@ export interface InsideTiming {
   id: string;
   insideMs: number;
   vaultMs: number;
+  /** Waiting on PostgreSQL statements made for this request (a batch's statement counts for the request that started it). */
+  databaseMs: number;
 }
 
 interface RequestContext {
   id: string;
   receivedAt: number;
   vaultMs: number;
+  databaseMs: number;
 }
 
 const context = new AsyncLocalStorage<RequestContext>();
@@ -47,12 +51,12 @@ let vaultUrls: string[] = [];
 const receive = NwcResponder.prototype.receive;
 NwcResponder.prototype.receive = function (this: NwcResponder, event: Event) {
   if (!timing) return receive.call(this, event);
-  return context.run({ id: event.id, receivedAt: performance.now(), vaultMs: 0 }, () => receive.call(this, event));
+  return context.run({ id: event.id, receivedAt: performance.now(), vaultMs: 0, databaseMs: 0 }, () => receive.call(this, event));
 };
 const publish = RelayPool.prototype.publish;
 RelayPool.prototype.publish = function (this: RelayPool, event: Event) {
   const ctx = context.getStore();
-  if (timing && ctx && event.kind === 23195) timings.push({ id: ctx.id, insideMs: performance.now() - ctx.receivedAt, vaultMs: ctx.vaultMs });
+  if (timing && ctx && event.kind === 23195) timings.push({ id: ctx.id, insideMs: performance.now() - ctx.receivedAt, vaultMs: ctx.vaultMs, databaseMs: ctx.databaseMs });
   return publish.call(this, event);
 };
 const fetchOriginal = globalThis.fetch;
@@ -67,6 +71,21 @@ globalThis.fetch = async function (input: Parameters<typeof fetch>[0], init?: Pa
     ctx.vaultMs += performance.now() - t0;
   }
 };
+
+// Patched before any connection is made: the pool's clients (and the statement-preparing wrapper) call this.
+const query = pg.Client.prototype.query;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  const result: unknown = Reflect.apply(query, this, args);
+  const ctx = context.getStore();
+  if (timing && ctx && result instanceof Promise) {
+    const t0 = performance.now();
+    const done = () => {
+      ctx.databaseMs += performance.now() - t0;
+    };
+    result.then(done, done);
+  }
+  return result;
+} as typeof query;
 
 let bridge: RunningBridge | undefined;
 

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { compiledOnce } from '../db/compiled-once.ts';
+import { isLostRace } from '../db/lost-race.ts';
 import type { DepositRow, TransactionRow } from '../db/schema.ts';
 import type { Msat } from '../protocol/amounts.ts';
 import type { SpendUsage } from '../protocol/grant.ts';
@@ -134,11 +135,8 @@ export interface AdmittedPayment {
   expires_at: bigint | null;
 }
 
-/**
- * Refusals that only say the admission lost a race: `deposit_bridge_require`'s (migration 0013),
- * and PostgreSQL's own when it broke a deadlock or a serialization conflict.
- */
-const LOST_RACE = new Set(['BR001', '40P01', '40001']);
+/** The SQLSTATE `deposit_bridge_require` refuses a statement with (migration 0013). */
+const REQUIREMENT_FAILED = 'BR001';
 
 /**
  * Admits a payment decided on `state`, in one statement: the connection's counter moved on from
@@ -158,7 +156,8 @@ export async function admitPayment(
   try {
     ({ rows } = await admitStatement(trx, { ...payment, need: needMsat, admissionSeq: state.admissionSeq, grantCreatedAt: state.grantCreatedAt }));
   } catch (error) {
-    if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' && LOST_RACE.has(error.code)) return 'conflict';
+    // Lost to another payment on the deposit, or to a deadlock PostgreSQL broke: decided again.
+    if (isLostRace(error) || (typeof error === 'object' && error !== null && 'code' in error && error.code === REQUIREMENT_FAILED)) return 'conflict';
     throw error;
   }
   const row = rows[0];

@@ -1,5 +1,6 @@
 import type { Expression, ExpressionBuilder, Kysely, Transaction } from 'kysely';
 import type { Msat } from '../protocol/amounts.ts';
+import { retryingLostRaces } from '../db/lost-race.ts';
 import type { Database, DepositRow, JournalKind } from '../db/schema.ts';
 
 export type Trx = Transaction<Database> | Kysely<Database>;
@@ -49,21 +50,11 @@ export function availableAtLeast(need: Msat) {
   return (eb: ExpressionBuilder<Database, 'deposits'>) => eb(eb('deposits.confirmed_msat', '-', eb.ref('deposits.reserved_msat')), '>=', need);
 }
 
-/** PostgreSQL's codes for a transaction it aborted to break a deadlock or a serialization conflict. */
-const RETRYABLE = new Set(['40P01', '40001']);
-
 /**
  * Runs `work` in a database transaction, again (up to three times) when PostgreSQL aborts it to
  * break a deadlock: rows are locked in whatever order requests arrive, and a lost race is
  * simply run again on fresh data.
  */
-export async function inTransaction<T>(db: Kysely<Database>, work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await db.transaction().execute(work);
-    } catch (error) {
-      const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
-      if (attempt >= 3 || typeof code !== 'string' || !RETRYABLE.has(code)) throw error;
-    }
-  }
+export function inTransaction<T>(db: Kysely<Database>, work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  return retryingLostRaces(() => db.transaction().execute(work));
 }

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Event } from 'nostr-tools/pure';
 import type { Db } from '../db/database.ts';
 import { Batcher } from '../db/batcher.ts';
+import { retryingLostRaces } from '../db/lost-race.ts';
 
 /** A request answered before it was recorded (a read-only one), with what its row needs. */
 export interface AnsweredRequest {
@@ -25,16 +26,22 @@ export class RequestRecords {
 
   constructor(db: Db) {
     this.#completed = new Batcher(async (items) => {
-      await sql`
-        update nwc_requests
-        set state = 'done', response_event = answered.response, finished_at = now()
-        from unnest(${items.map((i) => i.requestId)}::text[], ${items.map((i) => i.response)}::jsonb[]) as answered (event_id, response)
-        where nwc_requests.event_id = answered.event_id
-      `.execute(db);
+      const ids = items.map((i) => i.requestId);
+      // Rows locked in event id order, as every statement locking several of them does: no deadlock among them.
+      await retryingLostRaces(() =>
+        sql`
+          with ordered as (select event_id from nwc_requests where event_id = any(${ids}::text[]) order by event_id for update)
+          update nwc_requests
+          set state = 'done', response_event = answered.response, finished_at = now()
+          from unnest(${ids}::text[], ${items.map((i) => i.response)}::jsonb[]) as answered (event_id, response)
+          where nwc_requests.event_id = answered.event_id and nwc_requests.event_id in (select event_id from ordered)
+        `.execute(db),
+      );
       return items.map(() => undefined);
     });
     this.#answered = new Batcher(async (items) => {
-      const { rows } = await sql<{ event_id: string }>`
+      // Two batches inserting the same ids (the same request at two instances) may deadlock: run again.
+      const { rows } = await retryingLostRaces(() => sql<{ event_id: string }>`
         insert into nwc_requests (event_id, connection_pubkey, event, method, state, response_event, finished_at, claimed_by)
         select answered.event_id, connections.pubkey, answered.event, answered.method, 'done', answered.response, now(), answered.instance
         from unnest(
@@ -50,7 +57,7 @@ export class RequestRecords {
           and (answered.grant_created_at is null or connections.grant_created_at = answered.grant_created_at)
         on conflict (event_id) do nothing
         returning event_id
-      `.execute(db);
+      `.execute(db));
       const recorded = new Set(rows.map((r) => r.event_id));
       // A request twice in one batch (delivered by two relays at once) is recorded for the first only.
       const seen = new Set<string>();

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Event } from 'nostr-tools/pure';
+import type { ExpressionBuilder } from 'kysely';
 import { compiledOnce } from '../db/compiled-once.ts';
 import type { Db } from '../db/database.ts';
+import type { Database } from '../db/schema.ts';
 import { recordAudit } from '../deposits/audit.ts';
 import { requireGrantedMethod, StaleConnection, type Connection } from '../deposits/connections.ts';
 import { BridgeStopping, type WalletContext } from '../deposits/context.ts';
@@ -197,9 +199,16 @@ export class NwcResponder {
     await this.#db
       .updateTable('nwc_requests')
       .set({ lease_until: this.#leaseUntil() })
-      .where('claimed_by', '=', this.#instance)
-      .where('state', '=', 'processing')
+      .where('event_id', 'in', (eb) => this.#ownClaims(eb))
       .execute();
+  }
+
+  /**
+   * The requests this instance is working on, locked in event id order: every statement that
+   * locks several requests' rows takes them in that order, so none of them deadlocks another.
+   */
+  #ownClaims(eb: ExpressionBuilder<Database, 'nwc_requests'>) {
+    return eb.selectFrom('nwc_requests').select('event_id').where('claimed_by', '=', this.#instance).where('state', '=', 'processing').orderBy('event_id').forUpdate();
   }
 
   /** Claims requests still processing whose lease lapsed, each by one instance only, and finishes them. */
@@ -209,7 +218,7 @@ export class NwcResponder {
       .updateTable('nwc_requests')
       .set({ claimed_by: this.#instance, lease_until: this.#leaseUntil() })
       .where('event_id', 'in', (eb) =>
-        eb.selectFrom('nwc_requests').select('event_id').where('state', '=', 'processing').where('lease_until', '<', new Date()).limit(100).forUpdate().skipLocked(),
+        eb.selectFrom('nwc_requests').select('event_id').where('state', '=', 'processing').where('lease_until', '<', new Date()).orderBy('event_id').limit(100).forUpdate().skipLocked(),
       )
       .returning('event')
       .execute();
@@ -502,8 +511,7 @@ export class NwcResponder {
     await this.#db
       .updateTable('nwc_requests')
       .set({ lease_until: new Date(0) })
-      .where('claimed_by', '=', this.#instance)
-      .where('state', '=', 'processing')
+      .where('event_id', 'in', (eb) => this.#ownClaims(eb))
       .execute();
   }
 }
