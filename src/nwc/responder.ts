@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Event } from 'nostr-tools/pure';
 import type { ExpressionBuilder } from 'kysely';
-import { compiledOnce } from '../db/compiled-once.ts';
 import type { Db } from '../db/database.ts';
 import type { Database } from '../db/schema.ts';
 import { recordAudit } from '../deposits/audit.ts';
@@ -337,7 +336,7 @@ export class NwcResponder {
    * there is one; `stale`: the connection changed.
    */
   async #claim(event: Event, connection: Connection, storable: boolean, read: RequestRead | undefined, lastPass: boolean): Promise<'claimed' | 'seen' | 'stale'> {
-    const { rows } = await claimStatement(this.#db, {
+    const claimed = await this.#records.claim({
       eventId: event.id,
       connectionPubkey: connection.pubkey,
       grantCreatedAt: lastPass ? null : BigInt(connection.grant.createdAt),
@@ -346,7 +345,7 @@ export class NwcResponder {
       instance: this.#instance,
       leaseUntil: this.#leaseUntil(),
     });
-    if (rows.length > 0) return 'claimed';
+    if (claimed) return 'claimed';
     return (await this.#republishStored(event.id)) ? 'seen' : 'stale';
   }
 
@@ -515,37 +514,6 @@ export class NwcResponder {
       .execute();
   }
 }
-
-/**
- * A request's claim: its row inserted, processing under this instance's lease, while its
- * connection's row holds the grant it was read with (any grant when `grantCreatedAt` is null).
- */
-const claimStatement = compiledOnce(
-  ['eventId', 'connectionPubkey', 'grantCreatedAt', 'event', 'method', 'instance', 'leaseUntil'],
-  (db, a: { eventId: string; connectionPubkey: string; grantCreatedAt: bigint | null; event: string; method: string | null; instance: string; leaseUntil: Date }) =>
-    db
-      .insertInto('nwc_requests')
-      .columns(['event_id', 'connection_pubkey', 'event', 'method', 'state', 'response_event', 'finished_at', 'claimed_by', 'lease_until'])
-      .expression((eb) =>
-        eb
-          .selectFrom('connections')
-          .select((s) => [
-            s.val(a.eventId).as('event_id'),
-            'connections.pubkey',
-            s.val(a.event).as('event'),
-            s.val(a.method).as('method'),
-            s.val('processing').as('state'),
-            s.val(null).as('response_event'),
-            s.val(null).as('finished_at'),
-            s.val(a.instance).as('claimed_by'),
-            s.val(a.leaseUntil).as('lease_until'),
-          ])
-          .where('connections.pubkey', '=', a.connectionPubkey)
-          .where((w) => w.or([w(w.cast(w.val(a.grantCreatedAt), 'bigint'), 'is', null), w('connections.grant_created_at', '=', a.grantCreatedAt)])),
-      )
-      .onConflict((oc) => oc.column('event_id').doNothing())
-      .returning('event_id'),
-);
 
 function errorResponse(resultType: string, code: Nip47ErrorCode, message: string): Nip47Response {
   return { result_type: resultType, result: null, error: { code, message } };
