@@ -32,12 +32,13 @@ const RECENTLY_FINAL = 4_096;
 
 /**
  * Wakes whoever waits on a payment when it becomes final, whichever path finalized it, and
- * remembers the payments this instance finalized from a vault's answer, so that the same
- * outcome arriving again on the vault's event stream costs nothing.
+ * knows the payments whose outcome this instance has from a vault's answer (or is waiting for
+ * in that answer), so that the same outcome arriving on the vault's event stream costs nothing.
  */
 export class FinalityNotifier {
   readonly #waiters = new Map<bigint, Set<() => void>>();
   readonly #final = new Set<string>();
+  readonly #answering = new Map<string, number>();
 
   /** Remembers that the payment under `idempotencyKey` at this operator's deposit is final here. */
   remember(operatorPubkey: string, remoteDepositId: string, idempotencyKey: string): void {
@@ -45,9 +46,31 @@ export class FinalityNotifier {
     this.#final.add(`${operatorPubkey}/${remoteDepositId}/${idempotencyKey}`);
   }
 
-  /** True when this instance finalized that payment lately (false says nothing: it may be final all the same). */
+  /**
+   * Runs `call`, a payment call to its vault whose answer carries the payment's outcome, and
+   * the recording of that answer: an event of the same outcome arriving meanwhile is left to it.
+   */
+  async answering<T>(operatorPubkey: string, remoteDepositId: string, idempotencyKey: string, call: () => Promise<T>): Promise<T> {
+    const key = `${operatorPubkey}/${remoteDepositId}/${idempotencyKey}`;
+    this.#answering.set(key, (this.#answering.get(key) ?? 0) + 1);
+    try {
+      return await call();
+    } finally {
+      const left = (this.#answering.get(key) ?? 1) - 1;
+      if (left > 0) this.#answering.set(key, left);
+      else this.#answering.delete(key);
+    }
+  }
+
+  /**
+   * True when this instance has that payment's outcome, or awaits it in a vault's answer (false
+   * says nothing: it may be final all the same). A vault answers a payment call only once the
+   * payment is final or still pending, so an event emitted while the call runs has its outcome
+   * in the answer; one that answered pending is asked about again.
+   */
   isKnownFinal(operatorPubkey: string, remoteDepositId: string, idempotencyKey: string): boolean {
-    return this.#final.has(`${operatorPubkey}/${remoteDepositId}/${idempotencyKey}`);
+    const key = `${operatorPubkey}/${remoteDepositId}/${idempotencyKey}`;
+    return this.#final.has(key) || this.#answering.has(key);
   }
 
   /** Resolves when `txId` is notified, after `timeoutMs`, or when `signal` aborts, whichever comes first. */

@@ -284,11 +284,20 @@ async function drive(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow
       ctx.logger.warn({ txId: tx.id.toString(), operator: op.name, err: error }, 'vault unreachable; payment stays pending');
     }
   }
+  const idempotencyKey = tx.idempotency_key ?? req.request.id;
   if (mustSend) {
     if (tx.step === 'reserved') await ctx.db.updateTable('transactions').set({ step: 'sent', updated_at: new Date() }).where('id', '=', tx.id).execute();
     try {
-      known = await op.client.pay(deposit.remote_deposit_id, vaultPayParams(req, tx));
+      // The answer carries the outcome: the vault's event of it, often sooner, is left to the answer.
+      const answered = await ctx.finality.answering(deposit.operator_pubkey, deposit.remote_deposit_id, idempotencyKey, async () => {
+        const payment = await op.client.pay(deposit.remote_deposit_id, vaultPayParams(req, tx));
+        return { payment, settled: await applyPaymentState(ctx, deposit.operator_pubkey, tx.id, payment, tx.fee_reserve_msat) };
+      });
       ctx.operators.observe(op.nodePubkey, true);
+      if (answered.settled || answered.payment.state === 'failed') ctx.finality.remember(deposit.operator_pubkey, deposit.remote_deposit_id, idempotencyKey);
+      if (answered.settled) return answered.settled;
+      if (answered.payment.state === 'failed') return awaitOutcome(ctx, tx.id, { req, tried });
+      known = null;
     } catch (error) {
       if (!(error instanceof VaultError)) throw error;
       if (error.code === 'UNAVAILABLE') ctx.operators.observe(op.nodePubkey, false);
@@ -312,8 +321,8 @@ async function drive(ctx: WalletContext, req: PaymentRequest, tx: TransactionRow
     }
   }
   if (known) {
-    const settled = await applyPaymentState(ctx, deposit.operator_pubkey, tx.id, known);
-    if ((settled || known.state === 'failed') && tx.idempotency_key !== null) ctx.finality.remember(deposit.operator_pubkey, deposit.remote_deposit_id, tx.idempotency_key);
+    const settled = await applyPaymentState(ctx, deposit.operator_pubkey, tx.id, known, tx.fee_reserve_msat);
+    if (settled || known.state === 'failed') ctx.finality.remember(deposit.operator_pubkey, deposit.remote_deposit_id, idempotencyKey);
     if (settled) return settled;
   }
   return awaitOutcome(ctx, tx.id, { req, tried });
@@ -383,9 +392,10 @@ class RetryAbandoned extends Error {}
 
 /**
  * Records a vault's report of a payment. Idempotent: a final payment never changes again.
- * Returns the outcome when this call settled it.
+ * Returns the outcome when this call settled it. `feeReserveMsat`: the payment's fee reserve,
+ * when the caller has it.
  */
-export async function applyPaymentState(ctx: WalletContext, operatorPubkey: string, txId: bigint, payment: VaultPayment): Promise<PaymentOutcome | null> {
+export async function applyPaymentState(ctx: WalletContext, operatorPubkey: string, txId: bigint, payment: VaultPayment, feeReserveMsat?: Msat): Promise<PaymentOutcome | null> {
   if (payment.state === 'pending') return null;
   if (payment.state === 'failed') {
     await failOutgoing(
@@ -402,7 +412,9 @@ export async function applyPaymentState(ctx: WalletContext, operatorPubkey: stri
     ctx.logger.error({ txId: txId.toString() }, 'vault reported a settled payment without a preimage; left pending');
     return null;
   }
-  const settled = (await settleWithinFeeLimit(ctx, operatorPubkey, txId, payment, preimage)) ?? (await settleAboveFeeLimit(ctx, operatorPubkey, txId, payment, preimage));
+  // With the payment's fee reserve known and the fee within it, nothing changed means it was final already.
+  const withinKnownLimit = feeReserveMsat !== undefined && payment.fee_msat <= feeReserveMsat;
+  const settled = (await settleWithinFeeLimit(ctx, operatorPubkey, txId, payment, preimage)) ?? (withinKnownLimit ? null : await settleAboveFeeLimit(ctx, operatorPubkey, txId, payment, preimage));
   if (!settled) return null;
   ctx.finality.notify(txId);
   if (settled.queued > 0) ctx.notifications?.poke();
