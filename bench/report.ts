@@ -11,6 +11,7 @@ export interface Results {
     bridgePostgres?: Service;
     bridgePglite?: Service;
     payInvoice?: {
+      adjacentCryptoCpuMsPerRequest?: number;
       payers: number;
       payees: number;
       maxRate: Service & { vaultsCpuMsPerRequest: number; cpuShare: { bridge: number; database?: number; relay: number; vaults: number; loadgen: number } };
@@ -170,6 +171,14 @@ export function renderReport(r: Results): string {
     parts.push(
       `\nCPU per payment at the highest rate: bridge ${f(m.cpuMsPerRequest, 2)} ms (${f(m.cpuShare.bridge * 100, 0)} %), its PostgreSQL server ${f(m.databaseCpuMsPerRequest ?? undefined, 2)} ms (${f((m.cpuShare.database ?? NaN) * 100, 0)} %), relay ${f(m.relayCpuMsPerRequest, 2)} ms (${f(m.cpuShare.relay * 100, 0)} %), vaults ${f(m.vaultsCpuMsPerRequest, 2)} ms (${f(m.cpuShare.vaults * 100, 0)} %), load generator ${f(m.loadgenCpuMsPerRequest, 2)} ms (${f(m.cpuShare.loadgen * 100, 0)} %).` +
         ` Mean latency at half rate: bridge ${f(h.split.bridgeMs, 1)} ms (of which waiting on PostgreSQL ${f(h.split.databaseMs, 1)} ms), vault calls ${f(h.split.vaultsMs, 1)} ms, relay and transport ${f(h.split.relayAndTransportMs, 1)} ms.`,
+    );
+    // In crypto-only units the figure hardly moves with the machine's speed, so runs compare.
+    const allCpuMs = m.cpuMsPerRequest + (m.databaseCpuMsPerRequest ?? 0) + m.relayCpuMsPerRequest + m.vaultsCpuMsPerRequest + m.loadgenCpuMsPerRequest;
+    const cryptoNextTo = payInvoice.adjacentCryptoCpuMsPerRequest;
+    parts.push(
+      `
+All processes together: ${f(allCpuMs, 2)} ms of CPU per payment, at most ${f((r.machine.cpus * 1000) / allCpuMs, 0)} payments/s on ${r.machine.cpus} cores` +
+        (cryptoNextTo === undefined ? '.' : `; ${f(allCpuMs / cryptoNextTo, 1)}× the crypto-only cost measured next to this section (${f(cryptoNextTo, 3)} ms).`),
     );
   }
   if (scale && scale.length > 0) {

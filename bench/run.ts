@@ -433,9 +433,8 @@ async function scaleSection(vaultsInfo: VaultsInfo): Promise<ScaleRow[]> {
 }
 
 /**
- * Runs a get_balance section between two short crypto-only measurements: the machine's load
- * moves between sections, so each service's CPU is also compared with the crypto cost measured
- * right next to it.
+ * Runs a section between two short crypto-only measurements: the machine's speed moves between
+ * sections, so each service's CPU is also compared with the crypto cost measured right next to it.
  */
 async function withCryptoAround<T extends object>(run: () => Promise<T>): Promise<T & { adjacentCryptoCpuMsPerRequest: number }> {
   const iterations = Math.max(100, Math.floor(CONFIG.cryptoIterations / 4));
@@ -481,7 +480,7 @@ async function main(): Promise<void> {
     await section('bridgePostgres', () => withCryptoAround(() => bridgeGetBalanceSection('postgres', relay, vaultsInfo)));
     await section('bridgePglite', () => withCryptoAround(() => bridgeGetBalanceSection('pglite', relay, vaultsInfo)));
     await section('scale', () => scaleSection(vaultsInfo));
-    await section('payInvoice', () => paySection(relay, vaults, vaultsInfo));
+    await section('payInvoice', () => withCryptoAround(() => paySection(relay, vaults, vaultsInfo)));
   } finally {
     await relay.part.stop();
     await vaults.stop();
