@@ -176,8 +176,7 @@ export function renderReport(r: Results): string {
     const allCpuMs = m.cpuMsPerRequest + (m.databaseCpuMsPerRequest ?? 0) + m.relayCpuMsPerRequest + m.vaultsCpuMsPerRequest + m.loadgenCpuMsPerRequest;
     const cryptoNextTo = payInvoice.adjacentCryptoCpuMsPerRequest;
     parts.push(
-      `
-All processes together: ${f(allCpuMs, 2)} ms of CPU per payment, at most ${f((r.machine.cpus * 1000) / allCpuMs, 0)} payments/s on ${r.machine.cpus} cores` +
+      `\nAll processes together: ${f(allCpuMs, 2)} ms of CPU per payment, at most ${f((r.machine.cpus * 1000) / allCpuMs, 0)} payments/s on ${r.machine.cpus} cores` +
         (cryptoNextTo === undefined ? '.' : `; ${f(allCpuMs / cryptoNextTo, 1)}× the crypto-only cost measured next to this section (${f(cryptoNextTo, 3)} ms).`),
     );
   }
