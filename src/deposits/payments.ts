@@ -702,7 +702,9 @@ export async function refreshPendingOutgoing(ctx: WalletContext): Promise<void> 
  * the payment's own record at the vault (`fetchPayment`) is what gets applied, and it is asked
  * for only while this bridge still has the payment (or part) pending under that key at that
  * vault. One already final here, usually from the vault's answer to the payment call itself,
- * costs no call (and no query, when this instance finalized it lately).
+ * costs no call (and no query, when this instance finalized it lately); so does one whose
+ * payment call is still out, since that answer carries the outcome (and a payment it leaves
+ * pending is asked about again by `awaitOutcome`).
  */
 export async function applyPaymentEvent(
   ctx: WalletContext,

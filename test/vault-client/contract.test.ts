@@ -625,11 +625,12 @@ describe('Vault API contract: HttpVaultClient against the reference operator', (
 
     const op0 = devnet.operators[0];
     if (!op0) throw new Error('no operator');
-    const shortLived = await client(1).createInvoice(bobDeposit.deposit_id, { amountMsat: 1_000n * SAT, expirySeconds: 1 });
+    // Expiry is counted in whole seconds from a whole-second creation time: 2 s leave it at least 1 s to be paid in.
+    const shortLived = await client(1).createInvoice(bobDeposit.deposit_id, { amountMsat: 1_000n * SAT, expirySeconds: 2 });
     op0.faults.holdPayments = true;
     try {
       expect((await attempt(shortLived.invoice, 1_000n * SAT, 10_000n, 'expires-in-flight')).state).toBe('pending');
-      await eventually(() => Date.now() / 1000 >= shortLived.expires_at, 'invoice expiry', 3_000);
+      await eventually(() => Date.now() / 1000 >= shortLived.expires_at, 'invoice expiry', 4_000);
     } finally {
       op0.faults.holdPayments = false;
     }
