@@ -11,7 +11,6 @@ export interface Results {
     bridgePostgres?: Service;
     bridgePglite?: Service;
     payInvoice?: {
-      adjacentCryptoCpuMsPerRequest?: number;
       payers: number;
       payees: number;
       maxRate: Service & { vaultsCpuMsPerRequest: number; cpuShare: { bridge: number; database?: number; relay: number; vaults: number; loadgen: number } };
@@ -53,8 +52,8 @@ interface Service {
   relayCpuMsPerRequest: number;
   loadgenCpuMsPerRequest: number;
   databaseCpuMsPerRequest?: number | null;
-  /** Crypto-only CPU per request measured just before and after this section (mean). */
-  adjacentCryptoCpuMsPerRequest?: number;
+  /** Crypto-only CPU per request in bursts during the timed loop. */
+  concurrentCryptoCpuMsPerRequest?: number;
   rssMb: number;
   maxRssMb: number;
 }
@@ -85,12 +84,17 @@ export function ratios(r: Results): Ratio[] {
     ['PGlite', bridgePglite],
   ] as const) {
     if (!bridge) continue;
-    // Each CPU figure is taken relative to the crypto-only cost measured next to it, where there is one.
-    const unit = (s: Service) => s.adjacentCryptoCpuMsPerRequest ?? crypto?.cpuMsPerRequest;
+    // Each CPU figure is taken relative to the crypto-only cost measured during its own timed loop, where there is one.
+    const unit = (s: Service) => s.concurrentCryptoCpuMsPerRequest ?? crypto?.cpuMsPerRequest;
     const bridgeUnit = unit(bridge);
     if (bridgeUnit !== undefined) {
       const ratio = bridge.cpuMsPerRequest / bridgeUnit;
-      out.push({ what: `bridge CPU per get_balance ÷ crypto-only (${label})`, measured: ratio, unit: '×', target: '≤ 1.5', met: ratio <= 1.5 });
+      out.push({ what: `bridge CPU per get_balance ÷ crypto-only during it (${label})`, measured: ratio, unit: '×', target: '≤ 1.5', met: ratio <= 1.5 });
+    }
+    // And against the crypto-only loop run alone (section 1), on a quieter machine at another moment.
+    if (crypto && bridge.concurrentCryptoCpuMsPerRequest !== undefined) {
+      const ratio = bridge.cpuMsPerRequest / crypto.cpuMsPerRequest;
+      out.push({ what: `bridge CPU per get_balance ÷ crypto-only alone (${label})`, measured: ratio, unit: '×', target: '≤ 1.5', met: ratio <= 1.5 });
     }
     if (peer) {
       const peerUnit = unit(peer);
@@ -140,11 +144,11 @@ export function renderReport(r: Results): string {
     ['3. bridge get_balance, PGlite', bridgePglite],
   ] as const;
   const serviceRows = services.flatMap(([label, s]) =>
-    s ? [[label, s.clients, f(s.throughput, 0), f(s.p50, 1), f(s.p95, 1), f(s.p99, 1), `${f(s.cpuMsPerRequest, 2)} (${f(s.systemCpuMsPerRequest, 2)} sys)`, s.databaseCpuMsPerRequest === null || s.databaseCpuMsPerRequest === undefined ? (label.includes('PGlite') ? 'in the bridge' : '—') : f(s.databaseCpuMsPerRequest, 2), f(s.relayCpuMsPerRequest, 2), f(s.loadgenCpuMsPerRequest, 2), f(s.adjacentCryptoCpuMsPerRequest, 2), f(s.rssMb, 0), s.errors]] : [],
+    s ? [[label, s.clients, f(s.throughput, 0), f(s.p50, 1), f(s.p95, 1), f(s.p99, 1), `${f(s.cpuMsPerRequest, 2)} (${f(s.systemCpuMsPerRequest, 2)} sys)`, s.databaseCpuMsPerRequest === null || s.databaseCpuMsPerRequest === undefined ? (label.includes('PGlite') ? 'in the bridge' : '—') : f(s.databaseCpuMsPerRequest, 2), f(s.relayCpuMsPerRequest, 2), f(s.loadgenCpuMsPerRequest, 2), f(s.concurrentCryptoCpuMsPerRequest, 2), f(s.rssMb, 0), s.errors]] : [],
   );
   if (serviceRows.length > 0) {
     parts.push('\nget_balance, closed loop, one request in flight per client:\n');
-    parts.push(table(['service', 'clients', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'service CPU ms/req', 'PostgreSQL server CPU ms/req', 'relay CPU ms/req', 'load gen CPU ms/req', 'crypto-only ms/req next to it', 'RSS MB', 'errors'], serviceRows));
+    parts.push(table(['service', 'clients', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'service CPU ms/req', 'PostgreSQL server CPU ms/req', 'relay CPU ms/req', 'load gen CPU ms/req', 'crypto-only ms/req during it', 'RSS MB', 'errors'], serviceRows));
   }
   if (payInvoice) {
     const m = payInvoice.maxRate;
@@ -174,10 +178,10 @@ export function renderReport(r: Results): string {
     );
     // In crypto-only units the figure hardly moves with the machine's speed, so runs compare.
     const allCpuMs = m.cpuMsPerRequest + (m.databaseCpuMsPerRequest ?? 0) + m.relayCpuMsPerRequest + m.vaultsCpuMsPerRequest + m.loadgenCpuMsPerRequest;
-    const cryptoNextTo = payInvoice.adjacentCryptoCpuMsPerRequest;
+    const cryptoDuring = m.concurrentCryptoCpuMsPerRequest;
     parts.push(
       `\nAll processes together: ${f(allCpuMs, 2)} ms of CPU per payment, at most ${f((r.machine.cpus * 1000) / allCpuMs, 0)} payments/s on ${r.machine.cpus} cores` +
-        (cryptoNextTo === undefined ? '.' : `; ${f(allCpuMs / cryptoNextTo, 1)}× the crypto-only cost measured next to this section (${f(cryptoNextTo, 3)} ms).`),
+        (cryptoDuring === undefined ? '.' : `; ${f(allCpuMs / cryptoDuring, 1)}× the crypto-only cost measured during this loop (${f(cryptoDuring, 3)} ms).`),
     );
   }
   if (scale && scale.length > 0) {

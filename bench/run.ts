@@ -1,5 +1,5 @@
 /**
- * The benchmark suite: `npm run bench` (about 6–8 minutes here) or `npm run bench:smoke`
+ * The benchmark suite: `npm run bench` (about 2–3 minutes here) or `npm run bench:smoke`
  * (seconds; CI). Everything runs in one go on one machine so that the ratios hold even when the
  * machine is noisy: the crypto-only limit, @getalby/sdk's NWCWalletService as the peer, the
  * bridge on PostgreSQL and PGlite, pay_invoice across devnet vaults, and scale. The relay, the
@@ -7,14 +7,14 @@
  * its own; this process is the load generator. Prints a table and writes bench/results.json
  * (bench/results.smoke.json for the smoke run).
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { openDatabase } from '../src/db/database.ts';
 import { registerConnection, insertConnections, type Registered } from './lib/connections.ts';
-import { measureCryptoLimit, type CryptoLimit } from './lib/crypto-limit.ts';
+import { CryptoSampler, measureCryptoLimit, type CryptoLimit } from './lib/crypto-limit.ts';
 import { cpuMs, ownStats, Part, type ProcessStats } from './lib/ipc.ts';
 import { closedLoop, LoadClient, openLoop, percentile, type LoadResult } from './lib/loadgen.ts';
 import { analyzeBenchDatabase, createBenchDatabase, dropBenchDatabase, postgresReachable, serverCpuMs } from './lib/pg.ts';
@@ -67,6 +67,8 @@ interface ServiceFigures {
   loadgenCpuMsPerRequest: number;
   /** CPU of the PostgreSQL server processes serving the bridge (PostgreSQL only; PGlite runs inside the bridge). */
   databaseCpuMsPerRequest: number | null;
+  /** Crypto-only CPU per request in bursts during the timed loop (`CryptoSampler`). */
+  concurrentCryptoCpuMsPerRequest: number;
   rssMb: number;
   maxRssMb: number;
 }
@@ -91,22 +93,61 @@ async function connectAll(clients: LoadClient[]): Promise<void> {
   await Promise.all(clients.map((c) => c.connect()));
 }
 
+/** Requests of crypto-only work per burst, one burst a second of a timed loop. */
+const CRYPTO_BURST = 40;
+
+/** Requests for the bursts of a timed loop of `durationMs`, prepared before its CPU is counted. */
+function cryptoSamplerFor(durationMs: number): CryptoSampler {
+  return new CryptoSampler(CRYPTO_BURST * (Math.ceil(durationMs / 1000) + 2));
+}
+
+/**
+ * Runs a timed loop with crypto-only bursts beside it (one a second, in this process), and
+ * returns the crypto's CPU per request and its CPU in all, which is not the load generator's.
+ */
+async function withCryptoBursts<T>(sampler: CryptoSampler, run: () => Promise<T>): Promise<{ result: T; cryptoCpuMsPerRequest: number; cryptoCpuMs: number }> {
+  const timer = setInterval(() => sampler.burst(CRYPTO_BURST), 1000);
+  try {
+    const result = await run();
+    if (sampler.requests === 0) sampler.burst(CRYPTO_BURST);
+    return { result, cryptoCpuMsPerRequest: sampler.cpuMsPerRequest, cryptoCpuMs: sampler.cpuMs };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 /** Measures get_balance against a running service: warm-up, then a closed loop with CPU snapshots around it. */
 async function driveGetBalance(section: string, clients: LoadClient[], service: Part, relay: Part, databaseUrl?: string): Promise<ServiceFigures> {
   await closedLoop(clients, CONFIG.warmupMs, () => GET_BALANCE);
+  const sampler = cryptoSamplerFor(CONFIG.measureMs);
   const [s0, r0, d0] = await Promise.all([service.stats(), relay.stats(), databaseUrl ? serverCpuMs(databaseUrl) : null]);
   const l0 = ownStats();
-  const result = await profiled(section, [service, relay], () => closedLoop(clients, CONFIG.measureMs, () => GET_BALANCE));
+  const timed = await withCryptoBursts(sampler, () => profiled(section, [service, relay], () => closedLoop(clients, CONFIG.measureMs, () => GET_BALANCE)));
   const l1 = ownStats();
   const [s1, r1, d1] = await Promise.all([service.stats(), relay.stats(), databaseUrl ? serverCpuMs(databaseUrl) : null]);
-  return { ...figures(clients.length, result, s0, s1, r0, r1, l0, l1), databaseCpuMsPerRequest: perRequest(d0, d1, result.ok) };
+  return {
+    ...figures(clients.length, timed.result, s0, s1, r0, r1, l0, l1, timed.cryptoCpuMs),
+    databaseCpuMsPerRequest: perRequest(d0, d1, timed.result.ok),
+    concurrentCryptoCpuMsPerRequest: timed.cryptoCpuMsPerRequest,
+  };
 }
 
 function perRequest(before: number | null, after: number | null, count: number): number | null {
   return before === null || after === null ? null : Math.max(0, after - before) / Math.max(1, count);
 }
 
-function figures(clients: number, result: LoadResult, s0: ProcessStats, s1: ProcessStats, r0: ProcessStats, r1: ProcessStats, l0: ProcessStats, l1: ProcessStats): Omit<ServiceFigures, 'databaseCpuMsPerRequest'> {
+/** `loadgenOtherCpuMs`: CPU this process spent on other work meanwhile (the crypto bursts). */
+function figures(
+  clients: number,
+  result: LoadResult,
+  s0: ProcessStats,
+  s1: ProcessStats,
+  r0: ProcessStats,
+  r1: ProcessStats,
+  l0: ProcessStats,
+  l1: ProcessStats,
+  loadgenOtherCpuMs: number,
+): Omit<ServiceFigures, 'databaseCpuMsPerRequest' | 'concurrentCryptoCpuMsPerRequest'> {
   const n = Math.max(1, result.ok);
   return {
     clients,
@@ -121,7 +162,7 @@ function figures(clients: number, result: LoadResult, s0: ProcessStats, s1: Proc
     cpuMsPerRequest: cpuMs(s0, s1) / n,
     systemCpuMsPerRequest: (s1.systemUs - s0.systemUs) / 1000 / n,
     relayCpuMsPerRequest: cpuMs(r0, r1) / n,
-    loadgenCpuMsPerRequest: cpuMs(l0, l1) / n,
+    loadgenCpuMsPerRequest: (cpuMs(l0, l1) - loadgenOtherCpuMs) / n,
     rssMb: mb(s1.rss),
     maxRssMb: mb(s1.maxRss),
   };
@@ -139,8 +180,13 @@ interface VaultsInfo {
   vaultsFile: { operators: { name: string; url: string; node_pubkey: string }[]; auditors: { url: string; pubkey: string }[] };
 }
 
+/** The V8 flags the service runs with (`npm start`, and the image's NODE_OPTIONS): the bridge measured is the one deployed. */
+const SERVICE_NODE_FLAGS = (JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start
+  .split(/\s+/)
+  .filter((a) => a.startsWith('--'));
+
 async function startBridgePart(relayUrl: string, vaults: VaultsInfo, databaseUrl: string | undefined): Promise<{ part: Part; url: string; startupMs: number }> {
-  const part = new Part('bridge', 'bridge.ts');
+  const part = new Part('bridge', 'bridge.ts', SERVICE_NODE_FLAGS);
   const started = await part.call<{ url: string }>('start', {
     ...(databaseUrl ? { databaseUrl } : {}),
     relays: [relayUrl],
@@ -290,13 +336,19 @@ async function paySection(relay: { part: Part; url: string }, vaults: Part, vaul
         await analyzeBenchDatabase(databaseUrl);
 
         // Highest rate: every payer keeps one payment in flight.
+        const sampler = cryptoSamplerFor(CONFIG.payMs);
         const [b0, r0, v0, d0] = await Promise.all([bridge.part.stats(), relay.part.stats(), vaults.stats(), serverCpuMs(databaseUrl)]);
         const l0 = ownStats();
         // Ends when the time is up or the stock of invoices runs out, whichever is first.
-        const max = await profiled('payInvoice', [bridge.part, vaults, relay.part], () => closedLoop(payers, CONFIG.payMs, () => pay()));
+        const timed = await withCryptoBursts(sampler, () => profiled('payInvoice', [bridge.part, vaults, relay.part], () => closedLoop(payers, CONFIG.payMs, () => pay())));
+        const max = timed.result;
         const l1 = ownStats();
         const [b1, r1, v1, d1] = await Promise.all([bridge.part.stats(), relay.part.stats(), vaults.stats(), serverCpuMs(databaseUrl)]);
-        const base = { ...figures(payers.length, max, b0, b1, r0, r1, l0, l1), databaseCpuMsPerRequest: perRequest(d0, d1, max.ok) };
+        const base = {
+          ...figures(payers.length, max, b0, b1, r0, r1, l0, l1, timed.cryptoCpuMs),
+          databaseCpuMsPerRequest: perRequest(d0, d1, max.ok),
+          concurrentCryptoCpuMsPerRequest: timed.cryptoCpuMsPerRequest,
+        };
         const vaultsCpuMsPerRequest = cpuMs(v0, v1) / Math.max(1, max.ok);
         const database = base.databaseCpuMsPerRequest ?? 0;
         const total = base.cpuMsPerRequest + database + base.relayCpuMsPerRequest + vaultsCpuMsPerRequest + base.loadgenCpuMsPerRequest;
@@ -432,18 +484,6 @@ async function scaleSection(vaultsInfo: VaultsInfo): Promise<ScaleRow[]> {
   return rows;
 }
 
-/**
- * Runs a section between two short crypto-only measurements: the machine's speed moves between
- * sections, so each service's CPU is also compared with the crypto cost measured right next to it.
- */
-async function withCryptoAround<T extends object>(run: () => Promise<T>): Promise<T & { adjacentCryptoCpuMsPerRequest: number }> {
-  const iterations = Math.max(100, Math.floor(CONFIG.cryptoIterations / 4));
-  const before = measureCryptoLimit(iterations).cpuMsPerRequest;
-  const result = await run();
-  const after = measureCryptoLimit(iterations).cpuMsPerRequest;
-  return { ...result, adjacentCryptoCpuMsPerRequest: (before + after) / 2 };
-}
-
 // ——— main ———
 
 async function main(): Promise<void> {
@@ -476,11 +516,11 @@ async function main(): Promise<void> {
   const vaults = new Part('vaults', 'vaults.ts');
   try {
     const vaultsInfo = await vaults.call<VaultsInfo>('start', { operators: 3 });
-    await section('peer', () => withCryptoAround(() => peerSection(relay)));
-    await section('bridgePostgres', () => withCryptoAround(() => bridgeGetBalanceSection('postgres', relay, vaultsInfo)));
-    await section('bridgePglite', () => withCryptoAround(() => bridgeGetBalanceSection('pglite', relay, vaultsInfo)));
+    await section('peer', () => peerSection(relay));
+    await section('bridgePostgres', () => bridgeGetBalanceSection('postgres', relay, vaultsInfo));
+    await section('bridgePglite', () => bridgeGetBalanceSection('pglite', relay, vaultsInfo));
     await section('scale', () => scaleSection(vaultsInfo));
-    await section('payInvoice', () => withCryptoAround(() => paySection(relay, vaults, vaultsInfo)));
+    await section('payInvoice', () => paySection(relay, vaults, vaultsInfo));
   } finally {
     await relay.part.stop();
     await vaults.stop();

@@ -20,32 +20,91 @@ export interface CryptoLimit {
   conversationKeyMs: number;
 }
 
-export function measureCryptoLimit(iterations: number): CryptoLimit {
+/** Distinct requests signed ahead (not timed), and the service key that answers them. */
+interface PreparedRequests {
+  serviceSecret: Uint8Array;
+  clientPubkeys: string[];
+  events: Event[];
+}
+
+const ANSWER = JSON.stringify({ result_type: 'get_balance', result: { balance: 21_000_000 }, error: null });
+
+function prepareRequests(count: number): PreparedRequests {
   const serviceSecret = generateSecretKey();
   const servicePubkey = getPublicKey(serviceSecret);
   const clients = Array.from({ length: 8 }, () => generateSecretKey());
   const clientPubkeys = clients.map((c) => getPublicKey(c));
   const keys = clients.map((c) => nip44.utils.getConversationKey(c, servicePubkey));
-  // Requests signed ahead (not timed), each kept as JSON so every check starts from a fresh
-  // object; every one is distinct, as real requests are, so no check repeats another (the warm-up
-  // has requests of its own).
+  // Each kept as JSON so every check starts from a fresh object; every one is distinct, as real
+  // requests are, so no check repeats another (the warm-up has requests of its own).
   const warmup = 50;
-  const wire = Array.from({ length: iterations + warmup }, (_, i) => {
+  const wire = Array.from({ length: count + warmup }, (_, i) => {
     const c = i % clients.length;
     const content = nip44.encrypt(JSON.stringify({ method: 'get_balance', params: {} }), keys[c]!);
     return JSON.stringify(signEvent({ kind: 23194, created_at: Math.floor(Date.now() / 1000), tags: [['p', servicePubkey], ['encryption', 'nip44_v2']], content }, clients[c]!));
   });
-  const events: Event[] = wire.slice(0, iterations).map((text) => JSON.parse(text) as Event);
-  const cached = new Map<string, Uint8Array>();
-  const answer = JSON.stringify({ result_type: 'get_balance', result: { balance: 21_000_000 }, error: null });
-  const steps = { verify: 0, decrypt: 0, encrypt: 0, sign: 0 };
-
   // Warm the JIT on copies first, so the loop measures steady-state cost.
-  for (const text of wire.slice(iterations)) {
+  for (const text of wire.slice(count)) {
     const event = JSON.parse(text) as Event;
     hasValidSignature(event);
-    signEvent({ kind: 23195, created_at: 0, tags: [], content: encryptContent('nip44_v2', keys[0]!, decryptContent('nip44_v2', keys[0]!, nip44.encrypt(answer, keys[0]!))) }, serviceSecret);
+    signEvent({ kind: 23195, created_at: 0, tags: [], content: encryptContent('nip44_v2', keys[0]!, decryptContent('nip44_v2', keys[0]!, nip44.encrypt(ANSWER, keys[0]!))) }, serviceSecret);
   }
+  return { serviceSecret, clientPubkeys, events: wire.slice(0, count).map((text) => JSON.parse(text) as Event) };
+}
+
+/**
+ * Short bursts of the same loop while a section's timed loop runs, in the load generator's
+ * process: the crypto-only cost under the same load and at the same moments as the service
+ * measured, which a measurement before or after cannot give on a machine whose speed moves
+ * within seconds.
+ */
+export class CryptoSampler {
+  readonly #prepared: PreparedRequests;
+  readonly #cached = new Map<string, Uint8Array>();
+  #next = 0;
+  /** CPU spent in bursts so far (ms), and the requests they handled. */
+  cpuMs = 0;
+  requests = 0;
+
+  constructor(requests: number) {
+    this.#prepared = prepareRequests(requests);
+    // Conversation keys derived up front: a service derives one per connection, not per request.
+    for (const pubkey of this.#prepared.clientPubkeys) this.#cached.set(pubkey, sharedKey('nip44_v2', this.#prepared.serviceSecret, pubkey));
+  }
+
+  /** Handles `count` more requests now (fewer when the prepared ones run out). */
+  burst(count: number): void {
+    const events = this.#prepared.events.slice(this.#next, this.#next + count);
+    this.#next += events.length;
+    const cpu0 = process.cpuUsage();
+    for (const event of events) answerOne(event, this.#prepared.serviceSecret, this.#cached);
+    const cpu = process.cpuUsage(cpu0);
+    this.cpuMs += (cpu.user + cpu.system) / 1000;
+    this.requests += events.length;
+  }
+
+  /** CPU per request over all bursts, ms. */
+  get cpuMsPerRequest(): number {
+    return this.requests === 0 ? NaN : this.cpuMs / this.requests;
+  }
+}
+
+/** What a wallet service's crypto does for one request, untimed. */
+function answerOne(event: Event, serviceSecret: Uint8Array, cached: Map<string, Uint8Array>): void {
+  if (!hasValidSignature(event)) throw new Error('bad signature in the crypto bench');
+  let key = cached.get(event.pubkey);
+  if (!key) {
+    key = sharedKey('nip44_v2', serviceSecret, event.pubkey);
+    cached.set(event.pubkey, key);
+  }
+  JSON.parse(decryptContent('nip44_v2', key, event.content));
+  signEvent({ kind: 23195, created_at: Math.floor(Date.now() / 1000), tags: [['p', event.pubkey], ['e', event.id]], content: encryptContent('nip44_v2', key, ANSWER) }, serviceSecret);
+}
+
+export function measureCryptoLimit(iterations: number): CryptoLimit {
+  const { serviceSecret, clientPubkeys, events } = prepareRequests(iterations);
+  const cached = new Map<string, Uint8Array>();
+  const steps = { verify: 0, decrypt: 0, encrypt: 0, sign: 0 };
 
   const cpu0 = process.cpuUsage();
   for (const event of events) {
@@ -61,7 +120,7 @@ export function measureCryptoLimit(iterations: number): CryptoLimit {
     JSON.parse(decryptContent('nip44_v2', key, event.content));
     t = performance.now();
     steps.decrypt += t - u;
-    const content = encryptContent('nip44_v2', key, answer);
+    const content = encryptContent('nip44_v2', key, ANSWER);
     u = performance.now();
     steps.encrypt += u - t;
     signEvent({ kind: 23195, created_at: Math.floor(Date.now() / 1000), tags: [['p', event.pubkey], ['e', event.id]], content }, serviceSecret);

@@ -68,6 +68,13 @@ describe('fly.toml and the Dockerfile against the code', () => {
     expect(fly.build.dockerfile).toBe('Dockerfile');
   });
 
+  it('run node with the V8 flags `npm start` uses', () => {
+    const start = (JSON.parse(read('package.json')) as { scripts: { start: string } }).scripts.start.split(/\s+/);
+    const flags = start.filter((a) => a.startsWith('--'));
+    expect(flags).toContain('--max-semi-space-size=32');
+    expect(/^ENV NODE_OPTIONS="([^"]*)"/m.exec(dockerfile)?.[1]?.split(/\s+/)).toEqual(flags);
+  });
+
   it('listen, expose and health-check on the port the config reads', () => {
     const config = loadConfig({ ...fly.env, DATABASE_URL: 'postgres://u@db.internal:5432/bridge' });
     expect(config.httpHost).toBe('0.0.0.0');
