@@ -14,7 +14,7 @@ import type { WalletContext } from './context.ts';
 import { depositCandidates } from './deposit-candidates.ts';
 import { userPolicy } from './policy.ts';
 import { recordIncident } from './incidents.ts';
-import { notifiedConnections, queueNotifications } from './notification-outbox.ts';
+import { queueNotifications, queueSettledNotifications } from './notification-outbox.ts';
 import { inTransaction, journalEntry } from './journal.ts';
 import type { KnownOperator } from './operators.ts';
 import { newestBalanceSet, verifiedBalanceUpdate } from './vault-records.ts';
@@ -254,21 +254,9 @@ const creditStatement = compiledOnce(
           .whereRef('deposits.id', '=', 'settled.deposit_id')
           .returning('deposits.id'),
       )
+      // Money moved between the user's own deposits is not a payment received.
       .with('queued', (qb) =>
-        qb
-          .insertInto('notifications')
-          .columns(['connection_pubkey', 'transaction_id', 'type'])
-          .expression((eb) =>
-            eb
-              .selectFrom('connections')
-              .innerJoin('settled', 'settled.user_pubkey', 'connections.user_pubkey')
-              .select((s) => ['connections.pubkey', 'settled.id', s.val('payment_received').as('type')])
-              .where(notifiedConnections)
-              // Money moved between the user's own deposits is not a payment received.
-              .where((s) => s.not(s.exists(s.selectFrom('transfers').select('transfers.id').whereRef('transfers.incoming_transaction_id', '=', 'settled.id')))),
-          )
-          .onConflict((oc) => oc.constraint('notifications_once').doNothing())
-          .returning('notifications.id'),
+        queueSettledNotifications(qb, 'payment_received', sql<boolean>`exists (select 1 from transfers where transfers.incoming_transaction_id = settled.id)`),
       )
       .selectFrom('settled')
       .select(['settled.metadata'])

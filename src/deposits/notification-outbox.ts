@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type QueryCreator, type SqlBool } from 'kysely';
 import type { Database, NotificationType } from '../db/schema.ts';
 import type { Trx } from './journal.ts';
 
@@ -10,6 +10,30 @@ export interface NotificationSink {
 /** The connections that hear of their user's transactions: granted `notifications`, not revoked. */
 export function notifiedConnections(eb: ExpressionBuilder<Database, 'connections'>) {
   return eb.and([eb('connections.revoked', '=', false), sql<boolean>`${eb.ref('connections.methods')} @> '["notifications"]'::jsonb`]);
+}
+
+/** The transaction a statement just settled, as its `settled` CTE returns it. */
+type WithSettled = Database & { settled: { id: bigint; user_pubkey: string } };
+
+/**
+ * The CTE that queues `type` about the transaction of the statement's `settled` CTE for every
+ * notified connection of its user, unless `ownMove` (money moved between the user's own
+ * deposits, which no app made); returns the ids queued.
+ */
+export function queueSettledNotifications(qb: QueryCreator<WithSettled>, type: NotificationType, ownMove: Expression<SqlBool>) {
+  return qb
+    .insertInto('notifications')
+    .columns(['connection_pubkey', 'transaction_id', 'type'])
+    .expression((eb) =>
+      eb
+        .selectFrom('connections')
+        .innerJoin('settled', 'settled.user_pubkey', 'connections.user_pubkey')
+        .select((s) => ['connections.pubkey', 'settled.id', s.val(type).as('type')])
+        .where(notifiedConnections)
+        .where((s) => s.not(ownMove)),
+    )
+    .onConflict((oc) => oc.constraint('notifications_once').doNothing())
+    .returning('notifications.id');
 }
 
 /**

@@ -21,7 +21,7 @@ import { BridgeStopping, type WalletContext } from './context.ts';
 import { depositCandidates } from './deposit-candidates.ts';
 import { userPolicy } from './policy.ts';
 import { recordIncident } from './incidents.ts';
-import { notifiedConnections, queueNotifications } from './notification-outbox.ts';
+import { queueNotifications, queueSettledNotifications } from './notification-outbox.ts';
 import { changeDepositMoney, inTransaction, journalEntry, type Trx } from './journal.ts';
 import { admitPayment, lockConnection, readAdmission, type ReservedDeposit } from './admission.ts';
 import { fillDepositFor } from './transfers.ts';
@@ -515,22 +515,8 @@ const settleStatement = compiledOnce(
           .whereRef('deposits.id', '=', 'settled.deposit_id')
           .returning('deposits.id'),
       )
-      .with('queued', (qb) =>
-        qb
-          .insertInto('notifications')
-          .columns(['connection_pubkey', 'transaction_id', 'type'])
-          .expression((eb) =>
-            eb
-              .selectFrom('connections')
-              .innerJoin('settled', 'settled.user_pubkey', 'connections.user_pubkey')
-              .select((s) => ['connections.pubkey', 'settled.id', s.val('payment_sent').as('type')])
-              .where(notifiedConnections)
-              // A transfer between the user's own deposits is no payment an app made.
-              .where(sql<boolean>`not coalesce(settled.metadata ? 'transfer', false)`),
-          )
-          .onConflict((oc) => oc.constraint('notifications_once').doNothing())
-          .returning('notifications.id'),
-      )
+      // A transfer between the user's own deposits is no payment an app made.
+      .with('queued', (qb) => queueSettledNotifications(qb, 'payment_sent', sql<boolean>`coalesce(settled.metadata ? 'transfer', false)`))
       .selectFrom('settled')
       .selectAll('settled')
       .select((eb) => eb.selectFrom('queued').select(eb.fn.countAll<bigint>().as('n')).as('queued')),
