@@ -100,6 +100,7 @@ export function createWallet(db: Db, keys: BridgeKeys, logger: Logger, vaultTime
         secretKey: keys.vaultAuthSecret,
         logger,
         ...(vaultTimeoutMs ? { timeoutMs: vaultTimeoutMs } : {}),
+        sessions: true,
         // Every call is an observation of the operator (docs/reputation.md).
         onCall: (outcome) => operators.recordCall(url, outcome),
       }),

@@ -738,26 +738,33 @@ export class VaultOperator {
   }
 
   /**
-   * Events after `after` on deposits `caller` owns or watches, oldest first (amounts as bigint).
+   * The next `limit` events after `after` as `caller` sees them: those on deposits it watches or
+   * owns, each as its wire JSON (the stored event, written by this operator in the Vault API's
+   * form, with its seq put first, not parsed and written again). `through` is the last seq
+   * examined and `examined` how many were: a stream reads on from `through`, so each event is
+   * looked at once, by key lookups, however many deposits the caller watches and however few of
+   * the events are its own.
    */
-  /**
-   * The caller's events after `after`, each as its wire JSON: the stored event (written by this
-   * operator in the Vault API's form) with its seq put first, not parsed and written again.
-   */
-  eventsFor(caller: string, after: number, limit: number): { seq: number; json: string }[] {
+  eventsFor(caller: string, after: number, limit: number): { events: { seq: number; json: string }[]; through: number; examined: number } {
     const rows = this.#all(
-      `SELECT seq, data FROM events
-       WHERE seq > ? AND deposit_id IN (SELECT deposit_id FROM deposits WHERE owner = ? UNION SELECT deposit_id FROM watchers WHERE watcher = ?)
-       ORDER BY seq LIMIT ?`,
+      `SELECT seq,
+         CASE WHEN EXISTS (SELECT 1 FROM watchers WHERE watchers.deposit_id = events.deposit_id AND watchers.watcher = ?)
+           OR EXISTS (SELECT 1 FROM deposits WHERE deposits.deposit_id = events.deposit_id AND deposits.owner = ?)
+         THEN data END AS data
+       FROM events WHERE seq > ? ORDER BY seq LIMIT ?`,
+      caller,
+      caller,
       after,
-      caller,
-      caller,
       limit,
     );
-    return rows.map((row) => {
-      const seq = int(row, 'seq');
-      return { seq, json: `{"seq":${seq},${text(row, 'data').slice(1)}` };
-    });
+    const events: { seq: number; json: string }[] = [];
+    let through = after;
+    for (const row of rows) {
+      through = int(row, 'seq');
+      const data = textOrNull(row, 'data');
+      if (data !== null) events.push({ seq: through, json: `{"seq":${through},${data.slice(1)}` });
+    }
+    return { events, through, examined: rows.length };
   }
 
   // ---------------------------------------------------------------- writes

@@ -1,6 +1,7 @@
 /**
- * The reference vault operator's HTTP face: every endpoint of docs/vault-api.md, NIP-98 auth on
- * every call checked against the operator's own base URL, errors as the documented body.
+ * The reference vault operator's HTTP face: every endpoint of docs/vault-api.md, NIP-98 or
+ * session auth on every call checked against the operator's own base URL, errors as the
+ * documented body.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,6 +10,7 @@ import { hex32 } from '../protocol/hex.ts';
 import { verifyHttpAuth } from '../protocol/nip98.ts';
 import { nowSeconds } from '../protocol/nostr-event.ts';
 import type { Result } from '../protocol/result.ts';
+import { parseSessionAuth } from '../protocol/vault-session.ts';
 import {
   VAULT_ERROR_STATUS,
   createHoldInvoiceRequestSchema,
@@ -23,6 +25,7 @@ import {
 import { silentLogger, type Logger } from '../log.ts';
 import { createApp, listen, parseJsonBody, parseWith, sendError, sendJson } from './http.ts';
 import type { VaultOperator } from './vault-operator.ts';
+import { VaultSessions } from './vault-sessions.ts';
 
 export interface VaultServerOptions {
   operator: VaultOperator;
@@ -40,7 +43,7 @@ export interface VaultServer {
   close(): Promise<void>;
 }
 
-/** Events sent per database read while catching a stream up. */
+/** Events examined per database read while catching a stream up. */
 const EVENT_PAGE = 200;
 
 const idParams = z.object({ id: z.string().min(1).max(128) });
@@ -61,8 +64,10 @@ export async function startVaultServer(options: VaultServerOptions): Promise<Vau
   const reply = <T>(res: FastifyReply, result: Result<T>, status = 200): FastifyReply =>
     result.ok ? sendJson(res, status, result.value) : sendError(res, VAULT_ERROR_STATUS[result.error.code], result.error.code, result.error.message);
 
+  const sessions = new VaultSessions();
+
   /** The NIP-98 signer of the request, checked against our public URL, method and raw body. */
-  const caller = (request: FastifyRequest): Result<string> =>
+  const nip98Caller = (request: FastifyRequest): Result<string> =>
     verifyHttpAuth(
       request.headers.authorization,
       baseUrl + request.url,
@@ -70,6 +75,14 @@ export async function startVaultServer(options: VaultServerOptions): Promise<Vau
       typeof request.body === 'string' ? request.body : undefined,
       nowSeconds(),
     );
+
+  /** The caller of the request: the NIP-98 signer, or the key that opened the session it is signed in. */
+  const caller = (request: FastifyRequest): Result<string> => {
+    const session = parseSessionAuth(request.headers.authorization);
+    if (session === null) return nip98Caller(request);
+    if (!session.ok) return session;
+    return sessions.caller(session.value, baseUrl + request.url, request.method, typeof request.body === 'string' ? request.body : undefined, nowSeconds());
+  };
 
   app.addHook('onRequest', async (_request, res) => {
     if (operator.faults.down) return sendError(res, 503, 'UNAVAILABLE', 'the operator is offline');
@@ -81,6 +94,13 @@ export async function startVaultServer(options: VaultServerOptions): Promise<Vau
     const who = caller(request);
     if (!who.ok) return reply(res, who);
     return sendJson(res, 200, operator.info());
+  });
+
+  // Opened with NIP-98 only: a session proves the key once, it does not stand in for it here.
+  app.post('/v0/sessions', async (request, res) => {
+    const who = nip98Caller(request);
+    if (!who.ok) return reply(res, who);
+    return sendJson(res, 201, sessions.open(who.value, nowSeconds()));
   });
 
   app.get('/v0/metrics', async (request, res) => {
@@ -245,12 +265,10 @@ export async function startVaultServer(options: VaultServerOptions): Promise<Vau
       if (!open) return;
       if (operator.faults.down) return end();
       for (;;) {
-        const events = operator.eventsFor(who.value, cursor, EVENT_PAGE);
-        for (const event of events) {
-          raw.write(`id: ${event.seq}\ndata: ${event.json}\n\n`);
-          cursor = event.seq;
-        }
-        if (events.length < EVENT_PAGE) return;
+        const page = operator.eventsFor(who.value, cursor, EVENT_PAGE);
+        for (const event of page.events) raw.write(`id: ${event.seq}\ndata: ${event.json}\n\n`);
+        cursor = page.through;
+        if (page.examined < EVENT_PAGE) return;
       }
     };
     const ping = setInterval(() => raw.write(': ping\n\n'), pingIntervalMs);

@@ -40,6 +40,8 @@ export const NIP47_CODE_FOR_VAULT_ERROR: Record<VaultErrorCode, Nip47ErrorCode> 
   WRONG_NETWORK: 'BAD_REQUEST',
   INVOICE_EXPIRED: 'BAD_REQUEST',
   UNAUTHORIZED: 'UNAUTHORIZED',
+  // The bridge's own session with the operator, not the user's authorization: the client opens a new one and sends again first.
+  SESSION_EXPIRED: 'INTERNAL',
   INSUFFICIENT_BALANCE: 'INSUFFICIENT_BALANCE',
   RESTRICTED: 'RESTRICTED',
   EXPIRED: 'EXPIRED',

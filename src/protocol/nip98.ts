@@ -1,7 +1,6 @@
-import { sha256 } from '@noble/hashes/sha2.js';
+import { createHash } from 'node:crypto';
 import { base64 } from '@scure/base';
 import type { Event } from 'nostr-tools/pure';
-import { bytesToHex } from './hex.ts';
 import { KIND } from './kinds.ts';
 import { hasValidSignature, nostrEventSchema, signEvent, tagValue } from './nostr-event.ts';
 import { fail, ok, type Result } from './result.ts';
@@ -9,8 +8,9 @@ import { fail, ok, type Result } from './result.ts';
 /** NIP-98: how far created_at may lie from the server's clock. */
 export const HTTP_AUTH_WINDOW_SECONDS = 60;
 
+/** The hex SHA-256 of a body (a string as UTF-8): OpenSSL's, about four times faster than JS on a payment's few kilobytes. */
 export function payloadHash(body: string | Uint8Array): string {
-  return bytesToHex(sha256(typeof body === 'string' ? new TextEncoder().encode(body) : body));
+  return createHash('sha256').update(body).digest('hex');
 }
 
 /**

@@ -1,15 +1,19 @@
 /**
- * The Vault API v0 over HTTP (docs/vault-api.md): every call signed with NIP-98 by the caller's
- * key, bounded by a timeout, and every response checked against the shared schemas.
+ * The Vault API v0 over HTTP (docs/vault-api.md): every call signed by the caller's key (NIP-98,
+ * or within a session that NIP-98 opened), bounded by a timeout, and every response checked
+ * against the shared schemas.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { KeyObject } from 'node:crypto';
 import type { z } from 'zod';
 import type { Event } from 'nostr-tools/pure';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { msatToString } from '../protocol/amounts.ts';
 import { bytesToHex, hexToBytes } from '../protocol/hex.ts';
 import { httpAuthHeader } from '../protocol/nip98.ts';
+import { nowSeconds } from '../protocol/nostr-event.ts';
+import { sessionAuthHeader, sessionKey, vaultSessionSchema } from '../protocol/vault-session.ts';
 import { tlvRecordsToWire } from '../protocol/nwc-request.ts';
 import {
   depositHistorySchema,
@@ -51,7 +55,26 @@ export interface HttpVaultClientOptions {
   logger?: Logger;
   /** Told of each call's outcome: answered (an error status below 500 counts as answered) and how fast. */
   onCall?: (outcome: { answered: boolean; latencyMs: number }) => void;
+  /**
+   * Sign calls within a session (docs/vault-api.md, "Sessions"): one NIP-98 signature an hour
+   * instead of one per call, for a long-lived caller such as the bridge. Default false: a
+   * one-off caller would only add the round trip that opens it.
+   */
+  sessions?: boolean;
 }
+
+interface Session {
+  id: string;
+  key: KeyObject;
+  expiresAt: number;
+}
+
+/** A session is replaced this long before the operator's expiry. */
+const SESSION_RENEW_MARGIN_SECONDS = 300;
+/** After an operator answered that it has no sessions, calls use NIP-98 this long before asking again. */
+const SESSIONS_UNSUPPORTED_RETRY_MS = 10 * 60_000;
+/** After it failed to open one (an error status), this long: a struggling operator is not asked twice per call. */
+const SESSIONS_FAILED_RETRY_MS = 10_000;
 
 /** Error codes of causes that mean the request never left this machine. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_INVALID_URL']);
@@ -66,6 +89,10 @@ export class HttpVaultClient implements VaultClient {
   readonly #idleMs: number;
   readonly #log: Logger;
   readonly #onCall: HttpVaultClientOptions['onCall'];
+  readonly #useSessions: boolean;
+  #session: Session | null = null;
+  #openingSession: Promise<Session | null> | null = null;
+  #sessionsOffUntil = 0;
 
   constructor(options: HttpVaultClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
@@ -75,6 +102,7 @@ export class HttpVaultClient implements VaultClient {
     this.#idleMs = options.streamIdleTimeoutMs ?? 45_000;
     this.#log = (options.logger ?? silentLogger).child({ vault: this.url });
     this.#onCall = options.onCall;
+    this.#useSessions = options.sessions ?? false;
   }
 
   info() {
@@ -284,9 +312,55 @@ export class HttpVaultClient implements VaultClient {
 
   async #send<S extends z.ZodType>(method: Method, path: string, body: object | undefined, schema: S, expected: string): Promise<z.output<S>> {
     const url = this.url + path;
-    const call = `${method} ${path}`;
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = { authorization: httpAuthHeader(this.#secretKey, url, method, payload), accept: 'application/json' };
+    const session = this.#useSessions ? await this.#currentSession() : null;
+    const authorization = session ? sessionAuthHeader(session.id, session.key, url, method, payload, nowSeconds()) : httpAuthHeader(this.#secretKey, url, method, payload);
+    try {
+      return await this.#exchange(method, path, payload, authorization, schema, expected);
+    } catch (error) {
+      if (!(session && error instanceof VaultError && error.code === 'SESSION_EXPIRED')) throw error;
+      // The operator forgot the session (a restart) or it lapsed; it refused before acting, so sending again is safe.
+      if (this.#session === session) this.#session = null;
+      const next = await this.#currentSession();
+      const again = next ? sessionAuthHeader(next.id, next.key, url, method, payload, nowSeconds()) : httpAuthHeader(this.#secretKey, url, method, payload);
+      return this.#exchange(method, path, payload, again, schema, expected);
+    }
+  }
+
+  /** The session to sign a call in: the open one, a new one, or null to sign with NIP-98. */
+  #currentSession(): Promise<Session | null> {
+    const session = this.#session;
+    if (session && session.expiresAt - SESSION_RENEW_MARGIN_SECONDS > nowSeconds()) return Promise.resolve(session);
+    if (Date.now() < this.#sessionsOffUntil) return Promise.resolve(null);
+    this.#openingSession ??= this.#openSession().finally(() => {
+      this.#openingSession = null;
+    });
+    return this.#openingSession;
+  }
+
+  async #openSession(): Promise<Session | null> {
+    const url = `${this.url}/v0/sessions`;
+    try {
+      const opened = await this.#exchange('POST', '/v0/sessions', undefined, httpAuthHeader(this.#secretKey, url, 'POST'), vaultSessionSchema, 'a session');
+      this.#session = { id: opened.session_id, key: sessionKey(opened.secret), expiresAt: opened.expires_at };
+      return this.#session;
+    } catch (error) {
+      if (!(error instanceof VaultError)) throw error;
+      // No answer: the call that needed the session was never sent.
+      if (error.status === null) throw new VaultError(error.code, error.message, { outcomeUnknown: false, cause: error });
+      // An answer without a session: an operator without sessions (no such route), or one failing now.
+      const unsupported = error.status === 404;
+      this.#sessionsOffUntil = Date.now() + (unsupported ? SESSIONS_UNSUPPORTED_RETRY_MS : SESSIONS_FAILED_RETRY_MS);
+      if (unsupported) this.#log.warn({ err: error.message }, 'vault has no sessions; signing each call with NIP-98');
+      return null;
+    }
+  }
+
+  /** One request and its checked answer. */
+  async #exchange<S extends z.ZodType>(method: Method, path: string, payload: string | undefined, authorization: string, schema: S, expected: string): Promise<z.output<S>> {
+    const url = this.url + path;
+    const call = `${method} ${path}`;
+    const headers: Record<string, string> = { authorization, accept: 'application/json' };
     if (payload !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
     let text: string;

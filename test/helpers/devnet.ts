@@ -17,9 +17,9 @@ export function startTestDevnet(options: Partial<DevnetOptions> = {}): Promise<D
   });
 }
 
-/** A client for each operator, signing NIP-98 with one caller (bridge) key. */
-export function clientsFor(devnet: Devnet, callerKey: Uint8Array = generateSecretKey()): HttpVaultClient[] {
-  return devnet.operators.map((op) => new HttpVaultClient({ url: op.url, secretKey: callerKey }));
+/** A client for each operator, signing with one caller (bridge) key: NIP-98 on every call, or in sessions. */
+export function clientsFor(devnet: Devnet, callerKey: Uint8Array = generateSecretKey(), options: { sessions?: boolean } = {}): HttpVaultClient[] {
+  return devnet.operators.map((op) => new HttpVaultClient({ url: op.url, secretKey: callerKey, ...options }));
 }
 
 /** Polls until `check` holds (or fails the test after `timeoutMs`). */

@@ -45,7 +45,10 @@ function mainnetInvoice(amountMsat: bigint): string {
   return signed;
 }
 
-describe('Vault API contract: HttpVaultClient against the reference operator', () => {
+describe.each([
+  ['each call signed with NIP-98', false],
+  ['calls signed in a session', true],
+])('Vault API contract: HttpVaultClient against the reference operator, %s', (_, sessions) => {
   let devnet: Devnet;
   let clients: HttpVaultClient[];
   let infos: VaultInfo[];
@@ -76,7 +79,7 @@ describe('Vault API contract: HttpVaultClient against the reference operator', (
 
   beforeAll(async () => {
     devnet = await startTestDevnet();
-    clients = clientsFor(devnet);
+    clients = clientsFor(devnet, generateSecretKey(), { sessions });
     infos = await Promise.all(clients.map((c) => c.info()));
     subscription = client(0).subscribeEvents(0, async (event) => {
       events.push(event);
@@ -120,9 +123,9 @@ describe('Vault API contract: HttpVaultClient against the reference operator', (
   it('shows a deposit only to its owner and its watchers', async () => {
     const party = newParty();
     const deposit = await client(0).openDeposit(signDepositOpen(party.user.secretKey));
-    const stranger = new HttpVaultClient({ url: devnet.operators[0]?.url ?? '', secretKey: generateSecretKey() });
+    const stranger = new HttpVaultClient({ url: devnet.operators[0]?.url ?? '', secretKey: generateSecretKey(), sessions });
     await expect(stranger.depositStatus(deposit.deposit_id)).rejects.toMatchObject({ code: 'NOT_FOUND', status: 404 });
-    const owner = new HttpVaultClient({ url: devnet.operators[0]?.url ?? '', secretKey: party.user.secretKey });
+    const owner = new HttpVaultClient({ url: devnet.operators[0]?.url ?? '', secretKey: party.user.secretKey, sessions });
     expect((await owner.depositStatus(deposit.deposit_id)).owner).toBe(party.user.pubkey);
   });
 
@@ -522,11 +525,11 @@ describe('Vault API contract: HttpVaultClient against the reference operator', (
     const deposit = await client(0).openDeposit(signDepositOpen(party.user.secretKey));
     const { preimage, paymentHash } = preimagePair();
     await client(0).createHoldInvoice(deposit.deposit_id, { amountMsat: 1_000n * SAT, paymentHash });
-    const stranger = new HttpVaultClient({ url: devnet.operators[0]?.url ?? '', secretKey: generateSecretKey() });
+    const stranger = new HttpVaultClient({ url: devnet.operators[0]?.url ?? '', secretKey: generateSecretKey(), sessions });
     await expect(stranger.createHoldInvoice(deposit.deposit_id, { amountMsat: 1_000n * SAT, paymentHash: preimagePair().paymentHash })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(stranger.settleHoldInvoice(deposit.deposit_id, paymentHash, preimage)).rejects.toMatchObject({ code: 'NOT_FOUND', status: 404 });
     await expect(stranger.cancelHoldInvoice(deposit.deposit_id, paymentHash)).rejects.toMatchObject({ code: 'NOT_FOUND', status: 404 });
-    const owner = new HttpVaultClient({ url: devnet.operators[0]?.url ?? '', secretKey: party.user.secretKey });
+    const owner = new HttpVaultClient({ url: devnet.operators[0]?.url ?? '', secretKey: party.user.secretKey, sessions });
     expect((await owner.cancelHoldInvoice(deposit.deposit_id, paymentHash)).state).toBe('canceled');
     const ordinary = await client(0).createInvoice(deposit.deposit_id, { amountMsat: 1_000n * SAT });
     await expect(client(0).cancelHoldInvoice(deposit.deposit_id, ordinary.payment_hash)).rejects.toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/not a hold invoice/) });

@@ -11,6 +11,9 @@ import type { Devnet } from '../../src/devnet/devnet.ts';
 import { signDepositOpen } from '../../src/protocol/user-statements.ts';
 import type { VaultEvent } from '../../src/protocol/vault-api.ts';
 import { HttpVaultClient } from '../../src/vault-client/http-vault-client.ts';
+import { verifyHttpAuth } from '../../src/protocol/nip98.ts';
+import { nowSeconds } from '../../src/protocol/nostr-event.ts';
+import { parseSessionAuth, sessionKey, verifySessionAuth, type VaultSession } from '../../src/protocol/vault-session.ts';
 import { newParty, requestAuthorization, signTestGrant } from '../helpers/authorization.ts';
 import { readVector } from '../vectors/generate.ts';
 import { eventually, fundedDeposit, startTestDevnet } from '../helpers/devnet.ts';
@@ -151,22 +154,30 @@ describe('HttpVaultClient event stream against the reference operator', () => {
   });
 });
 
+/** A server on a free local port that hands each request to `handle`; stop() ends it and its connections. */
+async function localServer(handle: (request: IncomingMessage, response: ServerResponse) => void): Promise<{ url: string; stop: () => Promise<void> }> {
+  const server: Server = createServer(handle);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no address');
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
 describe('HttpVaultClient against a misbehaving server', () => {
-  let server: Server;
   let url = '';
+  let stop: () => Promise<void>;
   let handler: (request: IncomingMessage, response: ServerResponse) => void = (_req, res) => res.end();
 
   beforeAll(async () => {
-    server = createServer((request, response) => handler(request, response));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('no address');
-    url = `http://127.0.0.1:${address.port}`;
+    ({ url, stop } = await localServer((request, response) => handler(request, response)));
   });
-  afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  });
+  afterAll(() => stop());
 
   const respond = (status: number, body: string) => {
     handler = (_request, response) => {
@@ -307,6 +318,114 @@ describe('HttpVaultClient against a misbehaving server', () => {
     expect((await client().pay('d', { ...keysend, keysend: { destination, preimage, tlvRecords: [{ type: 65_536n, value: 'aa' }] } })).payment_hash).toBe(sha256Hex(preimage));
     expect(body).toMatchObject({ keysend: { destination, preimage, tlv_records: [{ type: '65536', value: 'aa' }] }, amount_msat: '1000', max_fee_msat: '10' });
     expect(body).not.toHaveProperty('invoice');
+  });
+});
+
+describe('HttpVaultClient sessions against a scripted server', () => {
+  let url = '';
+  let stop: () => Promise<void>;
+  /** Every request as received: path and Authorization header. */
+  let seen: { path: string; auth: string }[] = [];
+  let handler: (request: IncomingMessage, response: ServerResponse) => void = (_req, res) => res.end();
+
+  beforeAll(async () => {
+    ({ url, stop } = await localServer((request, response) => {
+      seen.push({ path: request.url ?? '', auth: request.headers.authorization ?? '' });
+      handler(request, response);
+    }));
+  });
+  afterAll(() => stop());
+
+  const json = (response: ServerResponse, status: number, body: unknown) => {
+    response.writeHead(status, { 'content-type': 'application/json' });
+    response.end(JSON.stringify(body));
+  };
+  const notFound = (response: ServerResponse) => json(response, 404, { error: { code: 'NOT_FOUND', message: 'no payment' } });
+  /** Answers POST /v0/sessions with a new session each time (checking its NIP-98), and hands other calls to `call`. */
+  const operator = (call: (request: IncomingMessage, response: ServerResponse, sessions: VaultSession[]) => void) => {
+    const sessions: VaultSession[] = [];
+    handler = (request, response) => {
+      if (request.url === '/v0/sessions') {
+        expect(verifyHttpAuth(request.headers.authorization, `${url}/v0/sessions`, 'POST', undefined, nowSeconds()).ok).toBe(true);
+        const session = { session_id: bytesToHex(generateSecretKey()).slice(0, 32), secret: bytesToHex(generateSecretKey()), expires_at: nowSeconds() + 3600 };
+        sessions.push(session);
+        json(response, 201, session);
+        return;
+      }
+      call(request, response, sessions);
+    };
+    return sessions;
+  };
+  const sessionOf = (auth: string, sessions: VaultSession[]) => {
+    const parsed = parseSessionAuth(auth);
+    if (parsed === null || !parsed.ok) return undefined;
+    return sessions.find((s) => s.session_id === parsed.value.sessionId);
+  };
+  const client = () => new HttpVaultClient({ url, secretKey: generateSecretKey(), timeoutMs: 500, sessions: true });
+
+  it('opens one session for concurrent calls and signs each call in it for its own URL and method', async () => {
+    seen = [];
+    const sessions = operator((request, response, open) => {
+      const session = sessionOf(request.headers.authorization ?? '', open);
+      const parsed = parseSessionAuth(request.headers.authorization);
+      if (!session || parsed === null || !parsed.ok) return json(response, 401, { error: { code: 'UNAUTHORIZED', message: 'no' } });
+      expect(verifySessionAuth(parsed.value, sessionKey(session.secret), url + (request.url ?? ''), request.method ?? '', undefined, nowSeconds())).toEqual({ ok: true, value: undefined });
+      notFound(response);
+    });
+    const vault = client();
+    expect(await Promise.all([vault.paymentStatus('d', 'k1'), vault.paymentStatus('d', 'k2'), vault.paymentStatus('d', 'k3')])).toEqual([null, null, null]);
+    expect(await vault.paymentStatus('d', 'k4')).toBeNull();
+    expect(sessions).toHaveLength(1);
+    expect(seen.map((r) => [r.path, r.auth.split(' ')[0]])).toEqual([
+      ['/v0/sessions', 'Nostr'],
+      ['/v0/deposits/d/payments/k1', 'NostrSession'],
+      ['/v0/deposits/d/payments/k2', 'NostrSession'],
+      ['/v0/deposits/d/payments/k3', 'NostrSession'],
+      ['/v0/deposits/d/payments/k4', 'NostrSession'],
+    ]);
+  });
+
+  it('after SESSION_EXPIRED opens a new session and sends the call again, once', async () => {
+    seen = [];
+    // The operator forgets every session but the newest (as after a restart).
+    const sessions = operator((request, response, open) => {
+      const session = sessionOf(request.headers.authorization ?? '', open);
+      if (session !== open.at(-1)) return json(response, 401, { error: { code: 'SESSION_EXPIRED', message: 'unknown session' } });
+      notFound(response);
+    });
+    const vault = client();
+    expect(await vault.paymentStatus('d', 'k1')).toBeNull();
+    sessions.push({ session_id: 'ff'.repeat(16), secret: 'ff'.repeat(32), expires_at: nowSeconds() + 3600 });
+    expect(await vault.paymentStatus('d', 'k2')).toBeNull();
+    expect(sessions.map((s) => s.session_id).filter((id) => id !== 'ff'.repeat(16))).toHaveLength(2);
+    expect(seen.map((r) => r.path)).toEqual(['/v0/sessions', '/v0/deposits/d/payments/k1', '/v0/deposits/d/payments/k2', '/v0/sessions', '/v0/deposits/d/payments/k2']);
+
+    // An operator refusing every session: one resend, then the refusal is the answer (nothing was done).
+    seen = [];
+    operator((_request, response) => json(response, 401, { error: { code: 'SESSION_EXPIRED', message: 'unknown session' } }));
+    await expect(client().paymentStatus('d', 'k3')).rejects.toMatchObject({ code: 'SESSION_EXPIRED', status: 401, outcomeUnknown: false });
+    expect(seen.map((r) => r.path)).toEqual(['/v0/sessions', '/v0/deposits/d/payments/k3', '/v0/sessions', '/v0/deposits/d/payments/k3']);
+  });
+
+  it('signs with NIP-98 at an operator without sessions, without asking again on every call', async () => {
+    seen = [];
+    handler = (_request, response) => notFound(response);
+    const vault = client();
+    expect(await vault.paymentStatus('d', 'k1')).toBeNull();
+    expect(await vault.paymentStatus('d', 'k2')).toBeNull();
+    expect(seen.map((r) => [r.path, r.auth.split(' ')[0]])).toEqual([
+      ['/v0/sessions', 'Nostr'],
+      ['/v0/deposits/d/payments/k1', 'Nostr'],
+      ['/v0/deposits/d/payments/k2', 'Nostr'],
+    ]);
+    expect(verifyHttpAuth(seen[2]?.auth, `${url}/v0/deposits/d/payments/k2`, 'GET', undefined, nowSeconds()).ok).toBe(true);
+  });
+
+  it('fails a call whose session could not be opened for want of an answer as never sent', async () => {
+    seen = [];
+    handler = (request) => request.socket.destroy();
+    await expect(client().pushGrant('d', signDepositOpen(generateSecretKey()))).rejects.toMatchObject({ code: 'UNAVAILABLE', outcomeUnknown: false });
+    expect(seen.map((r) => r.path)).toEqual(['/v0/sessions']);
   });
 });
 
