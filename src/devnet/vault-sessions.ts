@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { fail, ok, type Result } from '../protocol/result.ts';
-import type { KeyObject } from 'node:crypto';
 import { sessionKey, verifySessionAuth, type SessionAuth, type VaultSession } from '../protocol/vault-session.ts';
 
 /** How long a session lasts; the client opens the next one a few minutes before. */
