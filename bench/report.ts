@@ -3,7 +3,8 @@
 export interface Results {
   date: string;
   mode: 'full' | 'smoke';
-  machine: { cpus: number; cpuModel: string; node: string; loadavg: number[] };
+  /** `schnorr`: the BIP-340 backend of every process of the run (src/protocol/schnorr.ts). */
+  machine: { cpus: number; cpuModel: string; node: string; schnorr: string; loadavg: number[] };
   config: unknown;
   sections: {
     crypto?: { cpuMsPerRequest: number; requestsPerSecondPerCore: number; steps: Record<string, number>; conversationKeyMs: number };
@@ -131,7 +132,7 @@ export function ratios(r: Results): Ratio[] {
 export function renderReport(r: Results): string {
   const parts: string[] = [];
   const { crypto, peer, bridgePostgres, bridgePglite, payInvoice, scale } = r.sections;
-  parts.push(`Bench ${r.mode} run, ${r.date}, ${r.machine.cpus} × ${r.machine.cpuModel}, Node ${r.machine.node}, load average at start ${r.machine.loadavg.map((l) => l.toFixed(1)).join(' ')}`);
+  parts.push(`Bench ${r.mode} run, ${r.date}, ${r.machine.cpus} × ${r.machine.cpuModel}, Node ${r.machine.node}, BIP-340 on ${r.machine.schnorr}, load average at start ${r.machine.loadavg.map((l) => l.toFixed(1)).join(' ')}`);
   if (crypto) {
     parts.push(
       `\n1. Crypto-only limit (verify + NIP-44 decrypt with cached key + encrypt + sign): ${f(crypto.cpuMsPerRequest, 3)} ms CPU per request = ${f(crypto.requestsPerSecondPerCore, 0)} requests/s per core` +

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { openDatabase } from '../src/db/database.ts';
+import { schnorrBackend } from '../src/protocol/schnorr.ts';
 import { registerConnection, insertConnections, type Registered } from './lib/connections.ts';
 import { CryptoSampler, measureCryptoLimit, type CryptoLimit } from './lib/crypto-limit.ts';
 import { cpuMs, ownStats, Part, type ProcessStats } from './lib/ipc.ts';
@@ -493,7 +494,7 @@ async function main(): Promise<void> {
   const results: Results = {
     date: new Date().toISOString(),
     mode: smoke ? 'smoke' : 'full',
-    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, loadavg: os.loadavg() },
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, schnorr: schnorrBackend, loadavg: os.loadavg() },
     config: CONFIG,
     sections: {},
     errors: {},

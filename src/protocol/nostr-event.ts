@@ -6,10 +6,10 @@ import { bytesToHex, hex32, hex64, hexToBytes } from './hex.ts';
 import { signSchnorr, verifySchnorr } from './schnorr.ts';
 
 /**
- * Nostr events are signed and verified through libsecp256k1 in WASM (tiny-secp256k1, as the
- * other BIP-340 signatures in src/protocol/schnorr.ts): a signature costs about half what
- * nostr-wasm's finalizeEvent does, which derives the public key again on every call
- * (bench/HISTORY.md). The event id is the NIP-01 hash computed by nostr-tools.
+ * Nostr events are signed and verified through libsecp256k1 (src/protocol/schnorr.ts, native or
+ * WASM, as the other BIP-340 signatures), with the public key derived once per key rather than
+ * on every signature as nostr-tools' and nostr-wasm's finalizeEvent do (bench/HISTORY.md). The
+ * event id is the NIP-01 hash computed by nostr-tools.
  */
 
 export type { Event as NostrEvent } from 'nostr-tools/pure';
