@@ -5,6 +5,7 @@
  * part of that spent waiting on vault calls (attributed through AsyncLocalStorage).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import diagnostics from 'node:diagnostics_channel';
 import pg from 'pg';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import type { Event } from 'nostr-tools/pure';
@@ -59,18 +60,23 @@ RelayPool.prototype.publish = function (this: RelayPool, event: Event) {
   if (timing && ctx && event.kind === 23195) timings.push({ id: ctx.id, insideMs: performance.now() - ctx.receivedAt, vaultMs: ctx.vaultMs, databaseMs: ctx.databaseMs });
   return publish.call(this, event);
 };
-const fetchOriginal = globalThis.fetch;
-globalThis.fetch = async function (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) {
+// Vault calls, from the request's creation (in the NWC request's async context) to its end, through
+// undici's diagnostics channels: the vault client calls undici's request, which has nothing to wrap.
+const vaultCalls = new WeakMap<object, { ctx: RequestContext; t0: number }>();
+diagnostics.subscribe('undici:request:create', (message) => {
+  const { request } = message as { request: { origin: string; path: string } };
   const ctx = context.getStore();
-  const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-  if (!ctx || !vaultUrls.some((v) => url.startsWith(v))) return fetchOriginal(input, init);
-  const t0 = performance.now();
-  try {
-    return await fetchOriginal(input, init);
-  } finally {
-    ctx.vaultMs += performance.now() - t0;
-  }
+  if (ctx && vaultUrls.some((v) => `${request.origin}${request.path}`.startsWith(v))) vaultCalls.set(request, { ctx, t0: performance.now() });
+});
+const vaultCallEnded = (message: unknown) => {
+  const { request } = message as { request: object };
+  const call = vaultCalls.get(request);
+  if (!call) return;
+  vaultCalls.delete(request);
+  call.ctx.vaultMs += performance.now() - call.t0;
 };
+diagnostics.subscribe('undici:request:trailers', vaultCallEnded);
+diagnostics.subscribe('undici:request:error', vaultCallEnded);
 
 // Patched before any connection is made: the pool's clients (and the statement-preparing wrapper) call this.
 const query = pg.Client.prototype.query;

@@ -231,6 +231,28 @@ describe('HttpVaultClient against a misbehaving server', () => {
     await expect(client().pushGrant('d', signDepositOpen(generateSecretKey()))).rejects.toMatchObject({ code: 'UNAVAILABLE', outcomeUnknown: true });
   });
 
+  it('gives up on an operator that does not answer within the timeout: a POST is outcome-unknown, a GET is not', async () => {
+    handler = () => undefined;
+    await expect(client().pushGrant('d', signDepositOpen(generateSecretKey()))).rejects.toMatchObject({ code: 'UNAVAILABLE', outcomeUnknown: true, message: expect.stringMatching(/timed out after 500 ms/) });
+    await expect(client().depositStatus('d')).rejects.toMatchObject({ code: 'UNAVAILABLE', outcomeUnknown: false, message: expect.stringMatching(/timed out after 500 ms/) });
+  });
+
+  it('times out a body that stops half way, after the status came', async () => {
+    handler = (_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.write('{"deposit_id":');
+    };
+    await expect(client().pushGrant('d', signDepositOpen(generateSecretKey()))).rejects.toMatchObject({ code: 'UNAVAILABLE', outcomeUnknown: true, message: expect.stringMatching(/timed out/) });
+  });
+
+  it('does not follow a redirect: the call was signed for its own URL', async () => {
+    handler = (_request, response) => {
+      response.writeHead(307, { location: 'http://127.0.0.1:1/elsewhere' });
+      response.end();
+    };
+    await expect(client().depositStatus('d')).rejects.toMatchObject({ code: 'INTERNAL', status: 307 });
+  });
+
   it('signs every call with NIP-98 for the exact URL requested', async () => {
     let seen: { url: string | undefined; auth: string | undefined } = { url: undefined, auth: undefined };
     handler = (request, response) => {
