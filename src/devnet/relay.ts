@@ -30,7 +30,7 @@ import { verifySchnorr } from '../protocol/schnorr.ts';
 /**
  * The relay library checks every event's BIP-340 signature in pure JS (about 1 ms each, and a
  * payment brings the relay six events: request, response, four notifications). The devnet relay
- * has it make the same check through libsecp256k1 (`verifySchnorr`: native or WASM), five to
+ * has it make the same check through libsecp256k1 (`verifySchnorr`: native or WASM), four to
  * twenty times cheaper; the library still does everything else (id, shape, expiry, delegation).
  */
 EventUtils.isSigValid = (event: RelayEvent): boolean => {
