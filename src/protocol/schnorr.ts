@@ -4,7 +4,7 @@ import { signSchnorr as wasmSign, verifySchnorr as wasmVerify } from 'tiny-secp2
 /**
  * BIP-340 signatures over 32-byte messages (Nostr event ids, balance updates, vault proofs,
  * owner attestations), several per payment at the bridge and at every vault. Two backends with
- * the same verdicts (test/protocol/schnorr.test.ts checks both against @noble/curves):
+ * the same verdicts (test/protocol/schnorr-suite.ts checks each against @noble/curves):
  * - native: the system's libsecp256k1 through `native/secp256k1.c`, built by `npm ci` where
  *   libsecp256k1-dev is installed; with a key pair kept per secret key, about seven times
  *   faster than WASM to sign and four to verify (bench/HISTORY.md);
@@ -33,11 +33,12 @@ const native = loadNative();
 /** Which backend this process signs and verifies with. */
 export const schnorrBackend: 'native' | 'wasm' = native ? 'native' : 'wasm';
 
-const LENGTHS_OK = (signature: Uint8Array, message: Uint8Array, key: Uint8Array) => signature.length === 64 && message.length === 32 && key.length === 32;
+/** The native verify throws on a wrong length; verifySchnorr answers false instead. */
+const hasBip340Lengths = (signature: Uint8Array, message: Uint8Array, key: Uint8Array) => signature.length === 64 && message.length === 32 && key.length === 32;
 
 /** True when `signature` is a valid BIP-340 signature of `message` by `xOnlyPubkey`; false for any malformed input. */
 export function verifySchnorr(signature: Uint8Array, message: Uint8Array, xOnlyPubkey: Uint8Array): boolean {
-  if (native) return LENGTHS_OK(signature, message, xOnlyPubkey) && native.verify(signature, message, xOnlyPubkey);
+  if (native) return hasBip340Lengths(signature, message, xOnlyPubkey) && native.verify(signature, message, xOnlyPubkey);
   try {
     return wasmVerify(message, xOnlyPubkey, signature);
   } catch {
@@ -50,18 +51,17 @@ export function verifySchnorr(signature: Uint8Array, message: Uint8Array, xOnlyP
 const keypairs = new WeakMap<Uint8Array, Uint8Array>();
 
 function keypairOf(secretKey: Uint8Array, backend: NativeSecp256k1): Uint8Array {
-  let pair = keypairs.get(secretKey);
-  if (!pair) {
-    pair = backend.keypair(secretKey) ?? undefined;
-    if (!pair) throw new Error('invalid secret key');
-    keypairs.set(secretKey, pair);
-  }
-  return pair;
+  const kept = keypairs.get(secretKey);
+  if (kept) return kept;
+  // Throws for a wrong length, null for a value that is no secret key (zero, the group order or above).
+  const made = backend.keypair(secretKey);
+  if (!made) throw new Error('invalid secret key');
+  keypairs.set(secretKey, made);
+  return made;
 }
 
 /** Signs a 32-byte message; fresh auxiliary randomness unless `aux` is given (BIP-340's recommendation). */
 export function signSchnorr(message: Uint8Array, secretKey: Uint8Array, aux: Uint8Array = crypto.getRandomValues(new Uint8Array(32))): Uint8Array {
   if (!native) return wasmSign(message, secretKey, aux);
-  if (secretKey.length !== 32) throw new Error('invalid secret key');
   return native.sign(message, keypairOf(secretKey, native), aux);
 }
