@@ -85,6 +85,8 @@ export interface ConnectionsTable {
   info_published_at: Defaulted<Date | null>;
   /** How many payments of this connection were admitted: each admission compares and increments it (migration 0013). */
   admission_seq: Defaulted<bigint>;
+  /** The last request of a kind that leaves no `nwc_requests` row (read-only), to the minute (migration 0014). */
+  last_used_at: Defaulted<Date | null>;
   revoked: boolean;
   created_at: CreatedAt;
   updated_at: UpdatedAt;

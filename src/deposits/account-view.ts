@@ -344,12 +344,9 @@ export async function connectionViews(ctx: WalletContext, userPubkey: string): P
   const rows = await ctx.db
     .selectFrom('connections')
     .selectAll('connections')
-    .select((eb) =>
-      eb
-        .selectFrom('nwc_requests')
-        .select((r) => r.fn.max('received_at').as('v'))
-        .whereRef('nwc_requests.connection_pubkey', '=', 'connections.pubkey')
-        .as('last_used_at'),
+    // Requests that act leave a row each; read-only ones only the connection's `last_used_at`.
+    .select(
+      sql<Date | null>`greatest(connections.last_used_at, (select max(received_at) from nwc_requests where nwc_requests.connection_pubkey = connections.pubkey))`.as('last_activity_at'),
     )
     .where('user_pubkey', '=', userPubkey)
     .orderBy('created_at', 'desc')
@@ -357,7 +354,7 @@ export async function connectionViews(ctx: WalletContext, userPubkey: string): P
   const now = ctx.now();
   return Promise.all(
     rows.map(async (row) => {
-      const { last_used_at, ...connectionRow } = row;
+      const { last_activity_at, ...connectionRow } = row;
       const connection = connectionFromRow(connectionRow);
       const usage = await spendUsage(ctx.db, connection, now);
       return {
@@ -365,7 +362,7 @@ export async function connectionViews(ctx: WalletContext, userPubkey: string): P
         createdAt: row.created_at,
         budget: await budgetStatus(ctx.db, connection, now),
         lastHour: usage.lastHour,
-        lastUsedAt: last_used_at ? new Date(last_used_at) : null,
+        lastUsedAt: last_activity_at ? new Date(last_activity_at) : null,
       };
     }),
   );

@@ -1,25 +1,59 @@
+import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
+import { Batcher } from '../db/batcher.ts';
+import { retryingLostRaces } from '../db/lost-race.ts';
 import { findConnection, type Connection } from '../deposits/connections.ts';
 
 /** Connections kept in memory: a few kilobytes each (the grant event and its parsed terms). */
 const DEFAULT_CAPACITY = 10_000;
+/** A connection's `last_used_at` is written at most this often by one instance. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+/** A connection read from memory, to check against its row: null grant means any grant will do. */
+interface GrantCheck {
+  pubkey: string;
+  grantCreatedAt: bigint | null;
+}
 
 /**
  * Connections by pubkey, kept in memory so that answering a request costs no read of its
- * connection. A cached connection is never trusted alone: the request is recorded (claimed, or
- * stored with its answer) only while the connection's row still holds the same grant, and a
- * payment's admission checks it again under the row's lock. One found changed is forgotten,
- * read again, and the request answered on the new grant. The least recently used are dropped
- * past `capacity`.
+ * connection. A cached connection is never trusted alone: a request is claimed, or a read-only
+ * answer published (`stillHolds`), only while the connection's row still holds the same grant,
+ * and a payment's admission checks it again under the row's lock. One found changed is
+ * forgotten, read again, and the request answered on the new grant. The least recently used are
+ * dropped past `capacity`.
  */
 export class ConnectionCache {
   readonly #db: Db;
   readonly #capacity: number;
   readonly #entries = new Map<string, Connection>();
+  readonly #grantChecks: Batcher<GrantCheck, boolean>;
+  readonly #uses: Batcher<string, undefined>;
+  /** When this instance last wrote each connection's `last_used_at` (ms). */
+  readonly #usesNoted = new Map<string, number>();
 
   constructor(db: Db, capacity = DEFAULT_CAPACITY) {
     this.#db = db;
     this.#capacity = capacity;
+    this.#grantChecks = new Batcher(async (checks) => {
+      const { rows } = await sql<{ ord: string }>`
+        select checked.ord from unnest(${checks.map((c) => c.pubkey)}::text[], ${checks.map((c) => c.grantCreatedAt)}::bigint[]) with ordinality as checked (pubkey, grant_created_at, ord)
+        join connections on connections.pubkey = checked.pubkey
+          and (checked.grant_created_at is null or connections.grant_created_at = checked.grant_created_at)
+      `.execute(db);
+      const held = new Set(rows.map((r) => Number(r.ord)));
+      return checks.map((_, i) => held.has(i + 1));
+    });
+    this.#uses = new Batcher(async (pubkeys) => {
+      // Rows locked in pubkey order: two instances writing overlapping sets cannot deadlock.
+      await retryingLostRaces(() =>
+        sql`
+          with ordered as (select pubkey from connections where pubkey = any(${[...new Set(pubkeys)]}::text[]) order by pubkey for update)
+          update connections set last_used_at = greatest(last_used_at, now()) where pubkey in (select pubkey from ordered)
+        `.execute(db),
+      );
+      return pubkeys.map(() => undefined);
+    });
   }
 
   /** The connection, from memory or from the database (undefined when there is none). */
@@ -36,6 +70,28 @@ export class ConnectionCache {
       this.#entries.set(pubkey, connection);
     }
     return connection;
+  }
+
+  /**
+   * Whether the connection's row still holds the grant `connection` was read with (`anyGrant`:
+   * whether the row still exists). The checks of requests that arrive together are one statement.
+   */
+  stillHolds(connection: Connection, anyGrant: boolean): Promise<boolean> {
+    return this.#grantChecks.add({ pubkey: connection.pubkey, grantCreatedAt: anyGrant ? null : BigInt(connection.grant.createdAt) });
+  }
+
+  /**
+   * Records that the connection sent a request now, for requests that leave no row of their own
+   * (read-only ones): to the minute, so that polling get_balance costs a write a minute at most.
+   */
+  async noteUse(pubkey: string): Promise<void> {
+    const now = Date.now();
+    const noted = this.#usesNoted.get(pubkey);
+    if (noted !== undefined && now - noted < LAST_USED_RESOLUTION_MS) return;
+    this.#usesNoted.delete(pubkey);
+    if (this.#usesNoted.size >= this.#capacity) this.#usesNoted.delete(this.#usesNoted.keys().next().value!);
+    this.#usesNoted.set(pubkey, now);
+    await this.#uses.add(pubkey);
   }
 
   /** Drops the connection from memory: the next request reads it again. */

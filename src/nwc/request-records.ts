@@ -4,17 +4,6 @@ import type { Db } from '../db/database.ts';
 import { Batcher } from '../db/batcher.ts';
 import { retryingLostRaces } from '../db/lost-race.ts';
 
-/** A request answered before it was recorded (a read-only one), with what its row needs. */
-export interface AnsweredRequest {
-  request: Event;
-  connectionPubkey: string;
-  /** The grant the answer was made on (its created_at): the row is written only while the connection still holds it; null: whatever it holds. */
-  grantCreatedAt: bigint | null;
-  method: string;
-  response: Event;
-  instance: string;
-}
-
 /** A request to claim before it is acted on, with what its row needs. */
 export interface RequestClaim {
   eventId: string;
@@ -30,13 +19,11 @@ export interface RequestClaim {
 
 /**
  * Writes the rows of requests, many in one statement under load (`Batcher`): claims before a
- * request is acted on, the completion of a claimed one with its answer, and the record of a
- * read-only one, answered first, done with its answer.
+ * request is acted on, and the completion of a claimed one with its answer.
  */
 export class RequestRecords {
   readonly #claims: Batcher<RequestClaim, boolean>;
   readonly #completed: Batcher<{ requestId: string; response: string }, undefined>;
-  readonly #answered: Batcher<AnsweredRequest, boolean>;
 
   constructor(db: Db) {
     this.#claims = new Batcher(async (items) => {
@@ -76,27 +63,6 @@ export class RequestRecords {
       );
       return items.map(() => undefined);
     });
-    this.#answered = new Batcher(async (items) => {
-      // Two batches inserting the same ids (the same request at two instances) may deadlock: run again.
-      const { rows } = await retryingLostRaces(() => sql<{ event_id: string }>`
-        insert into nwc_requests (event_id, connection_pubkey, event, method, state, response_event, finished_at, claimed_by)
-        select answered.event_id, connections.pubkey, answered.event, answered.method, 'done', answered.response, now(), answered.instance
-        from unnest(
-          ${items.map((i) => i.request.id)}::text[],
-          ${items.map((i) => i.connectionPubkey)}::text[],
-          ${items.map((i) => i.grantCreatedAt)}::bigint[],
-          ${items.map((i) => JSON.stringify(i.request))}::jsonb[],
-          ${items.map((i) => i.method)}::text[],
-          ${items.map((i) => JSON.stringify(i.response))}::jsonb[],
-          ${items.map((i) => i.instance)}::text[]
-        ) as answered (event_id, connection_pubkey, grant_created_at, event, method, response, instance)
-        join connections on connections.pubkey = answered.connection_pubkey
-          and (answered.grant_created_at is null or connections.grant_created_at = answered.grant_created_at)
-        on conflict (event_id) do nothing
-        returning event_id
-      `.execute(db));
-      return firstOfEach(items.map((i) => i.request.id), new Set(rows.map((r) => r.event_id)));
-    });
   }
 
   /** Claims a request; false when it was not (claimed before, or the connection's grant changed). */
@@ -107,11 +73,6 @@ export class RequestRecords {
   /** Marks a claimed request done with its signed response; resolves once that is stored. */
   complete(requestId: string, response: Event): Promise<undefined> {
     return this.#completed.add({ requestId, response: JSON.stringify(response) });
-  }
-
-  /** Records a read-only request done with its answer; false when it was not (recorded before, or the connection's grant changed). */
-  recordAnswered(answered: AnsweredRequest): Promise<boolean> {
-    return this.#answered.add(answered);
   }
 }
 

@@ -34,11 +34,14 @@ interface Nip47Response {
 type RequestRead = { body: { method: string; params: Record<string, unknown> } } | { refused: Nip47Response };
 
 /**
- * Methods that change nothing: their request is answered first and then recorded, done, with its
- * answer in one statement, instead of being claimed before and updated after (one database
- * round trip fewer). A repeat still gets the stored answer.
+ * Methods that change nothing: their request is never claimed nor stored. It is answered on the
+ * cached connection, and the answer published once the connection's row proved to still hold
+ * that grant (docs/architecture.md, "Several instances"). A repeat seen soon after gets the same
+ * answer again (`RECENT_READ_ONLY_ANSWERS`), a later one a new answer.
  */
 const READ_ONLY_METHODS: ReadonlySet<string> = new Set(['get_info', 'get_balance', 'get_budget']);
+/** Read-only answers kept in memory for repeats of their request (a second relay's copy): about a kilobyte each. */
+const RECENT_READ_ONLY_ANSWERS = 4_096;
 
 /** How many times a request is answered anew because its connection changed meanwhile; the last pass takes the grant as it then is. */
 const MAX_PASSES = 3;
@@ -74,9 +77,9 @@ interface ServiceKey {
  * Answers NIP-47 requests addressed to the bridge's wallet service keys (one per connection,
  * and the bridge-wide one of older connections): authenticates the connection, stores the
  * request id before acting (a request seen again gets the stored response and never a second
- * payment), decrypts with the scheme the request names, validates, dispatches to one handler
- * per method, and publishes the encrypted response. A request from a known connection always
- * gets a response.
+ * payment; read-only requests are not stored), decrypts with the scheme the request names,
+ * validates, dispatches to one handler per method, and publishes the encrypted response. A
+ * request from a known connection always gets a response.
  */
 export class NwcResponder {
   readonly #db: Db;
@@ -93,6 +96,8 @@ export class NwcResponder {
   readonly #keyCache = new Map<string, Uint8Array>();
   readonly #connections: ConnectionCache;
   readonly #records: RequestRecords;
+  /** Answers to read-only requests, by request id, the newest last. */
+  readonly #recentReadOnlyAnswers = new Map<string, Event>();
   /** Per-connection service pubkey → connection pubkey. */
   readonly #serviceKeys = new Map<string, string>();
   readonly #subscriptions: ServiceKeySubscriptions;
@@ -259,6 +264,11 @@ export class NwcResponder {
     if (event.kind !== KIND.nwcRequest) return;
     const service = this.#serviceKeyOf(event);
     if (!service) return;
+    const answeredBefore = this.#recentReadOnlyAnswers.get(event.id);
+    if (answeredBefore) {
+      await this.#pool.publish(answeredBefore).catch(() => undefined);
+      return;
+    }
     this.#receivedAt.set(event, performance.now());
     if (!alreadyClaimed && requestExpired(event, nowSeconds())) {
       this.#log(event).info('not executing a request past its expiration tag');
@@ -292,6 +302,9 @@ export class NwcResponder {
         return;
       }
       const lastPass = pass >= MAX_PASSES;
+      // Checked while the answer is made; the answer is published only if the grant held.
+      const grantHeld = readOnly ? this.#connections.stillHolds(connection, lastPass) : undefined;
+      grantHeld?.catch(() => undefined);
       if (!claimed && !readOnly) {
         const claim = await this.#claim(event, connection, storable, read, lastPass);
         if (claim === 'seen') return;
@@ -323,9 +336,15 @@ export class NwcResponder {
           message: response.error.message,
         });
       }
-      const stored = await this.#respond(event, service, encryption, key, response, claimed ? 'claimed' : { connection, method: readOnly ?? response.result_type, lastPass });
-      if (stored !== 'stale') return;
-      this.#connections.forget(event.pubkey);
+      if (grantHeld && !(await grantHeld)) {
+        this.#connections.forget(event.pubkey);
+        continue;
+      }
+      if (readOnly) {
+        void this.#connections.noteUse(connection.pubkey).catch((error: unknown) => this.#log(event).warn({ err: error }, 'could not note the connection\'s last use'));
+      }
+      await this.#respond(event, service, encryption, key, response, claimed ? 'claimed' : 'recent');
+      return;
     }
   }
 
@@ -417,19 +436,10 @@ export class NwcResponder {
 
   /**
    * Encrypts, signs with the key the request was addressed to, stores and publishes a response.
-   * `store`: 'claimed' completes the request's claimed row; an unclaimed (read-only) request gets
-   * its row written now, done, while its connection still holds the grant it was answered on
-   * (else `stale`: nothing is published and the caller answers again), unless it was recorded
-   * meanwhile, in which case the stored answer is the one published; false stores nothing.
+   * `keep`: 'claimed' completes the request's claimed row with it; 'recent' keeps it in memory
+   * for repeats of a read-only request; false keeps nothing.
    */
-  async #respond(
-    request: Event,
-    service: ServiceKey,
-    encryption: NwcEncryption,
-    key: Uint8Array,
-    response: Nip47Response,
-    store: 'claimed' | { connection: Connection; method: string; lastPass: boolean } | false,
-  ): Promise<'published' | 'stale'> {
+  async #respond(request: Event, service: ServiceKey, encryption: NwcEncryption, key: Uint8Array, response: Nip47Response, keep: 'claimed' | 'recent' | false): Promise<void> {
     const event = signEvent(
       {
         kind: KIND.nwcResponse,
@@ -442,35 +452,25 @@ export class NwcResponder {
       },
       service.secret,
     );
-    if (store === 'claimed') {
-      await this.#records.complete(request.id, event);
-    } else if (store) {
-      const recorded = await this.#records.recordAnswered({
-        request,
-        connectionPubkey: store.connection.pubkey,
-        grantCreatedAt: store.lastPass ? null : BigInt(store.connection.grant.createdAt),
-        method: storableText(store.method).slice(0, 64),
-        response: event,
-        instance: this.#instance,
-      });
-      // Answered before (a repeat, or another instance just now): its stored answer is the one.
-      if (!recorded) return (await this.#republishStored(request.id)) ? 'published' : 'stale';
+    if (keep === 'claimed') await this.#records.complete(request.id, event);
+    if (keep === 'recent') {
+      if (this.#recentReadOnlyAnswers.size >= RECENT_READ_ONLY_ANSWERS) this.#recentReadOnlyAnswers.delete(this.#recentReadOnlyAnswers.keys().next().value!);
+      this.#recentReadOnlyAnswers.set(request.id, event);
     }
     const receivedAt = this.#receivedAt.get(request);
     const seconds = receivedAt === undefined ? 0 : (performance.now() - receivedAt) / 1000;
     this.#options.metrics?.requestAnswered(response.result_type, response.error?.code ?? null, seconds);
     // One line per answered request; the method as the app named it, cut short (it is the app's text).
     this.#log(request).info(
-      { method: response.result_type.slice(0, 64), outcome: response.error?.code ?? 'success', ms: Math.round(seconds * 1000), stored: store !== false },
+      { method: response.result_type.slice(0, 64), outcome: response.error?.code ?? 'success', ms: Math.round(seconds * 1000), stored: keep === 'claimed' },
       'nwc request answered',
     );
     try {
       await this.#pool.publish(event);
     } catch (error) {
-      // Stored: a client that asks again gets it republished.
+      // Kept: a client that asks again gets it republished.
       this.#log(request).warn({ err: String(error) }, 'could not publish a response');
     }
-    return 'published';
   }
 
   #log(event: Event): Logger {

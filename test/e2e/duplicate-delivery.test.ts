@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectionViews } from '../../src/deposits/account-view.ts';
 import { connectRaw, fund, vaultPaymentActivity } from '../helpers/wallet.ts';
 import type { RawNwcClient } from '../helpers/raw-nwc-client.ts';
 import { startWorld, waitFor, type World } from '../helpers/world.ts';
@@ -39,6 +40,29 @@ describe('the same request event delivered twice', () => {
     expect((await world.devnet.payeeInvoiceStatus(paymentHash))?.state).toBe('settled');
     const rows = await world.bridge.wallet.db.selectFrom('transactions').select('id').where('payment_hash', '=', paymentHash).execute();
     expect(rows).toHaveLength(1);
+  });
+
+  it('answers a repeated read-only request with the same response, keeps no row of it, and notes the connection\'s use', async () => {
+    const { client: reader } = await connectRaw(world, 'nip44_v2');
+    try {
+      const db = world.bridge.wallet.db;
+      const lastUsed = async () => (await db.selectFrom('connections').select('last_used_at').where('pubkey', '=', reader.pubkey).executeTakeFirstOrThrow()).last_used_at;
+      expect(await lastUsed()).toBeNull();
+
+      const event = reader.signRequest(reader.encrypt(JSON.stringify({ method: 'get_balance', params: {} })));
+      const first = await reader.send(event);
+      expect(first).toMatchObject({ result_type: 'get_balance', result: { balance: 0 }, error: null });
+      const second = await reader.send(event);
+      expect(second).toEqual(first); // the very same signed response event, republished
+
+      expect(await db.selectFrom('nwc_requests').select('event_id').where('connection_pubkey', '=', reader.pubkey).execute()).toEqual([]);
+      await waitFor(async () => (await lastUsed()) !== null, 'last use noted');
+      const user = await db.selectFrom('connections').select('user_pubkey').where('pubkey', '=', reader.pubkey).executeTakeFirstOrThrow();
+      const [view] = await connectionViews(world.bridge.wallet, user.user_pubkey);
+      expect(view?.lastUsedAt?.getTime()).toBe((await lastUsed())?.getTime());
+    } finally {
+      reader.close();
+    }
   });
 
   it('finishes a payment left in flight by a restart, answers the waiting app, and pays once', async () => {
