@@ -8,10 +8,11 @@ interface Waiting<I, O> {
 }
 
 /**
- * Runs the same statement for many callers at once (group commit): an item that arrives while a
- * batch runs goes into the next one. Alone, an item waits for nothing; under load, a round trip
- * to the database serves many. `run` answers each item of its batch, in order; when it throws,
- * every item of that batch is refused with its error.
+ * Runs the same statement for many callers at once (group commit): the items added in one turn
+ * of the event loop go together (the requests of one read from a relay's socket), and an item
+ * that arrives while a batch runs goes into the next one. Alone, an item waits for the end of
+ * the turn only; under load, a round trip to the database serves many. `run` answers each item
+ * of its batch, in order; when it throws, every item of that batch is refused with its error.
  */
 export class Batcher<I, O> {
   readonly #run: (items: readonly I[]) => Promise<readonly O[]>;
@@ -27,12 +28,14 @@ export class Batcher<I, O> {
   add(item: I): Promise<O> {
     return new Promise((resolve, reject) => {
       this.#waiting.push({ item, resolve, reject });
-      if (!this.#running) void this.#drain();
+      if (!this.#running) {
+        this.#running = true;
+        setImmediate(() => void this.#drain());
+      }
     });
   }
 
   async #drain(): Promise<void> {
-    this.#running = true;
     while (this.#waiting.length > 0) {
       const batch = this.#waiting.splice(0, this.#maxBatch);
       try {
