@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Connection } from '../../src/deposits/connections.ts';
+import { ConnectionCache } from '../../src/nwc/connection-cache.ts';
+import { BACKENDS, openTestDatabase } from '../helpers/database.ts';
+
+/** A connection as read into memory: `stillHolds` looks at its key and the grant's time only. */
+const read = (pubkey: string, grantCreatedAt: number) => ({ pubkey, grant: { createdAt: grantCreatedAt } }) as unknown as Connection;
+
+describe.each(BACKENDS)('connections kept in memory, checked against their rows, on %s', (backend) => {
+  let handle: Awaited<ReturnType<typeof openTestDatabase>>;
+
+  beforeAll(async () => {
+    handle = await openTestDatabase(backend);
+    await handle.db.insertInto('users').values({ pubkey: 'user', deposit_open_event: '{}' }).execute();
+    const row = (pubkey: string, grantCreatedAt: number) => ({
+      pubkey,
+      user_pubkey: 'user',
+      name: pubkey,
+      grant_event: '{}',
+      grant_created_at: grantCreatedAt,
+      methods: JSON.stringify(['get_balance']),
+      budget_msat: null,
+      budget_renewal: null,
+      max_amount_msat: null,
+      fee_base_msat: 0n,
+      fee_ppm: 0,
+      expires_at: null,
+      vault_operators: JSON.stringify(null),
+      revoked: false,
+    });
+    await handle.db.insertInto('connections').values([row('a', 100), row('b', 200)]).execute();
+  });
+
+  afterAll(async () => {
+    await handle?.close();
+  });
+
+  it('answers each check of one batch on its own: a stale grant fails beside a current one of the same connection', async () => {
+    const cache = new ConnectionCache(handle.db);
+    const checks = [
+      cache.stillHolds(read('a', 100), false),
+      cache.stillHolds(read('a', 99), false),
+      cache.stillHolds(read('b', 200), false),
+      cache.stillHolds(read('gone', 1), false),
+      cache.stillHolds(read('b', 5), true),
+      cache.stillHolds(read('gone', 1), true),
+      cache.stillHolds(read('a', 100), false),
+    ];
+    expect(await Promise.all(checks)).toEqual([true, false, true, false, true, false, true]);
+  });
+
+  it('writes a connection\'s last use once a minute at most', async () => {
+    const cache = new ConnectionCache(handle.db);
+    const lastUsed = async () => (await handle.db.selectFrom('connections').select('last_used_at').where('pubkey', '=', 'a').executeTakeFirstOrThrow()).last_used_at;
+    expect(await lastUsed()).toBeNull();
+    await cache.noteUse('a');
+    const first = await lastUsed();
+    expect(first).toBeInstanceOf(Date);
+    expect(Math.abs(first!.getTime() - Date.now())).toBeLessThan(60_000);
+    const marker = new Date('2026-01-01T00:00:00Z');
+    await handle.db.updateTable('connections').set({ last_used_at: marker }).where('pubkey', '=', 'a').execute();
+    await cache.noteUse('a');
+    expect(await lastUsed()).toEqual(marker);
+    // Another instance, with a cache of its own, writes it anew.
+    await new ConnectionCache(handle.db).noteUse('a');
+    expect((await lastUsed())!.getTime()).toBeGreaterThan(marker.getTime());
+  });
+});
