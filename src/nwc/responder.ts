@@ -341,7 +341,7 @@ export class NwcResponder {
         continue;
       }
       if (readOnly) {
-        void this.#connections.noteUse(connection.pubkey).catch((error: unknown) => this.#log(event).warn({ err: error }, 'could not note the connection\'s last use'));
+        void this.#connections.noteUse(connection.pubkey).catch((error: unknown) => this.#log(event).warn({ err: error }, "could not note the connection's last use"));
       }
       await this.#respond(event, service, encryption, key, response, claimed ? 'claimed' : 'recent');
       return;

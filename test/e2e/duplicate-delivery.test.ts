@@ -42,7 +42,7 @@ describe('the same request event delivered twice', () => {
     expect(rows).toHaveLength(1);
   });
 
-  it('answers a repeated read-only request with the same response, keeps no row of it, and notes the connection\'s use', async () => {
+  it("answers a repeated read-only request with the same response, keeps no row of it, and notes the connection's use", async () => {
     const { client: reader } = await connectRaw(world, 'nip44_v2');
     try {
       const db = world.bridge.wallet.db;

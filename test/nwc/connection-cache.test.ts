@@ -49,7 +49,7 @@ describe.each(BACKENDS)('connections kept in memory, checked against their rows,
     expect(await Promise.all(checks)).toEqual([true, false, true, false, true, false, true]);
   });
 
-  it('writes a connection\'s last use once a minute at most', async () => {
+  it("writes a connection's last use once a minute at most", async () => {
     const cache = new ConnectionCache(handle.db);
     const lastUsed = async () => (await handle.db.selectFrom('connections').select('last_used_at').where('pubkey', '=', 'a').executeTakeFirstOrThrow()).last_used_at;
     expect(await lastUsed()).toBeNull();
