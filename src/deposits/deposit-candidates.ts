@@ -1,5 +1,5 @@
 import { sql, type ExpressionBuilder } from 'kysely';
-import type { Database } from '../db/schema.ts';
+import type { Database, DepositRow } from '../db/schema.ts';
 import type { DepositCandidate } from './allocation.ts';
 import type { WalletContext } from './context.ts';
 import type { Trx } from './journal.ts';
@@ -28,6 +28,18 @@ export async function depositCandidates(ctx: WalletContext, trx: Trx, userPubkey
     .orderBy('id')
     .execute();
   return rows.map((row) => candidateFrom(ctx, row));
+}
+
+/** As `depositCandidates`, each with its whole row: for a caller that goes on to use the chosen deposit without reading it again. */
+export async function depositCandidatesWithRows(ctx: WalletContext, trx: Trx, userPubkey: string): Promise<{ candidate: DepositCandidate; row: DepositRow }[]> {
+  const rows = await trx
+    .selectFrom('deposits')
+    .selectAll('deposits')
+    .select((eb) => incomingOpenMsat(eb, BigInt(ctx.now())).as('incoming_open_msat'))
+    .where('user_pubkey', '=', userPubkey)
+    .orderBy('id')
+    .execute();
+  return rows.map(({ incoming_open_msat, ...row }) => ({ candidate: candidateFrom(ctx, { ...row, incoming_open_msat }), row }));
 }
 
 /** A deposit row as allocation sees it, with its operator's score, health and limit. */

@@ -11,7 +11,7 @@ import { verifyVaultProof, type BalanceUpdate } from '../protocol/vault-proof.ts
 import { VaultError } from '../vault-client/vault-client.ts';
 import { chooseReceiveDeposit } from './allocation.ts';
 import type { WalletContext } from './context.ts';
-import { depositCandidates } from './deposit-candidates.ts';
+import { depositCandidatesWithRows } from './deposit-candidates.ts';
 import { userPolicy } from './policy.ts';
 import { recordIncident } from './incidents.ts';
 import { queueNotifications, queueSettledNotifications } from './notification-outbox.ts';
@@ -40,7 +40,8 @@ export interface InvoiceRequest {
 export async function makeInvoice(ctx: WalletContext, req: InvoiceRequest): Promise<TransactionRow> {
   if (req.amountMsat !== null && req.amountMsat <= 0n) throw new Nip47Error('BAD_REQUEST', 'amount must be positive');
   if (req.hold && req.amountMsat === null) throw new Nip47Error('BAD_REQUEST', 'a hold invoice needs an amount');
-  const [candidates, policy] = await Promise.all([depositCandidates(ctx, ctx.db, req.userPubkey), userPolicy(ctx.db, req.userPubkey)]);
+  const [deposits, policy] = await Promise.all([depositCandidatesWithRows(ctx, ctx.db, req.userPubkey), userPolicy(ctx.db, req.userPubkey)]);
+  const candidates = deposits.map((d) => d.candidate);
   const tried = new Set<string>();
   let lastFailure = 'no vault operator can receive right now';
   // An operator that fails or hands out an invoice that does not verify is skipped for the next best.
@@ -52,7 +53,8 @@ export async function makeInvoice(ctx: WalletContext, req: InvoiceRequest): Prom
     );
     if (!choice) throw new Nip47Error('INTERNAL', lastFailure);
     tried.add(choice.candidate.operatorPubkey);
-    const deposit = await ctx.db.selectFrom('deposits').selectAll().where('id', '=', choice.candidate.depositId).executeTakeFirstOrThrow();
+    // Read with the candidates: the fields an invoice needs never change for a deposit.
+    const deposit = deposits.find((d) => d.row.id === choice.candidate.depositId)!.row;
     const op = ctx.operators.get(deposit.operator_pubkey);
     if (!op) continue;
     let issued: VaultInvoice;
