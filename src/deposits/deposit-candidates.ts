@@ -21,13 +21,7 @@ export function incomingOpenMsat(eb: ExpressionBuilder<Database, 'deposits'>, no
 
 /** The user's deposits with what allocation needs: score, health, balances, room. */
 export async function depositCandidates(ctx: WalletContext, trx: Trx, userPubkey: string): Promise<DepositCandidate[]> {
-  const rows = await trx
-    .selectFrom('deposits')
-    .select((eb) => ['id', 'operator_pubkey', 'confirmed_msat', 'reserved_msat', incomingOpenMsat(eb, BigInt(ctx.now())).as('incoming_open_msat')])
-    .where('user_pubkey', '=', userPubkey)
-    .orderBy('id')
-    .execute();
-  return rows.map((row) => candidateFrom(ctx, row));
+  return (await depositCandidatesWithRows(ctx, trx, userPubkey)).map((d) => d.candidate);
 }
 
 /** As `depositCandidates`, each with its whole row: for a caller that goes on to use the chosen deposit without reading it again. */
