@@ -6,7 +6,7 @@ import { spendUsage, spendUsageFrom, spendUsageQuery, usageWindows } from '../..
 import { budgetWindow } from '../../src/protocol/budget.ts';
 import type { Grant, SpendUsage } from '../../src/protocol/grant.ts';
 import { BACKENDS, openTestDatabase } from '../helpers/database.ts';
-import { insertDeposit, insertOperator, insertUser, randomHex32, transactionRow } from '../helpers/deposit-rows.ts';
+import { insertConnection, insertDeposit, insertOperator, insertUser, randomHex32, transactionRow } from '../helpers/deposit-rows.ts';
 
 const NOW = 1_767_225_600 + 5 * 86_400 + 7_200; // a Tuesday, 02:00 UTC
 
@@ -37,28 +37,6 @@ describe.each(BACKENDS)('spending a connection has committed (%s)', (backend) =>
     await close();
   });
 
-  async function connectionRow(user: string, pubkey: string): Promise<void> {
-    await db
-      .insertInto('connections')
-      .values({
-        pubkey,
-        user_pubkey: user,
-        name: 'spending',
-        grant_event: JSON.stringify({ stand_in: true }),
-        grant_created_at: 1,
-        methods: JSON.stringify(['pay_invoice']),
-        budget_msat: null,
-        budget_renewal: null,
-        max_amount_msat: null,
-        fee_base_msat: 0n,
-        fee_ppm: 0,
-        expires_at: null,
-        vault_operators: JSON.stringify(null),
-        revoked: false,
-      })
-      .execute();
-  }
-
   const grants: [string, Pick<Grant, 'budget' | 'velocity'>][] = [
     ['no limit', { budget: null, velocity: null }],
     ['a weekly budget', { budget: { amountMsat: 1n, renewal: 'weekly' }, velocity: null }],
@@ -82,8 +60,8 @@ describe.each(BACKENDS)('spending a connection has committed (%s)', (backend) =>
         const deposit = await insertDeposit(db, user, operator);
         const mine = randomHex32();
         const theirs = randomHex32();
-        await connectionRow(user, mine);
-        await connectionRow(user, theirs);
+        await insertConnection(db, user, mine);
+        await insertConnection(db, user, theirs);
         for (const r of rows) {
           await db
             .insertInto('transactions')

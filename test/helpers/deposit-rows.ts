@@ -37,6 +37,29 @@ export async function insertOperator(db: Db, name = 'op', nodePubkey = randomHex
   return nodePubkey;
 }
 
+/** Inserts a connection row of `user` directly (a stand-in grant event, no limits) with the grant time and methods given. */
+export async function insertConnection(db: Db, user: string, pubkey: string, grant: { createdAt?: number; methods?: string[] } = {}): Promise<void> {
+  await db
+    .insertInto('connections')
+    .values({
+      pubkey,
+      user_pubkey: user,
+      name: 'stand-in',
+      grant_event: JSON.stringify({ stand_in: true }),
+      grant_created_at: grant.createdAt ?? 1,
+      methods: JSON.stringify(grant.methods ?? ['pay_invoice']),
+      budget_msat: null,
+      budget_renewal: null,
+      max_amount_msat: null,
+      fee_base_msat: 0n,
+      fee_ppm: 0,
+      expires_at: null,
+      vault_operators: JSON.stringify(null),
+      revoked: false,
+    })
+    .execute();
+}
+
 /** Inserts a deposit of `user` at `operator` with the given balances and returns its id. */
 export async function insertDeposit(db: Db, user: string, operator: string, balances: { confirmedMsat?: bigint; reservedMsat?: bigint } = {}): Promise<bigint> {
   const row = await db

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection } from '../../src/deposits/connections.ts';
 import { ConnectionCache } from '../../src/nwc/connection-cache.ts';
 import { BACKENDS, openTestDatabase } from '../helpers/database.ts';
+import { insertConnection, insertUser } from '../helpers/deposit-rows.ts';
 
 /** A connection as read into memory: `stillHolds` looks at its key and the grant's time only. */
 const read = (pubkey: string, grantCreatedAt: number) => ({ pubkey, grant: { createdAt: grantCreatedAt } }) as unknown as Connection;
@@ -11,24 +12,9 @@ describe.each(BACKENDS)('connections kept in memory, checked against their rows,
 
   beforeAll(async () => {
     handle = await openTestDatabase(backend);
-    await handle.db.insertInto('users').values({ pubkey: 'user', deposit_open_event: '{}' }).execute();
-    const row = (pubkey: string, grantCreatedAt: number) => ({
-      pubkey,
-      user_pubkey: 'user',
-      name: pubkey,
-      grant_event: '{}',
-      grant_created_at: grantCreatedAt,
-      methods: JSON.stringify(['get_balance']),
-      budget_msat: null,
-      budget_renewal: null,
-      max_amount_msat: null,
-      fee_base_msat: 0n,
-      fee_ppm: 0,
-      expires_at: null,
-      vault_operators: JSON.stringify(null),
-      revoked: false,
-    });
-    await handle.db.insertInto('connections').values([row('a', 100), row('b', 200)]).execute();
+    const user = await insertUser(handle.db);
+    await insertConnection(handle.db, user, 'a', { createdAt: 100, methods: ['get_balance'] });
+    await insertConnection(handle.db, user, 'b', { createdAt: 200, methods: ['get_balance'] });
   });
 
   afterAll(async () => {
