@@ -41,23 +41,57 @@ EventUtils.isSigValid = (event: RelayEvent): boolean => {
   }
 };
 
+/** A filter made ready to match many events: its lists as sets (a bridge's filters hold hundreds of keys each). */
+interface CompiledFilter {
+  ids: ReadonlySet<string> | undefined;
+  authors: ReadonlySet<string> | undefined;
+  kinds: ReadonlySet<number> | undefined;
+  since: number | undefined;
+  until: number | undefined;
+  /** `#x` filters: an event matches with any one of the values. */
+  tags: { name: string; values: ReadonlySet<string> }[];
+}
+
+/** Filters are compiled once, when first matched: the relay library keeps a subscription's filter objects as they came. */
+const compiledFilters = new WeakMap<Filter, CompiledFilter>();
+
+function compiled(filter: Filter): CompiledFilter {
+  let made = compiledFilters.get(filter);
+  if (made) return made;
+  const tags: CompiledFilter['tags'] = [];
+  // The validator lets through `#` and a single letter only (NIP-01; `&` of NIP-91 is not enabled).
+  for (const [key, values] of Object.entries(filter)) {
+    if (key.length === 2 && key[0] === '#' && Array.isArray(values)) tags.push({ name: key[1]!, values: new Set(values.map(String)) });
+  }
+  made = {
+    ids: filter.ids ? new Set(filter.ids) : undefined,
+    authors: filter.authors ? new Set(filter.authors) : undefined,
+    kinds: filter.kinds ? new Set(filter.kinds) : undefined,
+    since: filter.since,
+    until: filter.until,
+    tags,
+  };
+  compiledFilters.set(filter, made);
+  return made;
+}
+
 /** True when the event matches every condition of the filter (NIP-01), tag filters included. */
 function matchesFilter(event: RelayEvent, filter: Filter): boolean {
-  if (filter.ids && !filter.ids.includes(event.id)) return false;
-  if (filter.authors && !filter.authors.includes(event.pubkey)) return false;
-  if (filter.kinds && !filter.kinds.includes(event.kind)) return false;
-  if (filter.since !== undefined && event.created_at < filter.since) return false;
-  if (filter.until !== undefined && event.created_at > filter.until) return false;
-  for (const [key, values] of Object.entries(filter)) {
-    if (key.length !== 2 || !Array.isArray(values)) continue;
-    const tagName = key[1];
-    const tagValues = event.tags.filter((t) => t[0] === tagName).map((t) => t[1]);
-    // `#x`: any of the values; `&x` (NIP-91): all of them.
-    if (key[0] === '#' && !values.some((v) => tagValues.includes(String(v)))) return false;
-    if (key[0] === '&' && !values.every((v) => tagValues.includes(String(v)))) return false;
-  }
-  return true;
+  const f = compiled(filter);
+  if (f.ids && !f.ids.has(event.id)) return false;
+  if (f.authors && !f.authors.has(event.pubkey)) return false;
+  if (f.kinds && !f.kinds.has(event.kind)) return false;
+  if (f.since !== undefined && event.created_at < f.since) return false;
+  if (f.until !== undefined && event.created_at > f.until) return false;
+  return f.tags.every(({ name, values }) => event.tags.some((t) => t[0] === name && t[1] !== undefined && values.has(t[1])));
 }
+
+/**
+ * The relay library matches live events against ids, authors, kinds and times only, so a `#p`
+ * subscription would get every event of its kinds: it matches with the full filter instead,
+ * before it writes a message for the subscriber at all.
+ */
+EventUtils.isMatchingFilter = matchesFilter;
 
 function isExpired(event: RelayEvent, nowSec: number): boolean {
   const expiration = EventUtils.extractExpirationTimestamp(event);
@@ -166,27 +200,10 @@ export class EphemeralRetentionPlugin implements BroadcastPlugin {
   }
 }
 
-/**
- * The subscription id and event of an outgoing `["EVENT", sub, event]` the relay library wrote
- * itself from an event it had validated on the way in: only the shape the filter reads is
- * checked, not the event again (that cost a zod parse per event and subscriber).
- */
-function outgoingEvent(data: string): { subscriptionId: string; event: RelayEvent } | null {
-  const message: unknown = JSON.parse(data);
-  if (!Array.isArray(message) || message.length !== 3 || typeof message[1] !== 'string') return null;
-  const event = message[2] as Partial<RelayEvent> | null;
-  if (typeof event !== 'object' || event === null || typeof event.kind !== 'number' || typeof event.created_at !== 'number' || !Array.isArray(event.tags)) return null;
-  return { subscriptionId: message[1], event: event as RelayEvent };
-}
-
-/**
- * One socket as the relay library sees it. The library matches live events against ids,
- * authors, kinds and times only, so a `#p` subscription would get every event of its kinds;
- * this wrapper applies the subscription's full filters before sending.
- */
+/** One socket as the relay library sees it, with the ids of its open subscriptions (`subscriptionCounts`). */
 class RelayClient implements Client {
   readonly #socket: WebSocket;
-  readonly subscriptions = new Map<string, Filter[]>();
+  readonly subscriptionIds = new Set<string>();
 
   constructor(socket: WebSocket) {
     this.#socket = socket;
@@ -197,11 +214,6 @@ class RelayClient implements Client {
   }
 
   send(data: string): void {
-    if (data.startsWith('["EVENT"')) {
-      const message = outgoingEvent(data);
-      const filters = message ? this.subscriptions.get(message.subscriptionId) : undefined;
-      if (message && filters && !filters.some((f) => matchesFilter(message.event, f))) return;
-    }
     this.#socket.send(data);
   }
 }
@@ -278,8 +290,8 @@ export async function startRelay(options: RelayOptions = {}): Promise<DevnetRela
       try {
         const raw = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
         const message = await validator.validateIncomingMessage(raw);
-        if (message[0] === 'REQ') client.subscriptions.set(message[1], message.slice(2).filter((m): m is Filter => typeof m === 'object'));
-        if (message[0] === 'CLOSE') client.subscriptions.delete(message[1]);
+        if (message[0] === 'REQ') client.subscriptionIds.add(message[1]);
+        if (message[0] === 'CLOSE') client.subscriptionIds.delete(message[1]);
         await relay.handleMessage(client, message);
       } catch (error) {
         const reason = error instanceof SyntaxError ? 'invalid: message is not JSON' : error instanceof Error ? error.message : 'invalid message';
@@ -310,7 +322,7 @@ export async function startRelay(options: RelayOptions = {}): Promise<DevnetRela
     url,
     port,
     repository,
-    subscriptionCounts: () => [...clients].map((c) => c.subscriptions.size),
+    subscriptionCounts: () => [...clients].map((c) => c.subscriptionIds.size),
     stop: async () => {
       for (const socket of wss.clients) socket.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));

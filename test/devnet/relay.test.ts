@@ -76,6 +76,37 @@ describe('devnet relay', () => {
     expect(await query(pub, { ids: [other.id] })).toEqual([]);
   });
 
+  it('matches live events against every filter of a REQ, with hundreds of #p values, and every tag filter of one', async () => {
+    const relay = await start();
+    const sender = newKeypair();
+    const keys = Array.from({ length: 300 }, () => newKeypair().pubkey);
+    const raw = new WebSocket(relay.url);
+    const received: unknown[][] = [];
+    raw.onmessage = (m) => received.push(JSON.parse(String(m.data)) as unknown[]);
+    await new Promise((resolve) => (raw.onopen = resolve));
+    // The shape a bridge subscribes with: many filters of many keys each, in one REQ.
+    raw.send(JSON.stringify(['REQ', 'keys', { kinds: [23194], '#p': keys.slice(0, 250) }, { kinds: [23194], '#p': keys.slice(250) }]));
+    raw.send(JSON.stringify(['REQ', 'both', { kinds: [1], '#t': ['a'], '#e': [keys[0]!] }]));
+    await eventually(() => received.length === 2, 'EOSE for both subscriptions');
+
+    const pub = await connect(relay.url);
+    const inFirst = sign(sender, 23194, [['p', keys[137]!]]);
+    const inSecond = sign(sender, 23194, [['p', keys[299]!]]);
+    const otherKey = sign(sender, 23194, [['p', newKeypair().pubkey]]);
+    const otherKind = sign(sender, 23195, [['p', keys[0]!]]);
+    const onlyA = sign(sender, 1, [['t', 'a']]);
+    const aAndB = sign(sender, 1, [['t', 'b'], ['e', keys[0]!], ['t', 'a']]);
+    for (const event of [otherKey, otherKind, onlyA, inFirst, inSecond, aAndB]) await pub.publish(event);
+    await eventually(() => received.length === 5, 'three deliveries');
+    const delivered = received.slice(2).map((m) => [m[1], (m[2] as Event).id]);
+    expect(delivered).toEqual([
+      ['keys', inFirst.id],
+      ['keys', inSecond.id],
+      ['both', aAndB.id],
+    ]);
+    raw.close();
+  });
+
   it('keeps only the newest kind 13194 replaceable event and returns it to a later REQ', async () => {
     const relay = await start();
     const wallet = newKeypair();
