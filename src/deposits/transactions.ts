@@ -9,12 +9,15 @@ import type { WalletContext } from './context.ts';
 import { refreshIncoming } from './invoices.ts';
 import { refreshOutgoing } from './payments.ts';
 
+/** What a set of deposit rows holds that can be spent: confirmed minus what is reserved for payments in flight. */
+export const availableMsatSum = sql<bigint>`coalesce(sum(deposits.confirmed_msat - deposits.reserved_msat), 0)::bigint`;
+
 /** Balance reads of each database, run together when several are asked for at once. */
 const balanceReaders = new WeakMap<Db, Batcher<string, Msat>>();
 
 /**
- * The user's spendable balance: confirmed minus what is reserved for payments in flight. Reads
- * asked for while another runs are made by one statement (`Batcher`).
+ * The user's spendable balance (`availableMsatSum` over their deposits). Reads asked for while
+ * another runs are made by one statement (`Batcher`).
  */
 export function availableBalance(ctx: WalletContext, userPubkey: string): Promise<Msat> {
   let reader = balanceReaders.get(ctx.db);
@@ -33,7 +36,7 @@ export function availableBalance(ctx: WalletContext, userPubkey: string): Promis
 const balancesStatement = compiledOnce(['users'], (db, a: { users: string[] }) =>
   db
     .selectFrom('deposits')
-    .select(['user_pubkey', sql<bigint>`sum(confirmed_msat - reserved_msat)::bigint`.as('available')])
+    .select(['user_pubkey', availableMsatSum.as('available')])
     .where(sql<boolean>`user_pubkey = any(${a.users}::text[])`)
     .groupBy('user_pubkey'),
 );

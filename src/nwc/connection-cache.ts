@@ -3,6 +3,8 @@ import type { Db } from '../db/database.ts';
 import { Batcher } from '../db/batcher.ts';
 import { retryingLostRaces } from '../db/lost-race.ts';
 import { findConnection, type Connection } from '../deposits/connections.ts';
+import { availableMsatSum } from '../deposits/transactions.ts';
+import type { Msat } from '../protocol/amounts.ts';
 
 /** Connections kept in memory: a few kilobytes each (the grant event and its parsed terms). */
 const DEFAULT_CAPACITY = 10_000;
@@ -13,6 +15,11 @@ const LAST_USED_RESOLUTION_MS = 60_000;
 interface GrantCheck {
   pubkey: string;
   grantCreatedAt: bigint | null;
+}
+
+/** The connection's row held the grant when checked; what its user could spend then, read by the same statement. */
+export interface GrantHeld {
+  availableMsat: Msat;
 }
 
 /**
@@ -27,7 +34,7 @@ export class ConnectionCache {
   readonly #db: Db;
   readonly #capacity: number;
   readonly #entries = new Map<string, Connection>();
-  readonly #grantChecks: Batcher<GrantCheck, boolean>;
+  readonly #grantChecks: Batcher<GrantCheck, GrantHeld | null>;
   readonly #uses: Batcher<string, undefined>;
   /** When this instance last wrote each connection's `last_used_at` (ms). */
   readonly #usesNoted = new Map<string, number>();
@@ -36,13 +43,16 @@ export class ConnectionCache {
     this.#db = db;
     this.#capacity = capacity;
     this.#grantChecks = new Batcher(async (checks) => {
-      const { rows } = await sql<{ ord: string }>`
-        select checked.ord from unnest(${checks.map((c) => c.pubkey)}::text[], ${checks.map((c) => c.grantCreatedAt)}::bigint[]) with ordinality as checked (pubkey, grant_created_at, ord)
+      // The balance is read with the check: get_balance, the most frequent request, needs no other statement.
+      const { rows } = await sql<{ ord: string; available: bigint }>`
+        select checked.ord, balance.available
+        from unnest(${checks.map((c) => c.pubkey)}::text[], ${checks.map((c) => c.grantCreatedAt)}::bigint[]) with ordinality as checked (pubkey, grant_created_at, ord)
         join connections on connections.pubkey = checked.pubkey
           and (checked.grant_created_at is null or connections.grant_created_at = checked.grant_created_at)
+        cross join lateral (select ${availableMsatSum} as available from deposits where deposits.user_pubkey = connections.user_pubkey) as balance
       `.execute(db);
-      const held = new Set(rows.map((r) => Number(r.ord)));
-      return checks.map((_, i) => held.has(i + 1));
+      const held = new Map(rows.map((r) => [Number(r.ord), { availableMsat: r.available }]));
+      return checks.map((_, i) => held.get(i + 1) ?? null);
     });
     this.#uses = new Batcher(async (pubkeys) => {
       // Rows locked in pubkey order: two instances writing overlapping sets cannot deadlock.
@@ -74,9 +84,10 @@ export class ConnectionCache {
 
   /**
    * Whether the connection's row still holds the grant `connection` was read with (`anyGrant`:
-   * whether the row still exists). The checks of requests that arrive together are one statement.
+   * whether the row still exists), with its user's available balance then; null when it does not.
+   * The checks of requests that arrive together are one statement.
    */
-  stillHolds(connection: Connection, anyGrant: boolean): Promise<boolean> {
+  stillHolds(connection: Connection, anyGrant: boolean): Promise<GrantHeld | null> {
     return this.#grantChecks.add({ pubkey: connection.pubkey, grantCreatedAt: anyGrant ? null : BigInt(connection.grant.createdAt) });
   }
 

@@ -14,7 +14,7 @@ import { nowSeconds, signEvent, tagValue } from '../protocol/nostr-event.ts';
 import { decryptContent, encryptContent, requestEncryption, sharedKey, type NwcEncryption } from '../protocol/nwc-encryption.ts';
 import { nwcRequestBodySchema } from '../protocol/nwc-request.ts';
 import { isStorable, storableText } from '../protocol/storable.ts';
-import { ConnectionCache } from './connection-cache.ts';
+import { ConnectionCache, type GrantHeld } from './connection-cache.ts';
 import { RequestRecords } from './request-records.ts';
 import type { BridgeKeys } from './keys.ts';
 import type { BridgeIdentity } from './methods/method.ts';
@@ -303,8 +303,8 @@ export class NwcResponder {
       }
       const lastPass = pass >= MAX_PASSES;
       // Checked while the answer is made; the answer is published only if the grant held.
-      const grantHeld = readOnly ? this.#connections.stillHolds(connection, lastPass) : undefined;
-      grantHeld?.catch(() => undefined);
+      const grantCheck = readOnly ? this.#connections.stillHolds(connection, lastPass) : undefined;
+      grantCheck?.catch(() => undefined);
       if (!claimed && !readOnly) {
         const claim = await this.#claim(event, connection, storable, read, lastPass);
         if (claim === 'seen') return;
@@ -320,9 +320,10 @@ export class NwcResponder {
           ? errorResponse('unknown', 'BAD_REQUEST', 'the request event holds characters that cannot be stored (NUL or an unpaired surrogate)')
           : alreadyClaimed
             ? await this.#answer(event, service, connection, encryption, key, alreadyClaimed)
-            : await this.#answerFresh(event, service, connection, encryption, key, read);
+            : await this.#answerFresh(event, service, connection, encryption, key, read, grantCheck);
       } catch (error) {
-        if (!(error instanceof StaleConnection) || lastPass) throw error;
+        // A read-only answer found stale is made again, as when its grant check fails.
+        if (!(error instanceof StaleConnection) || (lastPass && !grantCheck)) throw error;
         this.#connections.forget(event.pubkey);
         continue;
       }
@@ -336,7 +337,7 @@ export class NwcResponder {
           message: response.error.message,
         });
       }
-      if (grantHeld && !(await grantHeld)) {
+      if (grantCheck && !(await grantCheck)) {
         this.#connections.forget(event.pubkey);
         continue;
       }
@@ -378,7 +379,7 @@ export class NwcResponder {
   }
 
   /** A request seen for the first time is executed only while fresh (a replay from a relay's store is not). */
-  async #answerFresh(event: Event, service: ServiceKey, connection: Connection, encryption: NwcEncryption, key: Uint8Array, read?: RequestRead): Promise<Nip47Response> {
+  async #answerFresh(event: Event, service: ServiceKey, connection: Connection, encryption: NwcEncryption, key: Uint8Array, read?: RequestRead, grantCheck?: Promise<GrantHeld | null>): Promise<Nip47Response> {
     const now = nowSeconds();
     const maxAge = this.#options.maxRequestAgeSeconds;
     if (event.created_at < now - maxAge || event.created_at > now + REQUEST_MAX_SKEW_SECONDS) {
@@ -387,7 +388,7 @@ export class NwcResponder {
       const why = event.created_at < now - maxAge ? `older than ${maxAge} s` : 'dated in the future';
       return errorResponse(method, 'EXPIRED', `request not executed: it is ${why}`);
     }
-    return this.#answer(event, service, connection, encryption, key, false, read);
+    return this.#answer(event, service, connection, encryption, key, false, read, grantCheck);
   }
 
   /** The request's body, decrypted and checked, or the BAD_REQUEST answer it gets. */
@@ -405,8 +406,18 @@ export class NwcResponder {
   /**
    * `read`: the body as read before the claim, which then recorded its method; read here
    * otherwise. `resumed`: the request was claimed before this process took it (its lease lapsed).
+   * `grantCheck`: a read-only request's (`MethodContext.grantCheck`).
    */
-  async #answer(event: Event, service: ServiceKey, connection: Connection, encryption: NwcEncryption, key: Uint8Array, resumed: boolean, read?: RequestRead): Promise<Nip47Response> {
+  async #answer(
+    event: Event,
+    service: ServiceKey,
+    connection: Connection,
+    encryption: NwcEncryption,
+    key: Uint8Array,
+    resumed: boolean,
+    read?: RequestRead,
+    grantCheck?: Promise<GrantHeld | null>,
+  ): Promise<Nip47Response> {
     const got = read ?? this.#read(event, encryption, key);
     if ('refused' in got) return got.refused;
     const body = got.body;
@@ -422,7 +433,7 @@ export class NwcResponder {
         return errorResponse(body.method, 'BAD_REQUEST', `invalid params: ${issue ? `${issue.path.join('.') || 'params'}: ${issue.message}` : 'invalid'}`);
       }
       const result = await method.handle(
-        { wallet: this.#wallet, connection, request: event, encryption, key, bridge: this.#identity, servicePubkey: service.pubkey, rawParams: body.params, resumed },
+        { wallet: this.#wallet, connection, request: event, encryption, key, bridge: this.#identity, servicePubkey: service.pubkey, rawParams: body.params, resumed, grantCheck },
         params.data,
       );
       return { result_type: body.method, result, error: null };

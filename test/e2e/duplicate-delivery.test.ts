@@ -65,6 +65,26 @@ describe('the same request event delivered twice', () => {
     }
   });
 
+  it('answers a get_balance claimed by an earlier version and left in flight, once its claim lapsed', async () => {
+    // Read-only requests are no longer claimed; a row of one may remain from before that.
+    const event = client.signRequest(client.encrypt(JSON.stringify({ method: 'get_balance', params: {} })));
+    const db = () => world.bridge.wallet.db;
+    await db()
+      .insertInto('nwc_requests')
+      .values({ event_id: event.id, connection_pubkey: client.pubkey, event: JSON.stringify(event), method: 'get_balance', state: 'processing', claimed_by: 'an earlier instance', lease_until: new Date(Date.now() - 60_000) })
+      .execute();
+    const answered = client.responseTo(event, 60_000);
+    // A bridge takes over lapsed claims when it starts.
+    world.bridge = await world.restartBridge();
+    const answer = await answered;
+    expect(answer.error).toBeNull();
+    expect(answer.result.balance).toBeGreaterThan(0);
+    expect(answer.result.balance).toBe((await client.request('get_balance')).result.balance);
+    const row = await db().selectFrom('nwc_requests').select(['state', 'response_event']).where('event_id', '=', event.id).executeTakeFirstOrThrow();
+    expect(row.state).toBe('done');
+    expect((row.response_event as { id: string }).id).toBe(answer.responseId);
+  });
+
   it('finishes a payment left in flight by a restart, answers the waiting app, and pays once', async () => {
     const { invoice, paymentHash } = await world.devnet.createPayeeInvoice(2_000_000n);
     for (const op of world.devnet.operators) op.faults.holdPayments = true;

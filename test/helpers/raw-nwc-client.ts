@@ -57,7 +57,16 @@ export class RawNwcClient {
   }
 
   /** Publishes a request event and resolves with the decrypted response to it. */
-  async send(event: Event, timeoutMs = 30_000): Promise<{ result_type: string; result: any; error: { code: string; message: string } | null; responseId: string }> {
+  send(event: Event, timeoutMs = 30_000): Promise<{ result_type: string; result: any; error: { code: string; message: string } | null; responseId: string }> {
+    return this.#response(event, timeoutMs, true);
+  }
+
+  /** Resolves with the decrypted response to a request event this client does not publish (one the bridge already holds). */
+  responseTo(event: Event, timeoutMs = 30_000): Promise<{ result_type: string; result: any; error: { code: string; message: string } | null; responseId: string }> {
+    return this.#response(event, timeoutMs, false);
+  }
+
+  async #response(event: Event, timeoutMs: number, publish: boolean): Promise<{ result_type: string; result: any; error: { code: string; message: string } | null; responseId: string }> {
     const relay = await this.#connected();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -75,7 +84,7 @@ export class RawNwcClient {
           }
         },
       });
-      relay.publish(event).catch(reject);
+      if (publish) relay.publish(event).catch(reject);
     });
   }
 

@@ -3,6 +3,7 @@ import type { Event } from 'nostr-tools/pure';
 import type { Connection } from '../../deposits/connections.ts';
 import type { WalletContext } from '../../deposits/context.ts';
 import type { NwcEncryption } from '../../protocol/nwc-encryption.ts';
+import type { GrantHeld } from '../connection-cache.ts';
 
 /** What the bridge says about itself in get_info. */
 export interface BridgeIdentity {
@@ -27,6 +28,12 @@ export interface MethodContext {
   rawParams: Record<string, unknown>;
   /** The request was claimed before this answer began (taken over after its claim lapsed): it may have been acted on already. */
   resumed: boolean;
+  /**
+   * Read-only requests, which are not claimed: the check, run while the answer is made, that the
+   * connection's row still holds the grant it is made on, with what the user could spend then
+   * (null: the grant no longer holds, and the answer is made again on the new one).
+   */
+  grantCheck?: Promise<GrantHeld | null> | undefined;
 }
 
 /** One NIP-47 method: its name, its params schema, and its handler returning the `result`. */
