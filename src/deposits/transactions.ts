@@ -1,7 +1,4 @@
 import { sql } from 'kysely';
-import { Batcher } from '../db/batcher.ts';
-import { compiledOnce } from '../db/compiled-once.ts';
-import type { Db } from '../db/database.ts';
 import type { TransactionRow, TransactionType } from '../db/schema.ts';
 import type { Msat } from '../protocol/amounts.ts';
 import { Nip47Error } from '../protocol/nip47-error.ts';
@@ -12,34 +9,14 @@ import { refreshOutgoing } from './payments.ts';
 /** What a set of deposit rows holds that can be spent: confirmed minus what is reserved for payments in flight. */
 export const availableMsatSum = sql<bigint>`coalesce(sum(deposits.confirmed_msat - deposits.reserved_msat), 0)::bigint`;
 
-/** Balance reads of each database, run together when several are asked for at once. */
-const balanceReaders = new WeakMap<Db, Batcher<string, Msat>>();
-
 /**
- * The user's spendable balance (`availableMsatSum` over their deposits). Reads asked for while
- * another runs are made by one statement (`Batcher`).
+ * The user's spendable balance (`availableMsatSum` over their deposits). A get_balance reads it
+ * with its grant check (`ConnectionCache.stillHolds`); this is the read on its own.
  */
-export function availableBalance(ctx: WalletContext, userPubkey: string): Promise<Msat> {
-  let reader = balanceReaders.get(ctx.db);
-  if (!reader) {
-    const db = ctx.db;
-    reader = new Batcher(async (users) => {
-      const { rows } = await balancesStatement(db, { users: [...users] });
-      const available = new Map(rows.map((r) => [r.user_pubkey, r.available]));
-      return users.map((user) => available.get(user) ?? 0n);
-    });
-    balanceReaders.set(db, reader);
-  }
-  return reader.add(userPubkey);
+export async function availableBalance(ctx: WalletContext, userPubkey: string): Promise<Msat> {
+  const row = await ctx.db.selectFrom('deposits').select(availableMsatSum.as('available')).where('user_pubkey', '=', userPubkey).executeTakeFirstOrThrow();
+  return row.available;
 }
-
-const balancesStatement = compiledOnce(['users'], (db, a: { users: string[] }) =>
-  db
-    .selectFrom('deposits')
-    .select(['user_pubkey', availableMsatSum.as('available')])
-    .where(sql<boolean>`user_pubkey = any(${a.users}::text[])`)
-    .groupBy('user_pubkey'),
-);
 
 /**
  * One of the user's transactions by payment hash or invoice; a pending one is first refreshed

@@ -4,6 +4,9 @@ import * as nip04 from 'nostr-tools/nip04';
 import { v2 as nip44 } from 'nostr-tools/nip44';
 import { hexToBytes } from '@noble/hashes/utils.js';
 
+/** A response as the client decrypts it, with the id of the response event. */
+type NwcAnswer = { result_type: string; result: any; error: { code: string; message: string } | null; responseId: string };
+
 /**
  * A NIP-47 client built only on nostr-tools, the way simple integrations (e.g. BTCPay's NNostr
  * connector) talk NWC: NIP-04 without an `encryption` tag, or NIP-44 with one. It can also send
@@ -57,16 +60,16 @@ export class RawNwcClient {
   }
 
   /** Publishes a request event and resolves with the decrypted response to it. */
-  send(event: Event, timeoutMs = 30_000): Promise<{ result_type: string; result: any; error: { code: string; message: string } | null; responseId: string }> {
+  send(event: Event, timeoutMs = 30_000): Promise<NwcAnswer> {
     return this.#response(event, timeoutMs, true);
   }
 
   /** Resolves with the decrypted response to a request event this client does not publish (one the bridge already holds). */
-  responseTo(event: Event, timeoutMs = 30_000): Promise<{ result_type: string; result: any; error: { code: string; message: string } | null; responseId: string }> {
+  responseTo(event: Event, timeoutMs = 30_000): Promise<NwcAnswer> {
     return this.#response(event, timeoutMs, false);
   }
 
-  async #response(event: Event, timeoutMs: number, publish: boolean): Promise<{ result_type: string; result: any; error: { code: string; message: string } | null; responseId: string }> {
+  async #response(event: Event, timeoutMs: number, publish: boolean): Promise<NwcAnswer> {
     const relay = await this.#connected();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
