@@ -5,8 +5,20 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { SerializedPGliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
+import type { WriteClock } from './write-clock.ts';
 
 export type Db = Kysely<Database>;
+
+/** The write clocks of databases only this process can change, by their kysely instance. */
+const soleWriterClocks = new WeakMap<Db, WriteClock>();
+
+/**
+ * The write clock of a database that only this process can change (embedded PGlite opened by
+ * `openDatabase`); undefined for PostgreSQL, where other instances write too.
+ */
+export function soleWriterClock(db: Db): WriteClock | undefined {
+  return soleWriterClocks.get(db);
+}
 
 const INT8_OID = 20;
 
@@ -84,5 +96,8 @@ export async function openDatabase(target: DatabaseTarget): Promise<{ db: Db; ba
     ...(target.pgliteDir ? { dataDir: target.pgliteDir } : {}),
     parsers: { [pgliteTypes.INT8]: (value: string) => BigInt(value) },
   });
-  return { db: new Kysely<Database>({ dialect: new SerializedPGliteDialect(pglite) }), backend: 'pglite' };
+  const dialect = new SerializedPGliteDialect(pglite);
+  const db = new Kysely<Database>({ dialect });
+  soleWriterClocks.set(db, dialect.writeClock);
+  return { db, backend: 'pglite' };
 }

@@ -11,17 +11,20 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely';
+import { WriteClock } from './write-clock.ts';
 
 /**
  * A kysely dialect for PGlite that runs one transaction at a time. PGlite is a single
  * session, so two interleaved transactions would share one BEGIN…COMMIT (kysely-pglite and
  * kysely's own PGlite dialect both let a rolled-back transaction's writes be committed by
  * another). Here the one connection is a mutex: a transaction holds it from BEGIN to
- * COMMIT/ROLLBACK, a lone query holds it for itself.
+ * COMMIT/ROLLBACK, a lone query holds it for itself. Every statement that ends is shown to
+ * `writeClock`: PGlite belongs to this process, so no statement of another one changes it.
  */
 export class SerializedPGliteDialect implements Dialect {
   readonly #pglite: PGlite;
   readonly #acquireTimeoutMs: number;
+  readonly writeClock = new WriteClock();
 
   constructor(pglite: PGlite, options: { acquireTimeoutMs?: number } = {}) {
     this.#pglite = pglite;
@@ -32,7 +35,7 @@ export class SerializedPGliteDialect implements Dialect {
     return new PostgresAdapter();
   }
   createDriver(): Driver {
-    return new SerializedPGliteDriver(this.#pglite, this.#acquireTimeoutMs);
+    return new SerializedPGliteDriver(this.#pglite, this.#acquireTimeoutMs, this.writeClock);
   }
   createIntrospector(db: Kysely<unknown>) {
     return new PostgresIntrospector(db);
@@ -48,8 +51,8 @@ class SerializedPGliteDriver implements Driver {
   #held = false;
   readonly #waiting: Array<() => void> = [];
 
-  constructor(pglite: PGlite, acquireTimeoutMs: number) {
-    this.#connection = new PGliteConnection(pglite);
+  constructor(pglite: PGlite, acquireTimeoutMs: number, writeClock: WriteClock) {
+    this.#connection = new PGliteConnection(pglite, writeClock);
     this.#acquireTimeoutMs = acquireTimeoutMs;
   }
 
@@ -98,13 +101,21 @@ class SerializedPGliteDriver implements Driver {
 
 class PGliteConnection implements DatabaseConnection {
   readonly #pglite: PGlite;
+  readonly #writeClock: WriteClock;
 
-  constructor(pglite: PGlite) {
+  constructor(pglite: PGlite, writeClock: WriteClock) {
     this.#pglite = pglite;
+    this.#writeClock = writeClock;
   }
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
-    const result = await this.#pglite.query<R>(compiledQuery.sql, [...compiledQuery.parameters], { rowMode: 'object' });
+    let result;
+    try {
+      result = await this.#pglite.query<R>(compiledQuery.sql, [...compiledQuery.parameters], { rowMode: 'object' });
+    } finally {
+      // Before the caller goes on: nothing it does next can see a clock that missed this statement.
+      this.#writeClock.ended(compiledQuery.sql);
+    }
     return {
       rows: result.rows,
       numAffectedRows: result.affectedRows === undefined ? undefined : BigInt(result.affectedRows),

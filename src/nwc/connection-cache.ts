@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
-import type { Db } from '../db/database.ts';
+import { soleWriterClock, type Db } from '../db/database.ts';
 import { Batcher } from '../db/batcher.ts';
+import type { WriteClock } from '../db/write-clock.ts';
 import { retryingLostRaces } from '../db/lost-race.ts';
 import { findConnection, type Connection } from '../deposits/connections.ts';
 import { availableMsatSum } from '../deposits/transactions.ts';
@@ -29,6 +30,10 @@ export interface GrantHeld {
  * and a payment's admission checks it again under the row's lock. One found changed is
  * forgotten, read again, and the request answered on the new grant. The least recently used are
  * dropped past `capacity`.
+ *
+ * On a database only this process can change (embedded PGlite), a check that passed is passed
+ * again from memory, with the balance it read, until any statement that may write ends there
+ * (`WriteClock`): polling get_balance then asks the database nothing.
  */
 export class ConnectionCache {
   readonly #db: Db;
@@ -38,10 +43,15 @@ export class ConnectionCache {
   readonly #uses: Batcher<string, undefined>;
   /** When this instance last wrote each connection's `last_used_at` (ms). */
   readonly #usesNoted = new Map<string, number>();
+  readonly #writeClock: WriteClock | undefined;
+  /** Checks passed at `#passedAt` on the write clock, by connection and grant checked. */
+  readonly #passed = new Map<string, GrantHeld>();
+  #passedAt = -1;
 
   constructor(db: Db, capacity = DEFAULT_CAPACITY) {
     this.#db = db;
     this.#capacity = capacity;
+    this.#writeClock = soleWriterClock(db);
     this.#grantChecks = new Batcher(async (checks) => {
       // The balance is read with the check: get_balance, the most frequent request, needs no other statement.
       const { rows } = await sql<{ ord: string; available: bigint }>`
@@ -88,7 +98,26 @@ export class ConnectionCache {
    * The checks of requests that arrive together are one statement.
    */
   stillHolds(connection: Connection, anyGrant: boolean): Promise<GrantHeld | null> {
-    return this.#grantChecks.add({ pubkey: connection.pubkey, grantCreatedAt: anyGrant ? null : BigInt(connection.grant.createdAt) });
+    const check = { pubkey: connection.pubkey, grantCreatedAt: anyGrant ? null : BigInt(connection.grant.createdAt) };
+    const clock = this.#writeClock;
+    if (!clock) return this.#grantChecks.add(check);
+    // Read before the statement is sent: a write that ends after this moment makes its answer stale.
+    const at = clock.now;
+    if (this.#passedAt !== at) {
+      this.#passed.clear();
+      this.#passedAt = at;
+    }
+    const key = `${check.pubkey}:${check.grantCreatedAt ?? 'any'}`;
+    const passed = this.#passed.get(key);
+    if (passed) return Promise.resolve(passed);
+    const checked = this.#grantChecks.add(check);
+    checked.then(
+      (held) => {
+        if (held && clock.now === at && this.#passed.size < this.#capacity) this.#passed.set(key, held);
+      },
+      () => undefined,
+    );
+    return checked;
   }
 
   /**

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { openDatabase } from '../../src/db/database.ts';
+import { openDatabase, soleWriterClock } from '../../src/db/database.ts';
+import { WriteClock } from '../../src/db/write-clock.ts';
 import { migrateToLatest } from '../../src/db/migrate.ts';
 import { BACKENDS, openTestDatabase } from '../helpers/database.ts';
 
@@ -65,6 +66,51 @@ describe('the PGlite dialect', () => {
       expect((await lone).rows.map((r) => r.v)).toEqual(['committed']);
       const rows = await sql<{ v: string }>`select v from t order by v`.execute(db);
       expect(rows.rows.map((r) => r.v)).toEqual(['committed']);
+    } finally {
+      await db.destroy();
+    }
+  });
+});
+
+describe('the write clock of a database only this process changes', () => {
+  it('exists for embedded PGlite only: PostgreSQL has other writers', async () => {
+    const pglite = await openTestDatabase('pglite');
+    const postgres = await openTestDatabase('postgres');
+    try {
+      expect(soleWriterClock(pglite.db)).toBeInstanceOf(WriteClock);
+      expect(soleWriterClock(postgres.db)).toBeUndefined();
+    } finally {
+      await pglite.close();
+      await postgres.close();
+    }
+  });
+
+  it('moves when any statement but a plain SELECT ends, failed ones and transaction ends included, before its caller goes on', async () => {
+    const { db } = await openDatabase({});
+    try {
+      const clock = soleWriterClock(db)!;
+      const moved = async (run: () => Promise<unknown>) => {
+        const before = clock.now;
+        await run().catch(() => undefined);
+        return clock.now - before;
+      };
+      expect(await moved(() => sql`create table t (v int primary key)`.execute(db))).toBe(1);
+      expect(await moved(() => db.insertInto('t' as never).values({ v: 1 } as never).execute())).toBe(1);
+      expect(await moved(() => sql`select v from t`.execute(db))).toBe(0);
+      expect(await moved(() => sql`  SELECT v from t for update`.execute(db))).toBe(0);
+      expect(await moved(() => sql`update t set v = 2`.execute(db))).toBe(1);
+      // A CTE may write, whatever its last clause.
+      expect(await moved(() => sql`with gone as (delete from t returning v) select v from gone`.execute(db))).toBe(1);
+      expect(await moved(() => sql`insert into t values (1), (1)`.execute(db))).toBe(1);
+      expect(await moved(() => db.transaction().execute(async (trx) => sql`select 1`.execute(trx)))).toBe(2);
+      expect(
+        await moved(() =>
+          db.transaction().execute(async (trx) => {
+            await sql`insert into t values (3)`.execute(trx);
+            throw new Error('roll back');
+          }),
+        ),
+      ).toBe(3);
     } finally {
       await db.destroy();
     }
