@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { soleWriterClock, type Db } from '../db/database.ts';
 import { Batcher } from '../db/batcher.ts';
+import { compiledOnce } from '../db/compiled-once.ts';
 import type { WriteClock } from '../db/write-clock.ts';
 import { retryingLostRaces } from '../db/lost-race.ts';
 import { findConnection, type Connection } from '../deposits/connections.ts';
@@ -11,6 +12,22 @@ import type { Msat } from '../protocol/amounts.ts';
 const DEFAULT_CAPACITY = 10_000;
 /** A connection's `last_used_at` is written at most this often by one instance. */
 const LAST_USED_RESOLUTION_MS = 60_000;
+
+/**
+ * Which of the checked connections' rows still hold the grant checked (null: any), by the
+ * check's position, with the balance of each one's user: get_balance, the most frequent
+ * request, needs no other statement. Built once: one statement per batch of checks.
+ */
+const grantCheckStatement = compiledOnce(['pubkeys', 'grantsCreatedAt'], (db, a: { pubkeys: string[]; grantsCreatedAt: (bigint | null)[] }) => {
+  const statement = sql<{ ord: string; available: bigint }>`
+    select checked.ord, balance.available
+    from unnest(${a.pubkeys}::text[], ${a.grantsCreatedAt}::bigint[]) with ordinality as checked (pubkey, grant_created_at, ord)
+    join connections on connections.pubkey = checked.pubkey
+      and (checked.grant_created_at is null or connections.grant_created_at = checked.grant_created_at)
+    cross join lateral (select ${availableMsatSum} as available from deposits where deposits.user_pubkey = connections.user_pubkey) as balance
+  `;
+  return { compile: () => statement.compile(db) };
+});
 
 /** A connection read from memory, to check against its row: null grant means any grant will do. */
 interface GrantCheck {
@@ -53,14 +70,7 @@ export class ConnectionCache {
     this.#capacity = capacity;
     this.#writeClock = soleWriterClock(db);
     this.#grantChecks = new Batcher(async (checks) => {
-      // The balance is read with the check: get_balance, the most frequent request, needs no other statement.
-      const { rows } = await sql<{ ord: string; available: bigint }>`
-        select checked.ord, balance.available
-        from unnest(${checks.map((c) => c.pubkey)}::text[], ${checks.map((c) => c.grantCreatedAt)}::bigint[]) with ordinality as checked (pubkey, grant_created_at, ord)
-        join connections on connections.pubkey = checked.pubkey
-          and (checked.grant_created_at is null or connections.grant_created_at = checked.grant_created_at)
-        cross join lateral (select ${availableMsatSum} as available from deposits where deposits.user_pubkey = connections.user_pubkey) as balance
-      `.execute(db);
+      const { rows } = await grantCheckStatement(db, { pubkeys: checks.map((c) => c.pubkey), grantsCreatedAt: checks.map((c) => c.grantCreatedAt) });
       const held = new Map(rows.map((r) => [Number(r.ord), { availableMsat: r.available }]));
       return checks.map((_, i) => held.get(i + 1) ?? null);
     });
@@ -76,14 +86,20 @@ export class ConnectionCache {
     });
   }
 
-  /** The connection, from memory or from the database (undefined when there is none). */
-  async get(pubkey: string): Promise<Connection | undefined> {
+  /** The connection if it is in memory: most requests need no promise to find theirs. */
+  cached(pubkey: string): Connection | undefined {
     const cached = this.#entries.get(pubkey);
     if (cached) {
       this.#entries.delete(pubkey);
       this.#entries.set(pubkey, cached);
-      return cached;
     }
+    return cached;
+  }
+
+  /** The connection, from memory or from the database (undefined when there is none). */
+  async get(pubkey: string): Promise<Connection | undefined> {
+    const cached = this.cached(pubkey);
+    if (cached) return cached;
     const connection = await findConnection(this.#db, pubkey);
     if (connection) {
       if (this.#entries.size >= this.#capacity) this.#entries.delete(this.#entries.keys().next().value!);

@@ -146,9 +146,10 @@ export class RelayPool implements RelayTransport {
 
   /** Publishes to every connected relay; resolves when one accepts, rejects when none does. */
   async publish(event: Event): Promise<void> {
-    const attempts = this.#relays.flatMap((r) => (r.relay?.connected ? [r.relay.publish(event)] : []));
+    const attempts: Promise<string>[] = [];
+    for (const { relay } of this.#relays) if (relay?.connected) attempts.push(relay.publish(event));
     if (attempts.length === 0) throw new Error('no relay connected');
-    await Promise.any(attempts);
+    await (attempts.length === 1 ? attempts[0] : Promise.any(attempts));
   }
 
   /** Calls `listener` each time a relay (re)connects: a restarted relay may have lost replaceable events. */

@@ -238,16 +238,21 @@ export class NwcResponder {
   receive(event: Event): void {
     if (!this.#accepting || this.#working.has(event.id)) return;
     this.#working.add(event.id);
-    this.#track(this.#process(event, { alreadyClaimed: false }).finally(() => this.#working.delete(event.id)));
+    this.#track(this.#process(event, { alreadyClaimed: false }), () => this.#working.delete(event.id));
   }
 
-  #track(work: Promise<void>): void {
-    const tracked = work.catch((error: unknown) => {
+  /** Keeps `work` among the requests in flight until it ends (a failure logged), then runs `ended`. */
+  #track(work: Promise<void>, ended?: () => void): void {
+    const end = () => {
+      this.#inFlight.delete(tracked);
+      ended?.();
+    };
+    const tracked: Promise<void> = work.then(end, (error: unknown) => {
       if (error instanceof BridgeStopping) this.#logger.info('a request in flight is left to be resumed after the stop');
       else this.#logger.error({ err: error }, 'request handling failed');
+      end();
     });
     this.#inFlight.add(tracked);
-    void tracked.finally(() => this.#inFlight.delete(tracked));
   }
 
   /** The wallet service key an event is addressed to, if it is one of ours. */
@@ -290,7 +295,7 @@ export class NwcResponder {
     let claimed = alreadyClaimed;
     // Each pass reads the connection (from memory, then from the database once it proved stale).
     for (let pass = 1; ; pass++) {
-      const connection = await this.#connections.get(event.pubkey);
+      const connection = this.#connections.cached(event.pubkey) ?? (await this.#connections.get(event.pubkey));
       // A connection answers on its own service key only (the bridge-wide one for older connections).
       if (!connection || (connection.servicePubkey ?? this.#keys.servicePubkey) !== service.pubkey) {
         await this.#respond(event, service, encryption, key, errorResponse(this.#methodOf(event, encryption, key), 'UNAUTHORIZED', 'no wallet is connected to this key'), false);
@@ -472,10 +477,12 @@ export class NwcResponder {
     const seconds = receivedAt === undefined ? 0 : (performance.now() - receivedAt) / 1000;
     this.#options.metrics?.requestAnswered(response.result_type, response.error?.code ?? null, seconds);
     // One line per answered request; the method as the app named it, cut short (it is the app's text).
-    this.#log(request).info(
-      { method: response.result_type.slice(0, 64), outcome: response.error?.code ?? 'success', ms: Math.round(seconds * 1000), stored: keep === 'claimed' },
-      'nwc request answered',
-    );
+    // Through the request's own logger when something else was logged about it; otherwise with
+    // the same fields and no logger made for one line.
+    const line = { method: response.result_type.slice(0, 64), outcome: response.error?.code ?? 'success', ms: Math.round(seconds * 1000), stored: keep === 'claimed' };
+    const requestLog = this.#requestLogs.get(request);
+    if (requestLog) requestLog.info(line, 'nwc request answered');
+    else this.#logger.info({ request_id: request.id, connection: request.pubkey, ...line }, 'nwc request answered');
     try {
       await this.#pool.publish(event);
     } catch (error) {

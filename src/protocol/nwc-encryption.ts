@@ -17,6 +17,7 @@ export const SUPPORTED_ENCRYPTIONS: readonly NwcEncryption[] = ['nip44_v2', 'nip
 export function requestEncryption(event: Pick<Event, 'tags'>): NwcEncryption | { unsupported: string } {
   const tag = tagValue(event, 'encryption');
   if (tag === undefined) return 'nip04';
+  if (tag === 'nip44_v2' || tag === 'nip04') return tag;
   const wanted = tag.split(/\s+/).filter(Boolean);
   for (const scheme of wanted) {
     if (scheme === 'nip44_v2' || scheme === 'nip04') return scheme;

@@ -6,7 +6,9 @@
 export function isStorable(value: unknown): boolean {
   if (typeof value === 'string') return value.isWellFormed() && !value.includes('\u0000');
   if (Array.isArray(value)) return value.every(isStorable);
-  if (typeof value === 'object' && value !== null) return Object.entries(value).every(([k, v]) => isStorable(k) && isStorable(v));
+  if (typeof value === 'object' && value !== null) {
+    for (const key of Object.keys(value)) if (!isStorable(key) || !isStorable((value as Record<string, unknown>)[key])) return false;
+  }
   return true;
 }
 
