@@ -20,6 +20,7 @@ import type { BridgeKeys } from './keys.ts';
 import type { BridgeIdentity } from './methods/method.ts';
 import { METHODS } from './methods/registry.ts';
 import { RateLimiter, DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limiter.ts';
+import { RecentAnswers } from './recent-answers.ts';
 import type { RelayTransport } from './relay-pool.ts';
 import { DEFAULT_SUBSCRIPTION_SHAPE, ServiceKeySubscriptions, type SubscriptionShape } from './service-subscriptions.ts';
 import { inShard, type Shard } from './shard.ts';
@@ -42,6 +43,9 @@ type RequestRead = { body: { method: string; params: Record<string, unknown> } }
 const READ_ONLY_METHODS: ReadonlySet<string> = new Set(['get_info', 'get_balance', 'get_budget']);
 /** Read-only answers kept in memory for repeats of their request (a second relay's copy): about a kilobyte each. */
 const RECENT_READ_ONLY_ANSWERS = 4_096;
+
+/** Shared keys kept (one per connection and scheme), all dropped at once past this. */
+const SHARED_KEYS_KEPT = 10_000;
 
 /** How many times a request is answered anew because its connection changed meanwhile; the last pass takes the grant as it then is. */
 const MAX_PASSES = 3;
@@ -93,17 +97,19 @@ export class NwcResponder {
   readonly #inFlight = new Set<Promise<void>>();
   /** Ids of the requests being answered now. */
   readonly #working = new Set<string>();
-  readonly #keyCache = new Map<string, Uint8Array>();
+  /** Shared keys by scheme, service key and the request's author; `#keyCount` of them in all. */
+  readonly #keyCache: Record<NwcEncryption, Map<string, Map<string, Uint8Array>>> = { nip44_v2: new Map(), nip04: new Map() };
+  #keyCount = 0;
   readonly #connections: ConnectionCache;
   readonly #records: RequestRecords;
-  /** Answers to read-only requests, by request id, the newest last. */
-  readonly #recentReadOnlyAnswers = new Map<string, Event>();
+  /** Answers to the newest read-only requests. */
+  readonly #recentReadOnlyAnswers = new RecentAnswers(RECENT_READ_ONLY_ANSWERS);
   /** Per-connection service pubkey → connection pubkey. */
   readonly #serviceKeys = new Map<string, string>();
   readonly #subscriptions: ServiceKeySubscriptions;
   readonly #rateLimiter: RateLimiter;
-  /** When each request being worked on was received (for the latency metric). */
-  readonly #receivedAt = new WeakMap<Event, number>();
+  /** When each request being worked on was received, by id (for the latency metric). */
+  readonly #receivedAt = new Map<string, number>();
   /** Each request's own logger: every line about it carries its request id and connection. */
   readonly #requestLogs = new WeakMap<Event, Logger>();
   #accepting = true;
@@ -227,7 +233,7 @@ export class NwcResponder {
       .returning('event')
       .execute();
     if (taken.length > 0) this.#logger.info({ count: taken.length }, 'finishing requests whose claim lapsed');
-    for (const { event } of taken) this.#track(this.#process(event, { alreadyClaimed: true }));
+    for (const { event } of taken) this.#track(event.id, this.#process(event, { alreadyClaimed: true }), false);
   }
 
   /**
@@ -238,14 +244,15 @@ export class NwcResponder {
   receive(event: Event): void {
     if (!this.#accepting || this.#working.has(event.id)) return;
     this.#working.add(event.id);
-    this.#track(this.#process(event, { alreadyClaimed: false }), () => this.#working.delete(event.id));
+    this.#track(event.id, this.#process(event, { alreadyClaimed: false }), true);
   }
 
-  /** Keeps `work` among the requests in flight until it ends (a failure logged), then runs `ended`. */
-  #track(work: Promise<void>, ended?: () => void): void {
+  /** Keeps the work on a request among the requests in flight until it ends (a failure logged); `received`: it came from a relay. */
+  #track(requestId: string, work: Promise<void>, received: boolean): void {
     const end = () => {
       this.#inFlight.delete(tracked);
-      ended?.();
+      this.#receivedAt.delete(requestId);
+      if (received) this.#working.delete(requestId);
     };
     const tracked: Promise<void> = work.then(end, (error: unknown) => {
       if (error instanceof BridgeStopping) this.#logger.info('a request in flight is left to be resumed after the stop');
@@ -274,7 +281,7 @@ export class NwcResponder {
       await this.#pool.publish(answeredBefore).catch(() => undefined);
       return;
     }
-    this.#receivedAt.set(event, performance.now());
+    this.#receivedAt.set(event.id, performance.now());
     if (!alreadyClaimed && requestExpired(event, nowSeconds())) {
       this.#log(event).info('not executing a request past its expiration tag');
       return;
@@ -469,11 +476,8 @@ export class NwcResponder {
       service.secret,
     );
     if (keep === 'claimed') await this.#records.complete(request.id, event);
-    if (keep === 'recent') {
-      if (this.#recentReadOnlyAnswers.size >= RECENT_READ_ONLY_ANSWERS) this.#recentReadOnlyAnswers.delete(this.#recentReadOnlyAnswers.keys().next().value!);
-      this.#recentReadOnlyAnswers.set(request.id, event);
-    }
-    const receivedAt = this.#receivedAt.get(request);
+    if (keep === 'recent') this.#recentReadOnlyAnswers.add(request.id, event);
+    const receivedAt = this.#receivedAt.get(request.id);
     const seconds = receivedAt === undefined ? 0 : (performance.now() - receivedAt) / 1000;
     this.#options.metrics?.requestAnswered(response.result_type, response.error?.code ?? null, seconds);
     // One line per answered request; the method as the app named it, cut short (it is the app's text).
@@ -501,12 +505,19 @@ export class NwcResponder {
   }
 
   #sharedKey(encryption: NwcEncryption, service: ServiceKey, pubkey: string): Uint8Array {
-    const cacheKey = `${encryption}:${service.pubkey}:${pubkey}`;
-    let key = this.#keyCache.get(cacheKey);
+    const byService = this.#keyCache[encryption];
+    let byAuthor = byService.get(service.pubkey);
+    let key = byAuthor?.get(pubkey);
     if (!key) {
       key = sharedKey(encryption, service.secret, pubkey);
-      if (this.#keyCache.size > 10_000) this.#keyCache.clear();
-      this.#keyCache.set(cacheKey, key);
+      if (this.#keyCount >= SHARED_KEYS_KEPT) {
+        for (const cache of Object.values(this.#keyCache)) cache.clear();
+        this.#keyCount = 0;
+        byAuthor = undefined;
+      }
+      if (!byAuthor) byService.set(service.pubkey, (byAuthor = new Map()));
+      byAuthor.set(pubkey, key);
+      this.#keyCount++;
     }
     return key;
   }
