@@ -56,8 +56,8 @@ NwcResponder.prototype.receive = function (this: NwcResponder, event: Event) {
 };
 const publish = RelayPool.prototype.publish;
 RelayPool.prototype.publish = function (this: RelayPool, event: Event) {
-  const ctx = context.getStore();
-  if (timing && ctx && event.kind === 23195) timings.push({ id: ctx.id, insideMs: performance.now() - ctx.receivedAt, vaultMs: ctx.vaultMs, databaseMs: ctx.databaseMs });
+  const ctx = timing ? context.getStore() : undefined;
+  if (ctx && event.kind === 23195) timings.push({ id: ctx.id, insideMs: performance.now() - ctx.receivedAt, vaultMs: ctx.vaultMs, databaseMs: ctx.databaseMs });
   return publish.call(this, event);
 };
 // Vault calls, from the request's creation (in the NWC request's async context) to its end, through
@@ -82,8 +82,8 @@ diagnostics.subscribe('undici:request:error', vaultCallEnded);
 const query = pg.Client.prototype.query;
 pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   const result: unknown = Reflect.apply(query, this, args);
-  const ctx = context.getStore();
-  if (timing && ctx && result instanceof Promise) {
+  const ctx = timing ? context.getStore() : undefined;
+  if (ctx && result instanceof Promise) {
     const t0 = performance.now();
     const done = () => {
       ctx.databaseMs += performance.now() - t0;
