@@ -1,4 +1,4 @@
-import { CompiledQuery, DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, type Compilable, type QueryResult } from 'kysely';
+import { CompiledQuery, DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, type Compilable, type QueryResult, type RawBuilder } from 'kysely';
 import type { Database } from './schema.ts';
 
 /** Builds statements only (both backends compile PostgreSQL's dialect); it never runs one. */
@@ -32,13 +32,15 @@ type Runner = Pick<Kysely<any>, 'executeQuery'>;
  * comparison, a SET, an inserted value, `eb.val`), never into JavaScript logic, `sql.lit` or
  * an `in` list: the statement's text must not depend on the arguments, only its parameters. A
  * stand-in that does not reach the parameters is an error at the first run. Anything else
- * `build` reads is fixed at that first compile.
+ * `build` reads is fixed at that first compile. `build` may return a query builder or raw SQL
+ * (`sql\`…\``, whose stand-ins go where its interpolated values go).
  */
-export function compiledOnce<A extends object, R>(names: readonly (keyof A & string)[], build: (db: Kysely<Database>, args: Slots<A>) => Compilable<R>) {
+export function compiledOnce<A extends object, R>(names: readonly (keyof A & string)[], build: (db: Kysely<Database>, args: Slots<A>) => Compilable<R> | RawBuilder<R>) {
   let compiled: { sql: string; parameters: readonly unknown[] } | undefined;
   const compile = () => {
     const slots = Object.fromEntries(names.map((name) => [name, new Slot(name)])) as unknown as Slots<A>;
-    const query = build(builder, slots).compile();
+    const built = build(builder, slots);
+    const query = 'isRawBuilder' in built ? built.compile(builder) : built.compile();
     const used = new Set(query.parameters.filter((p): p is Slot => p instanceof Slot).map((p) => p.name));
     const lost = names.filter((name) => !used.has(name));
     if (lost.length > 0) throw new Error(`compiledOnce: ${lost.join(', ')} did not reach the statement's parameters`);

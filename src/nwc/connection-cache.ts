@@ -18,16 +18,15 @@ const LAST_USED_RESOLUTION_MS = 60_000;
  * check's position, with the balance of each one's user: get_balance, the most frequent
  * request, needs no other statement. Built once: one statement per batch of checks.
  */
-const grantCheckStatement = compiledOnce(['pubkeys', 'grantsCreatedAt'], (db, a: { pubkeys: string[]; grantsCreatedAt: (bigint | null)[] }) => {
-  const statement = sql<{ ord: string; available: bigint }>`
+const grantCheckStatement = compiledOnce(['pubkeys', 'grantsCreatedAt'], (_db, a: { pubkeys: string[]; grantsCreatedAt: (bigint | null)[] }) =>
+  sql<{ ord: string; available: bigint }>`
     select checked.ord, balance.available
     from unnest(${a.pubkeys}::text[], ${a.grantsCreatedAt}::bigint[]) with ordinality as checked (pubkey, grant_created_at, ord)
     join connections on connections.pubkey = checked.pubkey
       and (checked.grant_created_at is null or connections.grant_created_at = checked.grant_created_at)
     cross join lateral (select ${availableMsatSum} as available from deposits where deposits.user_pubkey = connections.user_pubkey) as balance
-  `;
-  return { compile: () => statement.compile(db) };
-});
+  `,
+);
 
 /** A connection read from memory, to check against its row: null grant means any grant will do. */
 interface GrantCheck {
@@ -96,10 +95,8 @@ export class ConnectionCache {
     return cached;
   }
 
-  /** The connection, from memory or from the database (undefined when there is none). */
-  async get(pubkey: string): Promise<Connection | undefined> {
-    const cached = this.cached(pubkey);
-    if (cached) return cached;
+  /** The connection as its row holds it now, then kept in memory (undefined when there is none). */
+  async read(pubkey: string): Promise<Connection | undefined> {
     const connection = await findConnection(this.#db, pubkey);
     if (connection) {
       if (this.#entries.size >= this.#capacity) this.#entries.delete(this.#entries.keys().next().value!);

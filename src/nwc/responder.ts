@@ -302,7 +302,7 @@ export class NwcResponder {
     let claimed = alreadyClaimed;
     // Each pass reads the connection (from memory, then from the database once it proved stale).
     for (let pass = 1; ; pass++) {
-      const connection = this.#connections.cached(event.pubkey) ?? (await this.#connections.get(event.pubkey));
+      const connection = this.#connections.cached(event.pubkey) ?? (await this.#connections.read(event.pubkey));
       // A connection answers on its own service key only (the bridge-wide one for older connections).
       if (!connection || (connection.servicePubkey ?? this.#keys.servicePubkey) !== service.pubkey) {
         await this.#respond(event, service, encryption, key, errorResponse(this.#methodOf(event, encryption, key), 'UNAUTHORIZED', 'no wallet is connected to this key'), false);
